@@ -1,0 +1,1 @@
+"""Domain rules of the identity service: plain functions, no I/O."""

@@ -1,0 +1,1 @@
+"""Domain rules of the intake service: plain functions, no I/O."""

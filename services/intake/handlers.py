@@ -1,0 +1,12 @@
+"""Bus subscriptions of the intake service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.bus.consumer import Subscription
+from shared.service import Runtime
+
+
+def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
+    return ()

@@ -1,0 +1,1 @@
+"""Domain rules of the routing service: plain functions, no I/O."""

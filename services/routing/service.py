@@ -1,0 +1,24 @@
+"""Wiring of the routing service: its schema, stream, routers and subscriptions."""
+
+from __future__ import annotations
+
+from services.routing import api, handlers
+from services.routing.models import Base
+from shared.contracts import EVENTS, GRID_STREAM, STREAMS
+from shared.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="routing",
+    title="Minyi routing",
+    description=(
+        "Classification of reports, dispatch to grid-governance platforms (基层治理四平台,"
+        " 12345) and hotspots (共性事项)."
+    ),
+    metadata=Base.metadata,
+    stream=STREAMS["routing"],
+    events=EVENTS["routing"],
+    extra_streams=(GRID_STREAM,),
+    routers=(api.router,),
+    subscriptions=handlers.subscriptions,
+    uses_temporal=False,
+)

@@ -1,0 +1,1 @@
+"""Domain rules of the scoring service: plain functions, no I/O."""

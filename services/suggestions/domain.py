@@ -1,0 +1,1 @@
+"""Domain rules of the suggestions service: plain functions, no I/O."""

@@ -1,0 +1,4 @@
+from services.suggestions.models import Base
+from shared.db import run_env
+
+run_env(Base.metadata)

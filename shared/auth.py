@@ -1,0 +1,241 @@
+"""JWT verification for every service, and signing of development tokens.
+
+Production verifies against the identity provider's JWKS (`MINYI_JWT_JWKS_URL`). The embedded
+stack signs with an ES256 key kept under `.minyi/keys/`, whose public half the services load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Depends, Request
+
+from shared.errors import Problem
+from shared.settings import Settings, get_settings
+
+ROLES: tuple[str, ...] = ("citizen", "deputy", "station_staff", "unit", "npc_staff", "admin", "integration")
+ALGORITHM = "ES256"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the verified claims, nothing more."""
+
+    sub: str
+    roles: frozenset[str]
+    region: str
+    deputy_id: str | None = None
+    unit_id: str | None = None
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def can_see(self, region_code: str | None) -> bool:
+        """A caller sees a region when its code starts with the caller's prefix ("" = everywhere)."""
+        if self.region == "":
+            return True
+        return region_code is not None and region_code.startswith(self.region)
+
+
+# ---- keys -------------------------------------------------------------------------------------
+
+
+def ensure_dev_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """Load the development signing key, creating it (0600) on first use."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise RuntimeError(f"{path} is not an EC private key; delete it to have a new one made")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    public_key_file(path).write_bytes(public_pem(key))
+    return key
+
+
+def public_key_file(signing_key_file: Path) -> Path:
+    return signing_key_file.with_name("jwt-public-key.pem")
+
+
+def public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_id(public_key_pem: bytes) -> str:
+    return hashlib.sha256(public_key_pem).hexdigest()[:16]
+
+
+def sign_token(
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    issuer: str,
+    audience: str,
+    sub: str,
+    roles: list[str],
+    region: str = "",
+    deputy_id: str | None = None,
+    unit_id: str | None = None,
+    ttl_seconds: int = 3600,
+    now: float | None = None,
+) -> str:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(unknown)}; known: {', '.join(ROLES)}")
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": sub,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+        "roles": roles,
+        "region": region,
+    }
+    if deputy_id:
+        claims["deputy_id"] = deputy_id
+    if unit_id:
+        claims["unit_id"] = unit_id
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(public_pem(key))})
+
+
+# ---- verification -----------------------------------------------------------------------------
+
+
+class TokenVerifier:
+    """Checks signature, issuer, audience and expiry, and maps the claims to a Principal."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        public_key_pem: bytes | None = None,
+        jwks_url: str | None = None,
+        leeway_seconds: int = 30,
+    ) -> None:
+        if not public_key_pem and not jwks_url:
+            raise ValueError("a public key or a JWKS URL is needed to verify tokens")
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway_seconds
+        self._public_key = serialization.load_pem_public_key(public_key_pem) if public_key_pem else None
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            key: Any = (
+                self._jwks.get_signing_key_from_jwt(token).key if self._jwks is not None else self._public_key
+            )
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["ES256", "RS256", "EdDSA"],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorized("登录凭证已过期，请重新登录。") from exc
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise _unauthorized("登录凭证无效。") from exc
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise _unauthorized("登录凭证中的角色格式不正确。")
+        region = claims.get("region", "")
+        if not isinstance(region, str) or (region and not region.isalnum()):
+            raise _unauthorized("登录凭证中的地区格式不正确。")
+        return Principal(
+            sub=str(claims["sub"]),
+            roles=frozenset(roles),
+            region=region,
+            deputy_id=claims.get("deputy_id"),
+            unit_id=claims.get("unit_id"),
+        )
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="minyi"'})
+
+
+def verifier_from_settings(settings: Settings) -> TokenVerifier:
+    if settings.jwt_jwks_url:
+        return TokenVerifier(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwks_url=settings.jwt_jwks_url,
+            leeway_seconds=settings.jwt_leeway_seconds,
+        )
+    key_file = settings.jwt_public_key_file or public_key_file(settings.dev_signing_key_file)
+    if not key_file.exists():
+        raise RuntimeError(
+            f"no JWT verification key at {key_file}; set MINYI_JWT_JWKS_URL or MINYI_JWT_PUBLIC_KEY_FILE"
+        )
+    return TokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        public_key_pem=key_file.read_bytes(),
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def _default_verifier() -> TokenVerifier:
+    return verifier_from_settings(get_settings())
+
+
+def get_verifier(request: Request) -> TokenVerifier:
+    """The app may carry its own verifier (tests, multi-tenant setups); else the settings decide."""
+    verifier = getattr(request.app.state, "token_verifier", None)
+    return verifier if verifier is not None else _default_verifier()
+
+
+def current_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("请先登录：缺少 Bearer 登录凭证。")
+    return verifier.verify(token.strip())
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency that yields the caller when it holds one of `roles`, else 403."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.has_any(roles):
+            raise Problem(403, "当前角色无权执行此操作。")
+        return principal
+
+    return dependency
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_region(principal: Principal, region_code: str | None) -> None:
+    if not principal.can_see(region_code):
+        raise Problem(403, "该地区不在您的管辖范围内。")

@@ -1,0 +1,1 @@
+"""Messaging on NATS JetStream: envelope, streams, transactional outbox, idempotent inbox."""

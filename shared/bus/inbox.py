@@ -1,0 +1,25 @@
+"""Idempotent inbox: an event id is recorded in the same transaction as its effect."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Table, delete, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def claim(session: AsyncSession, inbox: Table, *, consumer: str, event_id: str, subject: str) -> bool:
+    """True when this consumer has not seen the event; False for a redelivery or a replay."""
+    result = await session.execute(
+        insert(inbox)
+        .values(consumer=consumer, event_id=event_id, subject=subject)
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def purge(session: AsyncSession, inbox: Table, older_than: timedelta) -> int:
+    """Forget ids older than any redelivery or replay the streams can still produce."""
+    result = await session.execute(delete(inbox).where(inbox.c.received_at < func.now() - older_than))
+    return int(getattr(result, "rowcount", 0) or 0)

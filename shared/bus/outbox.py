@@ -1,0 +1,191 @@
+"""Transactional outbox: the event row commits with the state change; a relay publishes it.
+
+The relay publishes each row with `Nats-Msg-Id` = event id and marks it only after JetStream's
+PubAck, so a crash between the two republishes the row and the stream's duplicate window drops
+the copy. Several replicas may relay at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from opentelemetry import propagate, trace
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.envelope import CONTENT_TYPE, CloudEvent
+
+log = logging.getLogger("minyi.outbox")
+tracer = trace.get_tracer("minyi.outbox")
+
+# (subject, body, headers, stream) → PubAck duplicate flag
+Publish = Callable[[str, bytes, dict[str, str], str], Awaitable[bool]]
+
+
+async def add_event(session: AsyncSession, outbox: Table, event: CloudEvent, *, stream: str) -> None:
+    """Stage an event in the caller's transaction; it is published only if that commits."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    await session.execute(
+        insert(outbox).values(
+            event_id=event.id,
+            subject=event.type,
+            stream=stream,
+            payload=event.model_dump(mode="json", exclude_none=True),
+            trace_headers=carrier,
+        )
+    )
+    pending = session.info.setdefault("outbox_pending", 0)
+    session.info["outbox_pending"] = pending + 1
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    duplicates: int = 0
+    failures: int = 0
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order, marking each after its PubAck."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        publish: Publish,
+        *,
+        poll_seconds: float = 0.5,
+        batch_size: int = 200,
+        retention: timedelta = timedelta(days=7),
+        name: str = "outbox",
+    ) -> None:
+        self.sessions = sessions
+        self.outbox = outbox
+        self.publish = publish
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.retention = retention
+        self.name = name
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called after a commit that staged events, so they go out without waiting for the poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}-relay")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        failures = 0
+        last_purge = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                sent = await self.relay_once()
+                failures = 0
+                if loop.time() - last_purge > 3600:
+                    await self.purge()
+                    last_purge = loop.time()
+                if sent == self.batch_size:
+                    continue
+            except Exception as exc:
+                failures += 1
+                self.stats.failures += 1
+                delay = min(30.0, 0.2 * 2**failures) * random.uniform(0.5, 1.0)
+                log.warning("%s relay: publish failed (%s); retrying in %.1fs", self.name, exc, delay)
+                await self._sleep(delay)
+                continue
+            await self._sleep(self.poll_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were published and marked."""
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject,
+                           self.outbox.c.stream, self.outbox.c.payload, self.outbox.c.trace_headers)
+                    .where(self.outbox.c.published_at.is_(None))
+                    .order_by(self.outbox.c.seq)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            done: list[int] = []
+            try:
+                for row in rows:
+                    duplicate = await self._publish_row(row.event_id, row.subject, row.stream, row.payload,
+                                                        row.trace_headers)
+                    done.append(row.seq)
+                    self.stats.published += 1
+                    self.stats.duplicates += int(duplicate)
+            except Exception as exc:
+                # Keep what was acknowledged; the rest stays for the next round.
+                if len(done) < len(rows):
+                    await session.execute(
+                        update(self.outbox)
+                        .where(self.outbox.c.seq == rows[len(done)].seq)
+                        .values(attempts=self.outbox.c.attempts + 1, last_error=str(exc)[:2000])
+                    )
+                if done:
+                    await self._mark(session, done)
+                raise
+            if done:
+                await self._mark(session, done)
+            return len(done)
+
+    async def _mark(self, session: AsyncSession, seqs: list[int]) -> None:
+        await session.execute(
+            update(self.outbox).where(self.outbox.c.seq.in_(seqs)).values(published_at=func.now())
+        )
+
+    async def _publish_row(
+        self, event_id: str, subject: str, stream: str, payload: dict[str, Any], trace_headers: dict[str, str]
+    ) -> bool:
+        parent = propagate.extract(trace_headers or {})
+        with tracer.start_as_current_span(f"{subject} relay", context=parent, kind=trace.SpanKind.PRODUCER):
+            headers: dict[str, str] = {"Nats-Msg-Id": event_id, "content-type": CONTENT_TYPE}
+            propagate.inject(headers)
+            body = CloudEvent.model_validate(payload).to_bytes()
+            return await self.publish(subject, body, headers, stream)
+
+    async def purge(self) -> int:
+        """Drop rows published longer ago than the retention; they only served for audits."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                delete(self.outbox).where(
+                    self.outbox.c.published_at.is_not(None),
+                    self.outbox.c.published_at < func.now() - self.retention,
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def backlog(self) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
+            )
+            return int(count or 0)

@@ -1,0 +1,67 @@
+"""What other systems rely on: the streams and event types of CONTRACT.md, in one place."""
+
+from __future__ import annotations
+
+from shared.bus.streams import StreamSpec
+from shared.service import EventSpec
+
+STREAMS: dict[str, StreamSpec] = {
+    "intake": StreamSpec("INTAKE", ("intake.>",), description="citizens' reports and their status"),
+    "routing": StreamSpec("ROUTING", ("routing.>",), description="tickets and hotspots"),
+    "suggestions": StreamSpec("SUGGESTIONS", ("suggestions.>",), description="deputies' suggestions"),
+    "scoring": StreamSpec("SCORING", ("scoring.>",), description="points and rankings"),
+    "identity": StreamSpec("IDENTITY", ("identity.>",), description="directory and reconciliation"),
+}
+
+# Inbound streams that outside systems publish into; the consuming service declares them.
+REGISTRY_STREAM = StreamSpec(
+    "REGISTRY", ("registry.*.records",), max_age_days=90,
+    description="population, social-security and migrant registry records from provincial systems",
+)
+GRID_STREAM = StreamSpec(
+    "GRID", ("grid.*.tickets", "grid.*.events"), max_age_days=90,
+    description="tickets to and status from grid platforms on the nats transport",
+)
+
+EVENTS: dict[str, tuple[EventSpec, ...]] = {
+    "intake": tuple(
+        EventSpec(f"intake.report.{name}", text)
+        for name, text in (
+            ("submitted", "a citizen's report was accepted"),
+            ("acknowledged", "the deputy took the report up"),
+            ("dispatched", "the report went to a grid platform"),
+            ("answered", "the citizen got an answer"),
+            ("rated", "the citizen rated the answer"),
+            ("overdue", "an acknowledgement or answer deadline passed"),
+            ("closed", "the report is closed"),
+        )
+    ),
+    "routing": (
+        EventSpec("routing.ticket.created", "a report was sent to a grid platform as a ticket"),
+        EventSpec("routing.ticket.updated", "a grid platform changed a ticket's status"),
+        EventSpec("routing.hotspot.detected", "many similar reports in one place form a hotspot"),
+    ),
+    "suggestions": tuple(
+        EventSpec(f"suggestions.suggestion.{name}", text)
+        for name, text in (
+            ("submitted", "a deputy submitted a suggestion"),
+            ("assigned", "congress staff assigned it to handling units"),
+            ("extended", "the reply deadline was extended"),
+            ("replied", "the lead unit replied"),
+            ("evaluated", "the lead deputy evaluated the reply"),
+            ("reassigned", "re-assigned after a dissatisfied evaluation"),
+            ("overdue", "the reply is late"),
+            ("reviewed", "yearly look-back of an unsolved item"),
+            ("closed", "the suggestion is closed"),
+        )
+    ),
+    "scoring": (
+        EventSpec("scoring.points.recorded", "a ledger entry changed a deputy's points"),
+        EventSpec("scoring.ranking.published", "a ranking was published and frozen"),
+    ),
+    "identity": (
+        EventSpec("identity.deputy.updated", "a deputy was created or changed"),
+        EventSpec("identity.station.updated", "a station was created or changed"),
+        EventSpec("identity.reconciliation.completed", "a voter-roll reconciliation finished"),
+    ),
+}

@@ -1,0 +1,46 @@
+"""Migration steps every service shares. These are history: change them only by adding new steps."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+def create_messaging_tables(schema: str) -> None:
+    """Version 1 of the outbox and inbox (see shared/bus/tables.py for the live shape)."""
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("stream", sa.String(64), nullable=False),
+        sa.Column("payload", JSONB, nullable=False),
+        sa.Column("trace_headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
+        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
+        schema=schema,
+    )
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+        schema=schema,
+    )
+    op.create_index("ix_inbox_received_at", "inbox", ["received_at"], schema=schema)
+
+
+def drop_messaging_tables(schema: str) -> None:
+    op.drop_table("inbox", schema=schema)
+    op.drop_table("outbox", schema=schema)

@@ -1,0 +1,323 @@
+"""The runtime every service shares: one way to start, serve, be ready and stop.
+
+A service describes itself with a `ServiceSpec` (its schema, the streams it produces into, its
+HTTP routers and its subscriptions); `build_app` turns that into a FastAPI app whose lifespan
+migrates the schema, connects PostgreSQL, NATS and (where used) Temporal, declares the service's
+streams, relays its outbox, starts its consumers, and stops all of that in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from shared.bus import consumer, streams
+from shared.bus.envelope import CloudEvent, new_event
+from shared.bus.outbox import OutboxRelay, add_event
+from shared.bus.tables import inbox_table, outbox_table
+from shared.db import Database, upgrade_async
+from shared.errors import install_problem_handlers
+from shared.settings import Settings, get_settings
+from shared.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger("minyi.service")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An event a service publishes: documented in AsyncAPI, routed to its stream by prefix."""
+
+    type: str
+    description: str
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    metadata: MetaData
+    stream: streams.StreamSpec | None
+    events: Sequence[EventSpec] = ()
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Callable[[Runtime], Sequence[consumer.Subscription]] = lambda runtime: ()
+    extra_streams: Sequence[streams.StreamSpec] = ()
+    uses_temporal: bool = False
+    on_start: Sequence[Callable[[Runtime], Any]] = ()
+    on_stop: Sequence[Callable[[Runtime], Any]] = ()
+
+    @property
+    def produced_streams(self) -> list[streams.StreamSpec]:
+        own = [self.stream] if self.stream else []
+        return [*own, *self.extra_streams, streams.dead_letter_stream(self.name)]
+
+
+@dataclass
+class Runtime:
+    """Live connections of one service process; reachable from handlers as `request.app.state.runtime`."""
+
+    spec: ServiceSpec
+    settings: Settings
+    broker: NatsBroker
+    outbox: Table
+    inbox: Table
+    db: Database | None = None
+    relay: OutboxRelay | None = None
+    temporal: Any = None
+    bus_started: asyncio.Event = field(default_factory=asyncio.Event)
+    _bus_task: asyncio.Task[None] | None = None
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError(f"{self.spec.name}: the database is not connected yet")
+        return self.db
+
+    def sessions(self) -> Any:
+        return self.database.sessions
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.database.transaction() as session:
+            yield session
+
+    async def emit(self, session: AsyncSession, event_type: str, data: dict[str, Any],
+                   subject: str | None = None) -> str:
+        """Stage an event in `session`'s transaction; the relay publishes it after the commit."""
+        stream = self.stream_for(event_type)
+        event = new_event(self.spec.name, event_type, data, subject)
+        await add_event(session, self.outbox, event, stream=stream)
+        return event.id
+
+    def stream_for(self, subject: str) -> str:
+        for spec in self.spec.produced_streams:
+            for pattern in spec.subjects:
+                if _subject_matches(pattern, subject):
+                    return spec.name
+        raise ValueError(f"{self.spec.name} does not produce into any stream holding {subject!r}")
+
+    async def publish(self, subject: str, body: bytes, headers: dict[str, str], stream: str) -> bool:
+        ack = await self.broker.publish(body, subject, headers=headers, stream=stream, timeout=5.0)
+        return bool(getattr(ack, "duplicate", False))
+
+
+def _subject_matches(pattern: str, subject: str) -> bool:
+    p_tokens, s_tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p_tokens):
+        if token == ">":
+            return len(s_tokens) > i
+        if i >= len(s_tokens) or (token != "*" and token != s_tokens[i]):
+            return False
+    return len(p_tokens) == len(s_tokens)
+
+
+def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
+    provider = setup_tracing(spec.name)
+    broker = NatsBroker(
+        settings.nats_url or "nats://127.0.0.1:4222",
+        name=f"minyi-{spec.name}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        graceful_timeout=20.0,
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
+        logger=logging.getLogger(f"minyi.{spec.name}.bus"),
+    )
+    runtime = Runtime(
+        spec=spec,
+        settings=settings,
+        broker=broker,
+        outbox=_table(spec.metadata, "outbox", outbox_table),
+        inbox=_table(spec.metadata, "inbox", inbox_table),
+    )
+    ctx = consumer.ConsumerContext(
+        service=spec.name,
+        session_factory=runtime.sessions,
+        inbox=runtime.inbox,
+        publish=runtime.publish,
+        max_deliver=settings.max_deliver,
+        ack_wait_seconds=settings.ack_wait_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+    )
+    for sub in spec.subscriptions(runtime):
+        consumer.register(broker, ctx, sub)
+    for ev in spec.events:
+        broker.publisher(ev.type, title=ev.type, description=ev.description, schema=CloudEvent)
+    return runtime
+
+
+def _table(metadata: MetaData, name: str, factory: Callable[[MetaData], Table]) -> Table:
+    key = f"{metadata.schema}.{name}" if metadata.schema else name
+    return metadata.tables[key] if key in metadata.tables else factory(metadata)
+
+
+async def _start(runtime: Runtime) -> None:
+    spec, settings = runtime.spec, runtime.settings
+    database_url = settings.require("database_url")
+    settings.require("nats_url")
+    if settings.migrate_on_start:
+        log.info("migrating schema %s", spec.name)
+        await upgrade_async(spec.name, database_url)
+
+    def wake_relay(session: Session) -> None:
+        if session.info.pop("outbox_pending", 0) and runtime.relay is not None:
+            runtime.relay.wake()
+
+    runtime.db = Database.connect(database_url, application_name=f"minyi-{spec.name}", on_commit=wake_relay)
+    await runtime.database.ping(timeout=10)
+
+    await runtime.broker.connect()
+    js = runtime.broker.config.connection_state.stream
+    for stream in spec.produced_streams:
+        await streams.declare(js, stream, settings.stream_replicas)
+
+    runtime.relay = OutboxRelay(
+        runtime.database.sessions,
+        runtime.outbox,
+        runtime.publish,
+        poll_seconds=settings.outbox_poll_seconds,
+        name=spec.name,
+    )
+    runtime.relay.start()
+
+    if spec.uses_temporal:
+        from temporalio.client import Client
+
+        runtime.temporal = await Client.connect(
+            settings.require("temporal_address"), namespace=settings.temporal_namespace
+        )
+
+    consumed = sorted({sub.stream for sub in spec.subscriptions(runtime)})
+    runtime._bus_task = asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers")
+    for hook in spec.on_start:
+        result = hook(runtime)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
+    """In the background, so /healthz answers while we wait for producers to declare their streams."""
+    js = runtime.broker.config.connection_state.stream
+    await streams.wait_for_streams(js, consumed)
+    await runtime.broker.start()
+    runtime.bus_started.set()
+    log.info("%s consuming from %s", runtime.spec.name, ", ".join(consumed) or "no stream")
+
+
+async def _stop(runtime: Runtime) -> None:
+    for hook in runtime.spec.on_stop:
+        result = hook(runtime)
+        if asyncio.iscoroutine(result):
+            await result
+    if runtime._bus_task is not None and not runtime._bus_task.done():
+        runtime._bus_task.cancel()
+    # Consumers first: in-flight messages finish and are acked; then the relay drains what they wrote.
+    await runtime.broker.stop()
+    if runtime.relay is not None:
+        await runtime.relay.stop()
+    if runtime.db is not None:
+        await runtime.db.dispose()
+
+
+async def readiness(runtime: Runtime) -> dict[str, str]:
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Callable[[], Any]) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"failing: {type(exc).__name__}: {exc}"[:300]
+
+    async def database() -> None:
+        await runtime.database.ping()
+
+    async def nats() -> None:
+        conn = runtime.broker.config.connection_state.connection
+        if not conn.is_connected:
+            raise ConnectionError("not connected")
+        await runtime.broker.config.connection_state.stream.account_info()
+
+    async def bus() -> None:
+        if not runtime.bus_started.is_set():
+            raise RuntimeError("consumers not started (waiting for streams)")
+
+    async def temporal() -> None:
+        if runtime.temporal is None:
+            raise ConnectionError("not connected")
+        if not await runtime.temporal.service_client.check_health():
+            raise ConnectionError("unhealthy")
+
+    probes: list[tuple[str, Callable[[], Any]]] = [("database", database), ("nats", nats), ("consumers", bus)]
+    if runtime.spec.uses_temporal:
+        probes.append(("temporal", temporal))
+    await asyncio.gather(*(check(n, p) for n, p in probes))
+    return checks
+
+
+def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = make_runtime(spec, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _start(runtime)
+        try:
+            yield
+        finally:
+            await _stop(runtime)
+
+    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Database, NATS and (where used) Temporal are reachable",
+             responses={503: {"description": "a dependency is not reachable"}})
+    async def readyz() -> JSONResponse:
+        checks = await readiness(runtime)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    for router in spec.routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def serve(spec: ServiceSpec) -> None:
+    """Run one service until SIGTERM/SIGINT; uvicorn finishes in-flight requests first."""
+    settings = get_settings()
+    setup_logging(spec.name, settings.log_level)
+    app = build_app(spec, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.port_of(spec.name),
+        log_config=None,
+        timeout_graceful_shutdown=25,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()

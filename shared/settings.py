@@ -1,0 +1,89 @@
+"""Settings from `MINYI_*` environment variables, one object for every process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("intake", "routing", "suggestions", "scoring", "identity")
+
+DEFAULT_PORTS: dict[str, int] = {
+    "intake": 8101,
+    "routing": 8102,
+    "suggestions": 8103,
+    "scoring": 8104,
+    "identity": 8105,
+    "postgres": 15432,
+    "nats": 14222,
+    "nats_monitor": 18222,
+    "temporal": 17233,
+    "temporal_ui": 18233,
+}
+
+
+class Settings(BaseSettings):
+    """Everything a Minyi process can be told; every field maps to `MINYI_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="MINYI_", extra="ignore")
+
+    home: Path = Path(".minyi")
+
+    database_url: str | None = None
+    nats_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+
+    http_host: str = "127.0.0.1"
+    intake_port: int = DEFAULT_PORTS["intake"]
+    routing_port: int = DEFAULT_PORTS["routing"]
+    suggestions_port: int = DEFAULT_PORTS["suggestions"]
+    scoring_port: int = DEFAULT_PORTS["scoring"]
+    identity_port: int = DEFAULT_PORTS["identity"]
+    postgres_port: int = DEFAULT_PORTS["postgres"]
+    nats_port: int = DEFAULT_PORTS["nats"]
+    nats_monitor_port: int = DEFAULT_PORTS["nats_monitor"]
+    temporal_port: int = DEFAULT_PORTS["temporal"]
+    temporal_ui_port: int = DEFAULT_PORTS["temporal_ui"]
+
+    jwt_issuer: str = "minyi"
+    jwt_audience: str = "minyi"
+    # Production: the identity provider's JWKS. Development: the key `minyi token` signs with.
+    jwt_jwks_url: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_leeway_seconds: int = 30
+
+    migrate_on_start: bool = True
+    log_level: str = "INFO"
+
+    # Delivery: how often a failing event is tried before it goes to the dead-letter subject.
+    max_deliver: int = Field(default=5, ge=1)
+    ack_wait_seconds: float = 30.0
+    retry_base_seconds: float = 1.0
+    outbox_poll_seconds: float = 0.5
+    # Production runs JetStream with three replicas; the embedded server has one.
+    stream_replicas: int = 1
+
+    def port_of(self, name: str) -> int:
+        return int(getattr(self, f"{name}_port"))
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def dev_signing_key_file(self) -> Path:
+        return self.state_dir / "keys" / "jwt-signing-key.pem"
+
+    def require(self, field: str) -> str:
+        value = getattr(self, field)
+        if not value:
+            raise RuntimeError(f"MINYI_{field.upper()} is not set; start the stack with `minyi up` or set it")
+        return str(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,87 @@
+"""Small helpers for tests that look at JetStream and PostgreSQL directly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.js.errors import NotFoundError
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def unique_name(prefix: str = "probe") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+async def stream_messages(nats_url: str, stream: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """Every message in the stream as (subject, headers, data), in order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(stream)
+        except NotFoundError:
+            return []
+        out: list[tuple[str, dict[str, str], bytes]] = []
+        if info.state.messages == 0:
+            return out
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(stream, seq)
+            except NotFoundError:
+                continue
+            out.append((msg.subject, dict(msg.headers or {}), msg.data or b""))
+        return out
+    finally:
+        await nc.close()
+
+
+async def publish(nats_url: str, subject: str, body: bytes, msg_id: str | None = None) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await nc.jetstream().publish(subject, body, headers=headers, timeout=5)
+    finally:
+        await nc.close()
+
+
+async def consumer_state(nats_url: str, stream: str, durable: str) -> Any:
+    nc = await nats.connect(nats_url)
+    try:
+        return await nc.jetstream().consumer_info(stream, durable)
+    finally:
+        await nc.close()
+
+
+async def count_rows(database_url: str, table: Table) -> int:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.1
+) -> None:
+    """Wait for a condition the system reaches on its own; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for: {what}")
+        await asyncio.sleep(interval)
+
+
+def event_body(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {"specversion": "1.0", "id": event_id, "source": "/tests", "type": event_type, "data": data}
+    ).encode()

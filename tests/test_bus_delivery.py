@@ -1,0 +1,228 @@
+"""Delivery guarantees of the shared bus, proven against a real nats-server and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from busutil import consumer_state, count_rows, event_body, eventually, publish, stream_messages, unique_name
+from conftest import Servers
+from probe import CRASH_ENV, attempts, create_schema, make_probe, probe_settings
+from sqlalchemy import update
+
+from minyi.servers import Nats, free_port
+from shared.service import build_app
+
+HERE = Path(__file__).parent
+
+
+async def test_outbox_event_is_delivered_once_even_when_the_relay_publishes_it_twice(servers: Servers) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url, outbox_poll_seconds=3600))
+    runtime = app.state.runtime
+    async with app.router.lifespan_context(app):
+        await runtime.relay.stop()  # drive the relay by hand
+        async with runtime.transaction() as session:
+            event_id = await runtime.emit(session, probe.subject, {"value": "once"})
+
+        assert await runtime.relay.relay_once() == 1
+        # A relay that crashed after the PubAck but before marking the row publishes it again.
+        async with runtime.transaction() as session:
+            await session.execute(update(runtime.outbox).values(published_at=None))
+        assert await runtime.relay.relay_once() == 1
+        assert runtime.relay.stats.duplicates == 1
+        assert await runtime.relay.backlog() == 0
+
+        await eventually(lambda: _effects_are(probe, servers, 1), timeout=10, what="the event's effect")
+
+    messages = await stream_messages(servers.nats_url, probe.stream)
+    assert [h["Nats-Msg-Id"] for _, h, _ in messages] == [event_id]
+    subject, headers, data = messages[0]
+    assert subject == probe.subject
+    assert headers["content-type"].startswith("application/cloudevents+json")
+    envelope = json.loads(data)
+    assert envelope["specversion"] == "1.0" and envelope["id"] == event_id
+    assert envelope["data"] == {"value": "once"}
+    assert await count_rows(servers.database_url, probe.effects) == 1
+
+
+async def test_rolled_back_transaction_publishes_nothing(servers: Servers) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url))
+    runtime = app.state.runtime
+    async with app.router.lifespan_context(app):
+        with pytest.raises(RuntimeError, match="validation failed"):
+            async with runtime.transaction() as session:
+                await runtime.emit(session, probe.subject, {"value": "never"})
+                raise RuntimeError("validation failed")
+        async with runtime.transaction() as session:
+            kept = await runtime.emit(session, probe.subject, {"value": "kept"})
+        await eventually(lambda: _backlog_is(runtime, 0), timeout=10, what="the outbox to drain")
+    ids = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(servers.nats_url, probe.stream)]
+    assert ids == [kept]
+
+
+async def test_consumer_that_crashes_after_its_effect_but_before_the_ack_does_not_apply_it_twice(
+    servers: Servers, server_env: dict[str, str]
+) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    crashing = subprocess.Popen(
+        [sys.executable, str(HERE / "probe.py"), probe.name],
+        env={**server_env, CRASH_ENV: "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        await _wait_for_line(crashing, "probe ready")
+        event_id = "crash-" + probe.name
+        await publish(servers.nats_url, probe.subject, event_body(event_id, probe.subject, {"value": "x"}), event_id)
+        code = await asyncio.to_thread(crashing.wait, 30)
+    finally:
+        if crashing.poll() is None:
+            crashing.kill()
+    assert code == 17, "the probe should have died right after committing its effect"
+    assert await count_rows(servers.database_url, probe.effects) == 1
+    info = await consumer_state(servers.nats_url, probe.stream, probe.durable)
+    assert info.num_ack_pending == 1, "the crashed consumer never acknowledged the message"
+
+    # A healthy replica takes over; the message comes back after ack_wait and is skipped.
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url))
+    async with app.router.lifespan_context(app):
+        await eventually(lambda: _acked(servers, probe), timeout=20, what="the redelivered message to be acked")
+    info = await consumer_state(servers.nats_url, probe.stream, probe.durable)
+    assert info.delivered.consumer_seq == 2, "delivered once to the crashed consumer, once to the new one"
+    assert attempts[event_id] == 0, "the inbox recognised the event before the handler ran again"
+    assert await count_rows(servers.database_url, probe.effects) == 1
+
+
+async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered_with_the_reason(servers: Servers) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    settings = probe_settings(servers.database_url, servers.nats_url, max_deliver=3)
+    app = build_app(probe.spec, settings)
+    async with app.router.lifespan_context(app):
+        bad_id, good_id = f"bad-{probe.name}", f"good-{probe.name}"
+        await publish(servers.nats_url, probe.subject,
+                      event_body(bad_id, probe.subject, {"value": "poison", "fail": True}), bad_id)
+        await publish(servers.nats_url, probe.subject, event_body(good_id, probe.subject, {"value": "fine"}), good_id)
+        dead_stream = f"DEADLETTER_{probe.name.upper()}"
+
+        async def dead_lettered() -> bool:
+            return len(await stream_messages(servers.nats_url, dead_stream)) >= 1
+
+        await eventually(dead_lettered, timeout=20, what="the failing event on the dead-letter stream")
+        await eventually(lambda: _acked(servers, probe), timeout=10, what="both messages acked")
+
+    assert attempts[bad_id] == 3, "retried up to max_deliver, no more"
+    dead = await stream_messages(servers.nats_url, dead_stream)
+    assert len(dead) == 1
+    subject, headers, data = dead[0]
+    assert subject == f"deadletter.{probe.name}.{probe.subject}"
+    letter = json.loads(data)
+    assert letter["deliveries"] == 3
+    assert letter["consumer"] == probe.durable
+    assert "refusing 'poison' on purpose" in letter["error"]
+    assert json.loads(letter["original"]["text"])["id"] == bad_id
+    assert letter["original_headers"]["Nats-Msg-Id"] == bad_id
+    # The failure did not block the stream: the good event was applied, the bad one left no trace.
+    assert await count_rows(servers.database_url, probe.effects) == 1
+
+
+async def test_a_malformed_message_goes_straight_to_dead_letters(servers: Servers) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url, max_deliver=5))
+    async with app.router.lifespan_context(app):
+        await publish(servers.nats_url, probe.subject, b"{not json", "garbage-1")
+        dead_stream = f"DEADLETTER_{probe.name.upper()}"
+
+        async def dead_lettered() -> bool:
+            return len(await stream_messages(servers.nats_url, dead_stream)) == 1
+
+        await eventually(dead_lettered, timeout=15, what="the malformed message on the dead-letter stream")
+        await eventually(lambda: _acked(servers, probe), timeout=10, what="the malformed message acked")
+    letter = json.loads((await stream_messages(servers.nats_url, dead_stream))[0][2])
+    assert letter["deliveries"] == 1, "retrying cannot fix bytes that are not an event"
+    assert letter["error"].startswith("malformed: not JSON")
+    assert letter["original"]["text"] == "{not json"
+
+
+@pytest.mark.slow
+async def test_nats_restarted_mid_stream_loses_nothing_that_was_committed(
+    servers: Servers, tmp_path: Path
+) -> None:
+    own = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
+    own.start()
+    try:
+        probe = make_probe(unique_name())
+        await create_schema(probe, servers.database_url)
+        app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
+        runtime = app.state.runtime
+        total = 300
+        committed: list[str] = []
+        async with app.router.lifespan_context(app):
+
+            async def produce() -> None:
+                for i in range(total):
+                    async with runtime.transaction() as session:
+                        committed.append(await runtime.emit(session, probe.subject, {"value": str(i)}))
+                    await asyncio.sleep(0.01)
+
+            producer = asyncio.create_task(produce())
+            await eventually(lambda: _len_at_least(committed, total // 3), timeout=30, what="a third committed")
+            own.child.kill()  # not a clean stop: whatever was acked must already be on disk
+            await asyncio.sleep(1.5)
+            own.start()
+            await producer
+            await eventually(lambda: _backlog_is(runtime, 0), timeout=60, what="the outbox to drain after restart")
+            await eventually(lambda: _effects_are(probe, servers, total), timeout=60,
+                             what=f"all {total} effects applied")
+
+        messages = await stream_messages(own.url, probe.stream)
+        ids = [h["Nats-Msg-Id"] for _, h, _ in messages]
+        assert len(ids) == len(set(ids)), "no event is in the stream twice"
+        assert set(ids) == set(committed)
+        assert len(committed) == total
+        assert await count_rows(servers.database_url, probe.effects) == total
+    finally:
+        own.stop()
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+async def _effects_are(probe, servers: Servers, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return await count_rows(servers.database_url, probe.effects) == n
+
+
+async def _backlog_is(runtime, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return await runtime.relay.backlog() == n
+
+
+async def _acked(servers: Servers, probe) -> bool:  # type: ignore[no-untyped-def]
+    info = await consumer_state(servers.nats_url, probe.stream, probe.durable)
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def _len_at_least(items: list[str], n: int) -> bool:
+    return len(items) >= n
+
+
+async def _wait_for_line(proc: subprocess.Popen[bytes], line: str, timeout: float = 30) -> None:
+    def read() -> None:
+        assert proc.stdout is not None
+        seen = []
+        for raw in proc.stdout:
+            text = raw.decode(errors="replace")
+            seen.append(text)
+            if line in text:
+                return
+        raise AssertionError(f"process exited before printing {line!r}:\n{''.join(seen)[-3000:]}")
+
+    await asyncio.wait_for(asyncio.to_thread(read), timeout)
+

@@ -1,0 +1,885 @@
+"""Offline checks of the deployment files.
+
+Covers the Dockerfile, .dockerignore, docker-compose.yml (against the compose-spec JSON
+schema vendored in check-jsonschema) and the Kustomize tree under deploy/k8s (against
+the Kubernetes OpenAPI schemas shipped with kubernetes-validate, in strict mode).
+
+No servers, no network, no Docker: plain synchronous tests that only read files.
+The per-service invariants are written as functions returning a list of problems, so
+the tests at the bottom can also prove that a broken manifest is reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import kubernetes_validate.utils
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+K8S_BASE = K8S_DIR / "base"
+K8S_PRODUCTION = K8S_DIR / "overlays" / "production"
+
+# Kubernetes version whose schemas the manifests are validated against. It must be one
+# that the installed kubernetes-validate ships (checked below).
+KUBERNETES_VERSION = "1.37.0"
+
+SERVICES: dict[str, int] = {
+    "intake": 8101,
+    "routing": 8102,
+    "suggestions": 8103,
+    "scoring": 8104,
+    "identity": 8105,
+}
+PER_SERVICE_KINDS = (
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+)
+IMAGE_NAME = "minyi"
+IMAGE = "minyi:0.1.0"
+RUN_AS_USER = 10001
+CONFIG_MAP_NAME = "minyi-config"
+SECRET_NAME = "minyi-secrets"
+NAMESPACE = "minyi"
+# (protocol, port) pairs every service must be allowed to reach.
+REQUIRED_EGRESS = {
+    ("TCP", 5432),  # PostgreSQL
+    ("TCP", 4222),  # NATS
+    ("TCP", 7233),  # Temporal
+    ("UDP", 53),  # DNS
+    ("TCP", 4317),  # OTLP gRPC
+    ("TCP", 4318),  # OTLP HTTP
+}
+SHARED_CONFIG_KEYS = (
+    "MINYI_NATS_URL",
+    "MINYI_TEMPORAL_ADDRESS",
+    "MINYI_TEMPORAL_NAMESPACE",
+    "MINYI_HTTP_HOST",
+    "MINYI_JWT_ISSUER",
+    "MINYI_JWT_AUDIENCE",
+    "MINYI_PII_KEYS_FILE",
+    "MINYI_CODE_SECRET_FILE",
+    "MINYI_LOG_LEVEL",
+    "MINYI_MIGRATE_ON_START",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
+def port_env_var(service: str) -> str:
+    return f"MINYI_{service.upper()}_PORT"
+
+
+def resource_name(service: str) -> str:
+    return f"minyi-{service}"
+
+
+# ---------------------------------------------------------------------------
+# Loading helpers
+# ---------------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+def load_kustomization(directory: Path) -> dict[str, Any]:
+    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        candidate = directory / name
+        if candidate.is_file():
+            data = load_yaml(candidate)
+            assert isinstance(data, dict), f"{candidate} is not a mapping"
+            return data
+    raise AssertionError(f"no kustomization file in {directory}")
+
+
+def kustomization_file_refs(kustomization: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, relative path) for every local file or directory a kustomization names."""
+    refs: list[tuple[str, str]] = []
+    for field in ("resources", "components", "crds", "patchesStrategicMerge", "configurations"):
+        for entry in kustomization.get(field) or []:
+            if isinstance(entry, str):
+                refs.append((field, entry))
+    for field in ("patches", "patchesJson6902", "replacements"):
+        for entry in kustomization.get(field) or []:
+            if isinstance(entry, dict) and "path" in entry:
+                refs.append((field, entry["path"]))
+    for field in ("configMapGenerator", "secretGenerator"):
+        for generator in kustomization.get(field) or []:
+            for source in generator.get("files") or []:
+                refs.append((field, source.split("=", 1)[-1]))
+            for source in generator.get("envs") or []:
+                refs.append((field, source))
+            if generator.get("env"):
+                refs.append((field, generator["env"]))
+    return refs
+
+
+def is_remote(ref: str) -> bool:
+    return "://" in ref or ref.startswith(("github.com/", "git@"))
+
+
+def base_documents() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, document) for every document of every file listed in base resources."""
+    documents: list[tuple[str, dict[str, Any]]] = []
+    for ref in load_kustomization(K8S_BASE).get("resources") or []:
+        path = K8S_BASE / ref
+        if path.is_file():
+            documents.extend((ref, doc) for doc in load_yaml_documents(path))
+    return documents
+
+
+def find(documents: Iterable[tuple[str, dict[str, Any]]], kind: str, name: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in documents if doc.get("kind") == kind and doc["metadata"].get("name") == name]
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether a matchLabels selector (the only form used here) selects these labels."""
+    if not selector:
+        return False
+    match_labels = selector.get("matchLabels") if "matchLabels" in selector else selector
+    if not match_labels or selector.get("matchExpressions"):
+        return False
+    return all(labels.get(key) == value for key, value in match_labels.items())
+
+
+# ---------------------------------------------------------------------------
+# Per-service Kubernetes invariants (each returns a list of problems)
+# ---------------------------------------------------------------------------
+
+
+def resolve_port(port: int | str | None, container: dict[str, Any]) -> int | None:
+    if isinstance(port, int):
+        return port
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return declared.get("containerPort")
+    return None
+
+
+def probe_problems(name: str, probe: dict[str, Any] | None, path: str, port: int, container: dict) -> list[str]:
+    if not probe:
+        return [f"{name} is missing"]
+    http_get = probe.get("httpGet")
+    if not http_get:
+        return [f"{name} is not an httpGet probe"]
+    problems = []
+    if http_get.get("path") != path:
+        problems.append(f"{name} path is {http_get.get('path')!r}, expected {path!r}")
+    resolved = resolve_port(http_get.get("port"), container)
+    if resolved != port:
+        problems.append(f"{name} port {http_get.get('port')!r} resolves to {resolved}, expected {port}")
+    return problems
+
+
+def deployment_problems(deployment: dict[str, Any], service: str, port: int) -> list[str]:
+    problems: list[str] = []
+    spec = deployment.get("spec") or {}
+    template = spec.get("template") or {}
+    pod_labels = (template.get("metadata") or {}).get("labels") or {}
+    pod = template.get("spec") or {}
+    containers = pod.get("containers") or []
+
+    if spec.get("replicas") != 2:
+        problems.append(f"replicas is {spec.get('replicas')}, expected 2")
+    if not selector_matches(spec.get("selector"), pod_labels):
+        problems.append("spec.selector does not select the pod template labels")
+    if pod.get("terminationGracePeriodSeconds") != 30:
+        problems.append("terminationGracePeriodSeconds is not 30")
+    if len(containers) != 1:
+        return [*problems, f"expected exactly one container, found {len(containers)}"]
+    container = containers[0]
+
+    if container.get("image") != IMAGE:
+        problems.append(f"image is {container.get('image')!r}, expected {IMAGE!r}")
+    if container.get("command"):
+        problems.append("container overrides the image ENTRYPOINT (use args)")
+    if container.get("args") != ["serve", service]:
+        problems.append(f"args are {container.get('args')!r}, expected ['serve', {service!r}]")
+    container_ports = [p.get("containerPort") for p in container.get("ports") or []]
+    if port not in container_ports:
+        problems.append(f"containerPort {port} is not declared (found {container_ports})")
+
+    problems += probe_problems("livenessProbe", container.get("livenessProbe"), "/healthz", port, container)
+    problems += probe_problems("readinessProbe", container.get("readinessProbe"), "/readyz", port, container)
+    if not container.get("startupProbe"):
+        problems.append("startupProbe is missing")
+    else:
+        startup_path = (container["startupProbe"].get("httpGet") or {}).get("path")
+        if startup_path not in ("/healthz", "/readyz"):
+            problems.append(f"startupProbe path is {startup_path!r}")
+
+    resources = container.get("resources") or {}
+    for section in ("requests", "limits"):
+        for quantity in ("cpu", "memory"):
+            if not (resources.get(section) or {}).get(quantity):
+                problems.append(f"resources.{section}.{quantity} is not set")
+
+    pod_security = pod.get("securityContext") or {}
+    container_security = container.get("securityContext") or {}
+
+    def effective(key: str) -> Any:
+        return container_security.get(key, pod_security.get(key))
+
+    if effective("runAsNonRoot") is not True:
+        problems.append("runAsNonRoot is not true")
+    if effective("runAsUser") != RUN_AS_USER:
+        problems.append(f"runAsUser is {effective('runAsUser')}, expected {RUN_AS_USER}")
+    if (effective("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append("seccompProfile is not RuntimeDefault")
+    if container_security.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem is not true")
+    if container_security.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation is not false")
+    if "ALL" not in ((container_security.get("capabilities") or {}).get("drop") or []):
+        problems.append("capabilities do not drop ALL")
+
+    empty_dirs = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
+    tmp_mounts = [m for m in container.get("volumeMounts") or [] if m.get("mountPath") == "/tmp"]
+    if not tmp_mounts or tmp_mounts[0].get("name") not in empty_dirs:
+        problems.append("/tmp is not an emptyDir mount")
+
+    config_maps = [(e.get("configMapRef") or {}).get("name") for e in container.get("envFrom") or []]
+    if CONFIG_MAP_NAME not in config_maps:
+        problems.append(f"envFrom does not load the ConfigMap {CONFIG_MAP_NAME}")
+    secret_refs = [(e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") for e in container.get("env") or []]
+    secret_refs += [(e.get("secretRef") or {}).get("name") for e in container.get("envFrom") or []]
+    if SECRET_NAME not in secret_refs:
+        problems.append(f"no environment variable comes from the Secret {SECRET_NAME}")
+    env_values = {e["name"]: e.get("value") for e in container.get("env") or []}
+    if env_values.get("OTEL_SERVICE_NAME") != resource_name(service):
+        problems.append("OTEL_SERVICE_NAME is not set to the service")
+
+    spread = pod.get("topologySpreadConstraints") or []
+    if not spread:
+        problems.append("topologySpreadConstraints are missing")
+    for constraint in spread:
+        if not selector_matches(constraint.get("labelSelector"), pod_labels):
+            problems.append("a topologySpreadConstraint does not select this service's pods")
+    return problems
+
+
+def service_problems(service_doc: dict[str, Any], pod_labels: dict[str, str], port: int) -> list[str]:
+    spec = service_doc.get("spec") or {}
+    problems = []
+    if spec.get("type", "ClusterIP") != "ClusterIP":
+        problems.append(f"Service type is {spec.get('type')}, expected ClusterIP")
+    if not selector_matches(spec.get("selector"), pod_labels):
+        problems.append("Service selector does not select the Deployment's pods")
+    if port not in [p.get("port") for p in spec.get("ports") or []]:
+        problems.append(f"Service does not expose port {port}")
+    return problems
+
+
+def pdb_problems(pdb: dict[str, Any], pod_labels: dict[str, str]) -> list[str]:
+    spec = pdb.get("spec") or {}
+    problems = []
+    if pdb.get("apiVersion") != "policy/v1":
+        problems.append("PodDisruptionBudget is not policy/v1")
+    if spec.get("minAvailable") != 1:
+        problems.append(f"minAvailable is {spec.get('minAvailable')}, expected 1")
+    if not selector_matches(spec.get("selector"), pod_labels):
+        problems.append("PodDisruptionBudget selector does not select the Deployment's pods")
+    return problems
+
+
+def hpa_problems(hpa: dict[str, Any], deployment_name: str) -> list[str]:
+    spec = hpa.get("spec") or {}
+    problems = []
+    if hpa.get("apiVersion") != "autoscaling/v2":
+        problems.append("HorizontalPodAutoscaler is not autoscaling/v2")
+    target = spec.get("scaleTargetRef") or {}
+    if (target.get("kind"), target.get("name")) != ("Deployment", deployment_name):
+        problems.append(f"scaleTargetRef is {target}, expected Deployment {deployment_name}")
+    if (spec.get("minReplicas"), spec.get("maxReplicas")) != (2, 10):
+        problems.append(f"replica range is {spec.get('minReplicas')}..{spec.get('maxReplicas')}, expected 2..10")
+    cpu_targets = [
+        m["resource"].get("target", {}).get("averageUtilization")
+        for m in spec.get("metrics") or []
+        if m.get("type") == "Resource" and m.get("resource", {}).get("name") == "cpu"
+    ]
+    if cpu_targets != [70]:
+        problems.append(f"CPU utilisation targets are {cpu_targets}, expected [70]")
+    return problems
+
+
+def network_policy_problems(policy: dict[str, Any], pod_labels: dict[str, str], port: int) -> list[str]:
+    spec = policy.get("spec") or {}
+    problems = []
+    if not selector_matches(spec.get("podSelector"), pod_labels):
+        problems.append("NetworkPolicy podSelector does not select the Deployment's pods")
+    if set(spec.get("policyTypes") or []) != {"Ingress", "Egress"}:
+        problems.append("NetworkPolicy must govern both Ingress and Egress")
+    ingress_ports = {
+        (p.get("protocol", "TCP"), p.get("port")) for rule in spec.get("ingress") or [] for p in rule.get("ports") or []
+    }
+    if ("TCP", port) not in ingress_ports:
+        problems.append(f"ingress to TCP {port} is not allowed")
+    if any(not rule.get("ports") for rule in spec.get("ingress") or []):
+        problems.append("an ingress rule allows every port")
+    egress_ports = {
+        (p.get("protocol", "TCP"), p.get("port")) for rule in spec.get("egress") or [] for p in rule.get("ports") or []
+    }
+    missing = REQUIRED_EGRESS - egress_ports
+    if missing:
+        problems.append(f"egress is not allowed to {sorted(missing)}")
+    return problems
+
+
+def service_resource_problems(documents: list[tuple[str, dict[str, Any]]], service: str, port: int) -> list[str]:
+    """All invariants of one service's resources within a list of documents."""
+    name = resource_name(service)
+    found = {kind: find(documents, kind, name) for kind in PER_SERVICE_KINDS}
+    problems = [
+        f"{kind} {name}: found {len(docs)}, expected exactly 1" for kind, docs in found.items() if len(docs) != 1
+    ]
+    if problems:
+        return problems
+    deployment = found["Deployment"][0]
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+    problems += [f"Deployment: {p}" for p in deployment_problems(deployment, service, port)]
+    problems += [f"Service: {p}" for p in service_problems(found["Service"][0], pod_labels, port)]
+    problems += [f"PDB: {p}" for p in pdb_problems(found["PodDisruptionBudget"][0], pod_labels)]
+    problems += [f"HPA: {p}" for p in hpa_problems(found["HorizontalPodAutoscaler"][0], name)]
+    problems += [f"NetworkPolicy: {p}" for p in network_policy_problems(found["NetworkPolicy"][0], pod_labels, port)]
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# docker-compose.yml helpers
+# ---------------------------------------------------------------------------
+
+
+def compose_schema() -> dict[str, Any]:
+    resource = importlib.resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
+    return json.loads(resource.read_text(encoding="utf-8"))
+
+
+def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def compose_environment(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in environment)
+    return {key: "" if value is None else str(value) for key, value in environment.items()}
+
+
+def compose_port_pairs(service: dict[str, Any]) -> set[tuple[int, int]]:
+    """(published, target) pairs of a compose service's ports."""
+    pairs = set()
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            pairs.add((int(entry.get("published", 0)), int(entry["target"])))
+            continue
+        spec = str(entry).split("/", 1)[0]
+        parts = spec.split(":")
+        target = parts[-1]
+        published = parts[-2] if len(parts) >= 2 else target
+        if target.isdigit() and published.isdigit():
+            pairs.add((int(published), int(target)))
+    return pairs
+
+
+def as_argv(command: Any) -> list[str]:
+    return command.split() if isinstance(command, str) else list(command or [])
+
+
+def compose_service_problems(compose: dict[str, Any], service: str, port: int) -> list[str]:
+    services = compose.get("services") or {}
+    if service not in services:
+        return [f"service {service!r} is missing"]
+    definition = services[service]
+    problems = []
+    if as_argv(definition.get("command")) != ["serve", service]:
+        problems.append(f"command is {definition.get('command')!r}, expected ['serve', {service!r}]")
+    if definition.get("entrypoint"):
+        problems.append("entrypoint is overridden; the image ENTRYPOINT must stay 'minyi'")
+    build = definition.get("build")
+    context = build if isinstance(build, str) else (build or {}).get("context")
+    if context not in (".", "./"):
+        problems.append(f"build context is {context!r}, expected the repository root")
+    if (port, port) not in compose_port_pairs(definition):
+        problems.append(f"port {port} is not published as {port}:{port}")
+    if definition.get("restart") != "unless-stopped":
+        problems.append("restart is not unless-stopped")
+
+    depends_on = definition.get("depends_on") or {}
+    for dependency in ("postgres", "nats"):
+        condition = depends_on.get(dependency, {}).get("condition") if isinstance(depends_on, dict) else None
+        if condition != "service_healthy":
+            problems.append(f"does not wait for {dependency} to be healthy")
+
+    test = (definition.get("healthcheck") or {}).get("test") or []
+    test_text = " ".join(test) if isinstance(test, list) else str(test)
+    if f"127.0.0.1:{port}/readyz" not in test_text or "python" not in test_text:
+        problems.append(f"healthcheck does not call /readyz on port {port} with python")
+
+    environment = compose_environment(definition)
+    if environment.get(port_env_var(service)) != str(port):
+        problems.append(f"{port_env_var(service)} is {environment.get(port_env_var(service))!r}")
+    shared = compose.get("x-minyi-env") or {}
+    if not shared:
+        problems.append("the shared x-minyi-env block is missing")
+    for key, value in shared.items():
+        if environment.get(key) != ("" if value is None else str(value)):
+            problems.append(f"environment {key} differs from x-minyi-env")
+    for key in ("MINYI_DATABASE_URL", "MINYI_NATS_URL", "MINYI_TEMPORAL_ADDRESS", "OTEL_SERVICE_NAME"):
+        if not environment.get(key):
+            problems.append(f"environment {key} is not set")
+    if environment.get("MINYI_HTTP_HOST") != "0.0.0.0":
+        problems.append("MINYI_HTTP_HOST is not 0.0.0.0")
+    return problems
+
+
+def bind_mount_sources(service: dict[str, Any]) -> list[str]:
+    sources = []
+    for volume in service.get("volumes") or []:
+        source = volume.get("source", "") if isinstance(volume, dict) else str(volume).split(":", 1)[0]
+        if source.startswith((".", "/")):
+            sources.append(source)
+    return sources
+
+
+# ---------------------------------------------------------------------------
+# Dockerfile helpers
+# ---------------------------------------------------------------------------
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        if pending.strip():
+            keyword, _, arguments = pending.strip().partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def dockerfile_stages(text: str) -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
+    """Global ARG defaults and the instructions of each stage (each starting with FROM)."""
+    global_args: dict[str, str] = {}
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, arguments in dockerfile_instructions(text):
+        if keyword == "FROM":
+            stages.append([(keyword, arguments)])
+        elif stages:
+            stages[-1].append((keyword, arguments))
+        elif keyword == "ARG" and "=" in arguments:
+            name, _, default = arguments.partition("=")
+            global_args[name.strip()] = default.strip().strip("\"'")
+    return global_args, stages
+
+
+def exec_form(arguments: str) -> list[str] | None:
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+def final_stage_problems(text: str) -> list[str]:
+    global_args, stages = dockerfile_stages(text)
+    if len(stages) < 2:
+        return [f"expected a multi-stage build, found {len(stages)} stage(s)"]
+    problems = []
+    for stage in stages:
+        image = stage[0][1].split()[0]
+        image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), image)
+        if not image.startswith("python:3.11-slim") and image not in {s[0][1].split()[-1] for s in stages}:
+            problems.append(f"stage base image {image!r} is not python:3.11-slim")
+    final = stages[-1]
+    users = [arguments for keyword, arguments in final if keyword == "USER"]
+    if not users:
+        problems.append("the final stage has no USER")
+    else:
+        user = users[-1].split(":", 1)[0]
+        if user in ("root", "0", ""):
+            problems.append(f"the final stage runs as {users[-1]!r}")
+    entrypoints = [arguments for keyword, arguments in final if keyword == "ENTRYPOINT"]
+    if not entrypoints:
+        problems.append("the final stage has no ENTRYPOINT")
+    elif exec_form(entrypoints[-1]) != ["minyi"]:
+        problems.append(f'ENTRYPOINT is {entrypoints[-1]}, expected ["minyi"] in exec form')
+    environment = " ".join(arguments for keyword, arguments in final if keyword == "ENV")
+    if not re.search(r"\bPYTHONUNBUFFERED=1\b", environment):
+        problems.append("PYTHONUNBUFFERED=1 is not set in the final stage")
+    return problems
+
+
+# ===========================================================================
+# Tests: Kubernetes
+# ===========================================================================
+
+
+def test_kubernetes_validate_ships_the_chosen_version() -> None:
+    assert KUBERNETES_VERSION in kubernetes_validate.utils.all_versions()
+
+
+def test_base_manifests_validate_against_kubernetes_schemas() -> None:
+    documents = base_documents()
+    assert documents, "the base lists no manifests"
+    problems = []
+    for filename, document in documents:
+        label = f"{filename}: {document.get('kind')}/{(document.get('metadata') or {}).get('name')}"
+        try:
+            validated = kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            problems.append(f"{label}: {path}: {error.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
+            problems.append(f"{label}: {error.message}")
+        else:
+            assert validated == KUBERNETES_VERSION.rsplit(".", 1)[0]
+    assert not problems, "\n".join(problems)
+
+
+def test_secret_example_validates_and_is_not_applied() -> None:
+    example = K8S_BASE / "secret.example.yaml"
+    assert example.is_file()
+    assert "secret.example.yaml" not in (load_kustomization(K8S_BASE).get("resources") or [])
+    (secret,) = load_yaml_documents(example)
+    kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+    assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", SECRET_NAME)
+    keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+    assert {"database-url", "pii-keys.json", "code-secret"} <= keys
+
+
+@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION], ids=["base", "production"])
+def test_kustomization_references_exist(directory: Path) -> None:
+    refs = kustomization_file_refs(load_kustomization(directory))
+    assert refs, f"{directory} references nothing"
+    missing = []
+    for field, ref in refs:
+        if is_remote(ref):
+            continue
+        target = (directory / ref).resolve()
+        if target.is_dir():
+            try:
+                load_kustomization(target)
+            except AssertionError:
+                missing.append(f"{field}: {ref} is a directory without a kustomization")
+        elif not target.is_file():
+            missing.append(f"{field}: {ref} does not exist")
+    assert not missing, "\n".join(missing)
+
+
+def test_base_kustomization_settings() -> None:
+    kustomization = load_kustomization(K8S_BASE)
+    assert kustomization.get("namespace") == NAMESPACE
+    resources = kustomization.get("resources") or []
+    assert "namespace.yaml" in resources
+    for service in SERVICES:
+        assert f"{service}.yaml" in resources, f"{service}.yaml is not listed in resources"
+
+    part_of = dict(kustomization.get("commonLabels") or {})
+    for entry in kustomization.get("labels") or []:
+        part_of.update(entry.get("pairs") or {})
+    assert part_of.get("app.kubernetes.io/part-of") == NAMESPACE
+
+    assert IMAGE_NAME in [image.get("name") for image in kustomization.get("images") or []], (
+        "the image is not replaceable through kustomize images:"
+    )
+
+    # Every manifest next to the kustomization is either applied or a documented example.
+    listed = set(resources) | {"kustomization.yaml", "secret.example.yaml"}
+    stray = sorted(p.name for p in K8S_BASE.glob("*.y*ml") if p.name not in listed)
+    assert not stray, f"manifests not listed in resources: {stray}"
+
+    namespaces = find(base_documents(), "Namespace", NAMESPACE)
+    assert len(namespaces) == 1
+
+
+def test_config_map_carries_the_shared_settings() -> None:
+    documents = base_documents()
+    config_maps = find(documents, "ConfigMap", CONFIG_MAP_NAME)
+    generated = [
+        g for g in load_kustomization(K8S_BASE).get("configMapGenerator") or [] if g.get("name") == CONFIG_MAP_NAME
+    ]
+    assert len(config_maps) + len(generated) == 1, "ConfigMap minyi-config must be defined exactly once"
+    if not config_maps:
+        pytest.skip("minyi-config is generated; its literals are checked by kustomize")
+    data = config_maps[0].get("data") or {}
+    missing = [key for key in SHARED_CONFIG_KEYS if key not in data]
+    assert not missing, f"minyi-config lacks {missing}"
+    for service, port in SERVICES.items():
+        assert data.get(port_env_var(service)) == str(port)
+    assert data["MINYI_HTTP_HOST"] == "0.0.0.0"
+    assert "MINYI_JWT_JWKS_URL" in data or "MINYI_JWT_PUBLIC_KEY_FILE" in data
+    # The database URL carries a password: it belongs in the Secret, not here.
+    assert "MINYI_DATABASE_URL" not in data
+
+
+@pytest.mark.parametrize(("service", "port"), list(SERVICES.items()), ids=list(SERVICES))
+def test_service_resources(service: str, port: int) -> None:
+    problems = service_resource_problems(base_documents(), service, port)
+    assert not problems, f"{service}:\n" + "\n".join(problems)
+
+
+def test_no_unexpected_workloads() -> None:
+    documents = base_documents()
+    expected = {resource_name(service) for service in SERVICES}
+    for kind in PER_SERVICE_KINDS:
+        names = sorted(doc["metadata"]["name"] for _, doc in documents if doc.get("kind") == kind)
+        assert set(names) == expected and len(names) == len(expected), f"{kind}: {names}"
+
+
+def test_production_overlay() -> None:
+    kustomization = load_kustomization(K8S_PRODUCTION)
+    resources = kustomization.get("resources") or []
+    assert any((K8S_PRODUCTION / ref).resolve() == K8S_BASE.resolve() for ref in resources)
+    replicas = {entry["name"]: entry["count"] for entry in kustomization.get("replicas") or []}
+    for service in ("intake", "identity"):
+        assert replicas.get(resource_name(service), 0) > 2, f"{service} replicas are not raised"
+    assert IMAGE_NAME in [image.get("name") for image in kustomization.get("images") or []]
+
+
+@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION], ids=["base", "production"])
+def test_rendered_kustomization_validates(directory: Path) -> None:
+    """Render with `kubectl kustomize` (offline) when kubectl is installed."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl is not installed")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        if document["kind"] != "Namespace":
+            assert document["metadata"].get("namespace") == NAMESPACE
+        assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == NAMESPACE
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    assert set(deployments) == {resource_name(service) for service in SERVICES}
+    if directory == K8S_PRODUCTION:
+        for service in ("intake", "identity"):
+            assert deployments[resource_name(service)]["spec"]["replicas"] > 2
+
+
+# ===========================================================================
+# Tests: docker-compose.yml
+# ===========================================================================
+
+
+def test_compose_file_matches_compose_spec_schema() -> None:
+    compose = load_yaml(COMPOSE_FILE)
+    assert isinstance(compose, dict)
+    assert "version" not in compose, "the compose-spec has no top-level version"
+    errors = schema_errors(compose, compose_schema())
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize(("service", "port"), list(SERVICES.items()), ids=list(SERVICES))
+def test_compose_service(service: str, port: int) -> None:
+    problems = compose_service_problems(load_yaml(COMPOSE_FILE), service, port)
+    assert not problems, f"{service}:\n" + "\n".join(problems)
+
+
+def test_compose_infrastructure() -> None:
+    services = load_yaml(COMPOSE_FILE)["services"]
+    for name in ("postgres", "nats", "temporal", "otel-collector"):
+        assert name in services, f"{name} is missing"
+
+    postgres = services["postgres"]
+    assert str(postgres["image"]).startswith("postgres:18")
+    assert "pg_isready" in " ".join(as_argv(postgres["healthcheck"]["test"]))
+    assert postgres.get("volumes")
+
+    nats = services["nats"]
+    match = re.match(r"nats:(\d+)\.(\d+)", str(nats["image"]))
+    assert match and (int(match.group(1)), int(match.group(2))) >= (2, 11), nats["image"]
+    command = as_argv(nats.get("command"))
+    assert "-js" in command
+    assert "8222" in " ".join(command) or "http_port: 8222" in (REPO_ROOT / "deploy/nats/nats.conf").read_text()
+    assert "./deploy/nats/nats.conf" in bind_mount_sources(nats)
+    assert nats.get("healthcheck")
+
+    temporal = services["temporal"]
+    assert temporal.get("volumes")
+    assert temporal.get("healthcheck")
+
+    collector = services["otel-collector"]
+    assert str(collector["image"]).startswith("otel/opentelemetry-collector-contrib")
+    assert "./deploy/otel/collector.yaml" in bind_mount_sources(collector)
+
+
+def test_compose_bind_mounts_exist() -> None:
+    services = load_yaml(COMPOSE_FILE)["services"]
+    missing = [
+        f"{name}: {source}"
+        for name, definition in services.items()
+        for source in bind_mount_sources(definition)
+        if not (REPO_ROOT / source).exists()
+    ]
+    assert not missing, missing
+
+
+def test_nats_config_enables_durable_jetstream() -> None:
+    text = (REPO_ROOT / "deploy" / "nats" / "nats.conf").read_text(encoding="utf-8")
+    block = re.search(r"jetstream\s*[:=]?\s*\{(?P<body>[^}]*)\}", text)
+    assert block, "no jetstream { ... } block"
+    body = block.group("body")
+    assert re.search(r"^\s*store_dir\s*[:=]\s*\"?/data/jetstream\"?\s*$", body, re.MULTILINE)
+    assert re.search(r"^\s*sync_interval\s*[:=]\s*\"?always\"?\s*$", body, re.MULTILINE)
+
+
+def test_collector_config_receives_otlp_and_exports_to_debug() -> None:
+    config = load_yaml(REPO_ROOT / "deploy" / "otel" / "collector.yaml")
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert {"grpc", "http"} <= set(protocols)
+    assert "debug" in config["exporters"]
+    pipelines = config["service"]["pipelines"]
+    assert pipelines, "no pipelines"
+    for name, pipeline in pipelines.items():
+        assert "otlp" in pipeline["receivers"], name
+        assert "debug" in pipeline["exporters"], name
+        for component, section in (("processors", "processors"), ("exporters", "exporters")):
+            for item in pipeline.get(component) or []:
+                assert item in config[section], f"{name} uses undefined {component} {item}"
+
+
+# ===========================================================================
+# Tests: Dockerfile and .dockerignore
+# ===========================================================================
+
+
+def test_dockerfile_final_stage() -> None:
+    problems = final_stage_problems(DOCKERFILE.read_text(encoding="utf-8"))
+    assert not problems, "\n".join(problems)
+
+
+def test_dockerignore_excludes_local_state() -> None:
+    entries = {
+        line.strip().removeprefix("**/").rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    missing = {".git", ".minyi", ".venv", "__pycache__"} - entries
+    assert not missing, f".dockerignore lacks {sorted(missing)}"
+
+
+# ===========================================================================
+# The checks above must be able to fail: feed them broken copies.
+# ===========================================================================
+
+
+def _drop(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        target = document
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+
+    return mutate
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        target = document
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return mutate
+
+
+CONTAINER = ["spec", "template", "spec", "containers", 0]
+DEPLOYMENT_BREAKAGES = {
+    "no readiness probe": _drop([*CONTAINER, "readinessProbe"]),
+    "no liveness probe": _drop([*CONTAINER, "livenessProbe"]),
+    "no startup probe": _drop([*CONTAINER, "startupProbe"]),
+    "liveness on the wrong path": _set([*CONTAINER, "livenessProbe", "httpGet", "path"], "/"),
+    "readiness on the wrong port": _set([*CONTAINER, "readinessProbe", "httpGet", "port"], 9999),
+    "root allowed": _set(["spec", "template", "spec", "securityContext", "runAsNonRoot"], False),
+    "no resources": _drop([*CONTAINER, "resources"]),
+    "writable root fs": _set([*CONTAINER, "securityContext", "readOnlyRootFilesystem"], False),
+    "wrong args": _set([*CONTAINER, "args"], ["serve", "routing"]),
+}
+
+
+@pytest.mark.parametrize("breakage", list(DEPLOYMENT_BREAKAGES), ids=list(DEPLOYMENT_BREAKAGES))
+def test_broken_deployment_is_reported(breakage: str) -> None:
+    documents = copy.deepcopy(base_documents())
+    (deployment,) = find(documents, "Deployment", resource_name("intake"))
+    assert not deployment_problems(deployment, "intake", SERVICES["intake"])
+    DEPLOYMENT_BREAKAGES[breakage](deployment)
+    # Drop the container-level override too, so "root allowed" is not masked by it.
+    if breakage == "root allowed":
+        deployment["spec"]["template"]["spec"]["containers"][0].get("securityContext", {}).pop("runAsNonRoot", None)
+    assert deployment_problems(deployment, "intake", SERVICES["intake"])
+    assert service_resource_problems(documents, "intake", SERVICES["intake"])
+
+
+def test_missing_or_duplicate_resources_are_reported() -> None:
+    documents = base_documents()
+    without_pdb = [
+        (f, d)
+        for f, d in documents
+        if not (d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "minyi-scoring")
+    ]
+    assert service_resource_problems(without_pdb, "scoring", SERVICES["scoring"])
+    duplicated = documents + [d for d in documents if d[1]["metadata"]["name"] == "minyi-scoring"][:1]
+    assert service_resource_problems(duplicated, "scoring", SERVICES["scoring"])
+
+
+def test_broken_compose_is_reported() -> None:
+    compose = load_yaml(COMPOSE_FILE)
+    broken = copy.deepcopy(compose)
+    broken["services"]["intake"]["command"] = ["serve", "routing"]
+    assert compose_service_problems(broken, "intake", SERVICES["intake"])
+    broken = copy.deepcopy(compose)
+    broken["services"]["intake"]["ports"] = ["18101:8101"]
+    assert compose_service_problems(broken, "intake", SERVICES["intake"])
+    broken = copy.deepcopy(compose)
+    broken["services"]["intake"]["restrt"] = "always"  # typo: rejected by the schema
+    assert schema_errors(broken, compose_schema())
+
+
+def test_broken_dockerfile_is_reported() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert final_stage_problems(re.sub(r"(?m)^USER .*$", "USER root", text))
+    assert final_stage_problems(re.sub(r"(?m)^ENTRYPOINT .*$", 'ENTRYPOINT ["python"]', text))
+    assert final_stage_problems(re.sub(r"(?m)^USER .*\n", "", text))
