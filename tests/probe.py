@@ -64,6 +64,8 @@ def make_probe(name: str) -> Probe:
 
     async def apply(ev: CloudEvent, session: AsyncSession) -> None:
         attempts[ev.id] += 1
+        if ev.data.get("sleep"):
+            await asyncio.sleep(float(ev.data["sleep"]))
         if ev.data.get("fail"):
             raise RuntimeError(f"refusing {ev.data.get('value')!r} on purpose")
         # The effect is not idempotent by itself: a second insert of the same id would fail.

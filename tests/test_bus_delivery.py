@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from busutil import consumer_state, count_rows, event_body, eventually, publish, stream_messages, unique_name
 from conftest import Servers
@@ -121,7 +122,7 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered_with_t
     assert attempts[bad_id] == 3, "retried up to max_deliver, no more"
     dead = await stream_messages(servers.nats_url, dead_stream)
     assert len(dead) == 1
-    subject, headers, data = dead[0]
+    subject, _headers, data = dead[0]
     assert subject == f"deadletter.{probe.name}.{probe.subject}"
     letter = json.loads(data)
     assert letter["deliveries"] == 3
@@ -226,3 +227,49 @@ async def _wait_for_line(proc: subprocess.Popen[bytes], line: str, timeout: floa
 
     await asyncio.wait_for(asyncio.to_thread(read), timeout)
 
+
+
+async def test_shutdown_finishes_the_message_in_hand(servers: Servers) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url, ack_wait_seconds=30.0))
+    slow_id = f"slow-{probe.name}"
+    async with app.router.lifespan_context(app):
+        await publish(servers.nats_url, probe.subject,
+                      event_body(slow_id, probe.subject, {"value": "slow", "sleep": 1.5}), slow_id)
+
+        async def started() -> bool:
+            return attempts[slow_id] == 1
+
+        await eventually(started, timeout=10, what="the slow handler to start")
+        # Leaving the context is the service's SIGTERM path: it must wait for the handler and ack.
+    assert await count_rows(servers.database_url, probe.effects) == 1
+    info = await consumer_state(servers.nats_url, probe.stream, probe.durable)
+    assert info.num_ack_pending == 0 and info.num_pending == 0, "acked before the service stopped"
+
+
+async def test_readyz_reports_a_lost_nats_and_recovers(servers: Servers, tmp_path: Path) -> None:
+    own = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
+    own.start()
+    try:
+        probe = make_probe(unique_name())
+        await create_schema(probe, servers.database_url)
+        app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://probe"
+        ) as client:
+
+            async def ready_is(status: int) -> bool:
+                return (await client.get("/readyz")).status_code == status
+
+            await eventually(lambda: ready_is(200), timeout=15, what="ready with NATS up")
+            own.child.kill()
+            await eventually(lambda: ready_is(503), timeout=15, what="not ready with NATS down")
+            body = (await client.get("/readyz")).json()
+            assert body["checks"]["nats"].startswith("failing") and body["checks"]["database"] == "ok"
+            assert (await client.get("/healthz")).status_code == 200, "alive though not ready"
+            own.start()
+            await eventually(lambda: ready_is(200), timeout=30, what="ready again after NATS came back")
+    finally:
+        own.stop()
