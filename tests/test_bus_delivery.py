@@ -273,3 +273,39 @@ async def test_readyz_reports_a_lost_nats_and_recovers(servers: Servers, tmp_pat
             await eventually(lambda: ready_is(200), timeout=30, what="ready again after NATS came back")
     finally:
         own.stop()
+
+
+async def test_the_trace_continues_from_the_writing_transaction_through_the_outbox_to_the_consumer(
+    servers: Servers,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url))
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runtime = app.state.runtime
+    async with app.router.lifespan_context(app):
+        with trace.get_tracer("tests").start_as_current_span("citizen files a report") as root:
+            async with runtime.transaction() as session:
+                await runtime.emit(session, probe.subject, {"value": "traced"})
+        trace_id = root.get_span_context().trace_id
+        await eventually(lambda: _effects_are(probe, servers, 1), timeout=10, what="the traced event applied")
+
+        def consumer_spans() -> list[str]:
+            return [s.name for s in exporter.get_finished_spans()
+                    if s.context.trace_id == trace_id and s.kind == trace.SpanKind.CONSUMER]
+
+        async def consumed_in_same_trace() -> bool:
+            return bool(consumer_spans())
+
+        await eventually(consumed_in_same_trace, timeout=10, what="a consumer span in the report's trace")
+    names = {s.name for s in exporter.get_finished_spans() if s.context.trace_id == trace_id}
+    assert f"{probe.subject} relay" in names, names
+    assert any(probe.subject in n for n in consumer_spans()), names
