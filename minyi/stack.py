@@ -74,58 +74,34 @@ class Stack:
     # -- start ----------------------------------------------------------------------------------
 
     def start_servers(self) -> dict[str, str]:
+        """Start each server that has no external URL set; return the URLs the services get."""
+        s = self.settings
+        self.postgres = Postgres(self.home / "postgres" / "data", s.postgres_port, self.logs / "postgres.log")
+        self.nats = Nats(self.home / "nats" / "jetstream", s.nats_port, s.nats_monitor_port,
+                         self.logs / "nats.log", self.home / "nats" / "nats.conf")
+        self.temporal = Temporal(self.home / "temporal" / "temporal.db", s.temporal_port, s.temporal_ui_port,
+                                 self.logs / "temporal.log")
+        plan: list[tuple[str, str | None, str, str, str]] = [
+            ("MINYI_DATABASE_URL", s.database_url,
+             f"PostgreSQL on 127.0.0.1:{s.postgres_port} (data in {self.home / 'postgres'})", "PostgreSQL",
+             "postgres"),
+            ("MINYI_NATS_URL", s.nats_url, f"NATS with JetStream on 127.0.0.1:{s.nats_port}", "NATS", "nats"),
+            ("MINYI_TEMPORAL_ADDRESS", s.temporal_address, f"Temporal dev server on 127.0.0.1:{s.temporal_port}",
+             "Temporal", "temporal"),
+        ]
         env: dict[str, str] = {}
-        total = 3
-        step = 0
-
-        def begin(what: str) -> float:
-            nonlocal step
-            step += 1
-            say(f"[{step}/{total}] {what}")
-            return time.monotonic()
-
-        if self.settings.database_url:
-            begin(f"PostgreSQL: using MINYI_DATABASE_URL ({_redact(self.settings.database_url)})")
-            env["MINYI_DATABASE_URL"] = self.settings.database_url
-        else:
-            t0 = begin(f"PostgreSQL on 127.0.0.1:{self.settings.postgres_port} (data in {self.home / 'postgres'})")
-            self.postgres = Postgres(
-                self.home / "postgres" / "data", self.settings.postgres_port, self.logs / "postgres.log"
-            )
-            self.postgres.start(progress=say)
+        for step, (var, external, what, name, attr) in enumerate(plan, start=1):
+            if external:
+                say(f"[{step}/{len(plan)}] {name}: using {var} ({_redact(external)})")
+                env[var] = external
+                setattr(self, attr, None)  # not ours: never stopped by us
+                continue
+            server: Postgres | Nats | Temporal = getattr(self, attr)
+            say(f"[{step}/{len(plan)}] {what}")
+            t0 = time.monotonic()
+            server.start(progress=say)
             say(f"      ready in {time.monotonic() - t0:.1f}s")
-            env["MINYI_DATABASE_URL"] = self.postgres.url
-
-        if self.settings.nats_url:
-            begin(f"NATS: using MINYI_NATS_URL ({_redact(self.settings.nats_url)})")
-            env["MINYI_NATS_URL"] = self.settings.nats_url
-        else:
-            t0 = begin(f"NATS with JetStream on 127.0.0.1:{self.settings.nats_port}")
-            self.nats = Nats(
-                self.home / "nats" / "jetstream",
-                self.settings.nats_port,
-                self.settings.nats_monitor_port,
-                self.logs / "nats.log",
-                self.home / "nats" / "nats.conf",
-            )
-            self.nats.start(progress=say)
-            say(f"      ready in {time.monotonic() - t0:.1f}s")
-            env["MINYI_NATS_URL"] = self.nats.url
-
-        if self.settings.temporal_address:
-            begin(f"Temporal: using MINYI_TEMPORAL_ADDRESS ({self.settings.temporal_address})")
-            env["MINYI_TEMPORAL_ADDRESS"] = self.settings.temporal_address
-        else:
-            t0 = begin(f"Temporal dev server on 127.0.0.1:{self.settings.temporal_port}")
-            self.temporal = Temporal(
-                self.home / "temporal" / "temporal.db",
-                self.settings.temporal_port,
-                self.settings.temporal_ui_port,
-                self.logs / "temporal.log",
-            )
-            self.temporal.start(progress=say)
-            say(f"      ready in {time.monotonic() - t0:.1f}s")
-            env["MINYI_TEMPORAL_ADDRESS"] = self.temporal.address
+            env[var] = server.address if isinstance(server, Temporal) else server.url
         return env
 
     def start_services(self, server_env: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -153,45 +154,50 @@ async def test_a_malformed_message_goes_straight_to_dead_letters(servers: Server
     assert letter["original"]["text"] == "{not json"
 
 
-@pytest.mark.slow
-async def test_nats_restarted_mid_stream_loses_nothing_that_was_committed(
-    servers: Servers, tmp_path: Path
-) -> None:
-    own = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
-    own.start()
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[Nats]:
+    """A NATS server of the test's own, so it can be killed and restarted."""
+    server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
+    server.start()
     try:
-        probe = make_probe(unique_name())
-        await create_schema(probe, servers.database_url)
-        app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
-        runtime = app.state.runtime
-        total = 300
-        committed: list[str] = []
-        async with app.router.lifespan_context(app):
-
-            async def produce() -> None:
-                for i in range(total):
-                    async with runtime.transaction() as session:
-                        committed.append(await runtime.emit(session, probe.subject, {"value": str(i)}))
-                    await asyncio.sleep(0.01)
-
-            producer = asyncio.create_task(produce())
-            await eventually(lambda: _len_at_least(committed, total // 3), timeout=30, what="a third committed")
-            own.child.kill()  # not a clean stop: whatever was acked must already be on disk
-            await asyncio.sleep(1.5)
-            own.start()
-            await producer
-            await eventually(lambda: _backlog_is(runtime, 0), timeout=60, what="the outbox to drain after restart")
-            await eventually(lambda: _effects_are(probe, servers, total), timeout=60,
-                             what=f"all {total} effects applied")
-
-        messages = await stream_messages(own.url, probe.stream)
-        ids = [h["Nats-Msg-Id"] for _, h, _ in messages]
-        assert len(ids) == len(set(ids)), "no event is in the stream twice"
-        assert set(ids) == set(committed)
-        assert len(committed) == total
-        assert await count_rows(servers.database_url, probe.effects) == total
+        yield server
     finally:
-        own.stop()
+        server.stop()
+
+
+@pytest.mark.slow
+async def test_nats_restarted_mid_stream_loses_nothing_that_was_committed(servers: Servers, own_nats: Nats) -> None:
+    own = own_nats
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
+    runtime = app.state.runtime
+    total = 300
+    committed: list[str] = []
+    async with app.router.lifespan_context(app):
+
+        async def produce() -> None:
+            for i in range(total):
+                async with runtime.transaction() as session:
+                    committed.append(await runtime.emit(session, probe.subject, {"value": str(i)}))
+                await asyncio.sleep(0.01)
+
+        producer = asyncio.create_task(produce())
+        await eventually(lambda: _len_at_least(committed, total // 3), timeout=30, what="a third committed")
+        own.child.kill()  # not a clean stop: whatever was acked must already be on disk
+        await asyncio.sleep(1.5)
+        own.start()
+        await producer
+        await eventually(lambda: _backlog_is(runtime, 0), timeout=60, what="the outbox to drain after restart")
+        await eventually(lambda: _effects_are(probe, servers, total), timeout=60,
+                         what=f"all {total} effects applied")
+
+    messages = await stream_messages(own.url, probe.stream)
+    ids = [h["Nats-Msg-Id"] for _, h, _ in messages]
+    assert len(ids) == len(set(ids)), "no event is in the stream twice"
+    assert set(ids) == set(committed)
+    assert len(committed) == total
+    assert await count_rows(servers.database_url, probe.effects) == total
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -248,31 +254,27 @@ async def test_shutdown_finishes_the_message_in_hand(servers: Servers) -> None:
     assert info.num_ack_pending == 0 and info.num_pending == 0, "acked before the service stopped"
 
 
-async def test_readyz_reports_a_lost_nats_and_recovers(servers: Servers, tmp_path: Path) -> None:
-    own = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
-    own.start()
-    try:
-        probe = make_probe(unique_name())
-        await create_schema(probe, servers.database_url)
-        app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
-        transport = httpx.ASGITransport(app=app)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=transport, base_url="http://probe"
-        ) as client:
+async def test_readyz_reports_a_lost_nats_and_recovers(servers: Servers, own_nats: Nats) -> None:
+    own = own_nats
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    app = build_app(probe.spec, probe_settings(servers.database_url, own.url))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url="http://probe"
+    ) as client:
 
-            async def ready_is(status: int) -> bool:
-                return (await client.get("/readyz")).status_code == status
+        async def ready_is(status: int) -> bool:
+            return (await client.get("/readyz")).status_code == status
 
-            await eventually(lambda: ready_is(200), timeout=15, what="ready with NATS up")
-            own.child.kill()
-            await eventually(lambda: ready_is(503), timeout=15, what="not ready with NATS down")
-            body = (await client.get("/readyz")).json()
-            assert body["checks"]["nats"].startswith("failing") and body["checks"]["database"] == "ok"
-            assert (await client.get("/healthz")).status_code == 200, "alive though not ready"
-            own.start()
-            await eventually(lambda: ready_is(200), timeout=30, what="ready again after NATS came back")
-    finally:
-        own.stop()
+        await eventually(lambda: ready_is(200), timeout=15, what="ready with NATS up")
+        own.child.kill()
+        await eventually(lambda: ready_is(503), timeout=15, what="not ready with NATS down")
+        body = (await client.get("/readyz")).json()
+        assert body["checks"]["nats"].startswith("failing") and body["checks"]["database"] == "ok"
+        assert (await client.get("/healthz")).status_code == 200, "alive though not ready"
+        own.start()
+        await eventually(lambda: ready_is(200), timeout=30, what="ready again after NATS came back")
 
 
 async def test_the_trace_continues_from_the_writing_transaction_through_the_outbox_to_the_consumer(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import Servers
 
 from minyi.servers import free_port
 from shared.settings import SERVICES
@@ -161,3 +162,27 @@ def test_a_taken_port_gives_one_clear_line_and_a_non_zero_exit(up_env: dict[str,
     assert len(errors) == 1, output
     assert up_env["MINYI_NATS_PORT"] in errors[0] and "MINYI_NATS_PORT" in errors[0]
     assert "PostgreSQL on" not in output, "nothing is started when a port is taken"
+
+
+def test_external_servers_are_used_instead_of_starting_new_ones(
+    up_env: dict[str, str], servers: Servers
+) -> None:
+    env = {**up_env, "MINYI_DATABASE_URL": servers.database_url, "MINYI_NATS_URL": servers.nats_url,
+           "MINYI_TEMPORAL_ADDRESS": servers.temporal_address}
+    up = Up(env)
+    try:
+        up.wait_for("Minyi is running", timeout=90)
+        output = "".join(up.lines)
+        for var in ("MINYI_DATABASE_URL", "MINYI_NATS_URL", "MINYI_TEMPORAL_ADDRESS"):
+            assert f"using {var}" in output
+        assert "initialising" not in output
+        names = {p.name() for p in psutil.Process(up.proc.pid).children(recursive=True)}
+        assert not names & {"postgres", "nats-server", "temporal"}, names
+        for name in SERVICES:
+            assert up.get(name, "/readyz")[0] == 200
+    finally:
+        up.proc.send_signal(signal.SIGINT)
+    assert up.rest(timeout=90) == 0
+    # The external servers are not ours to stop.
+    assert servers.postgres.child is not None and servers.postgres.child.alive()
+    assert servers.nats.child is not None and servers.nats.child.alive()
