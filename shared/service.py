@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -25,7 +26,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from shared.bus import consumer, streams
+from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
 from shared.bus.outbox import OutboxRelay, add_event
 from shared.bus.tables import inbox_table, outbox_table
@@ -35,6 +36,9 @@ from shared.settings import Settings, get_settings
 from shared.telemetry import setup_logging, setup_tracing
 
 log = logging.getLogger("minyi.service")
+
+# Longer than the longest stream retention, so a replayed event is still recognised.
+INBOX_RETENTION = timedelta(days=400)
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,9 @@ class Runtime:
     db: Database | None = None
     relay: OutboxRelay | None = None
     temporal: Any = None
+    subscriptions: Sequence[consumer.Subscription] = ()
     bus_started: asyncio.Event = field(default_factory=asyncio.Event)
-    _bus_task: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def database(self) -> Database:
@@ -152,7 +157,8 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         ack_wait_seconds=settings.ack_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
     )
-    for sub in spec.subscriptions(runtime):
+    runtime.subscriptions = tuple(spec.subscriptions(runtime))
+    for sub in runtime.subscriptions:
         consumer.register(broker, ctx, sub)
     for ev in spec.events:
         broker.publisher(ev.type, title=ev.type, description=ev.description, schema=CloudEvent)
@@ -200,8 +206,9 @@ async def _start(runtime: Runtime) -> None:
             settings.require("temporal_address"), namespace=settings.temporal_namespace
         )
 
-    consumed = sorted({sub.stream for sub in spec.subscriptions(runtime)})
-    runtime._bus_task = asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers")
+    consumed = sorted({sub.stream for sub in runtime.subscriptions})
+    runtime._tasks.append(asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers"))
+    runtime._tasks.append(asyncio.create_task(_housekeeping(runtime), name="housekeeping"))
     for hook in spec.on_start:
         result = hook(runtime)
         if asyncio.iscoroutine(result):
@@ -217,13 +224,26 @@ async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
     log.info("%s consuming from %s", runtime.spec.name, ", ".join(consumed) or "no stream")
 
 
+async def _housekeeping(runtime: Runtime) -> None:
+    """Forget inbox ids older than any redelivery or stream replay can bring back."""
+    while True:
+        try:
+            async with runtime.transaction() as session:
+                removed = await inbox.purge(session, runtime.inbox, INBOX_RETENTION)
+            if removed:
+                log.info("%s: forgot %d old inbox entries", runtime.spec.name, removed)
+        except Exception as exc:
+            log.warning("%s: inbox housekeeping failed: %s", runtime.spec.name, exc)
+        await asyncio.sleep(6 * 3600)
+
+
 async def _stop(runtime: Runtime) -> None:
     for hook in runtime.spec.on_stop:
         result = hook(runtime)
         if asyncio.iscoroutine(result):
             await result
-    if runtime._bus_task is not None and not runtime._bus_task.done():
-        runtime._bus_task.cancel()
+    for task in runtime._tasks:
+        task.cancel()
     # Consumers first: in-flight messages finish and are acked; then the relay drains what they wrote.
     await runtime.broker.stop()
     if runtime.relay is not None:
