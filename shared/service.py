@@ -32,6 +32,7 @@ from shared.bus.outbox import OutboxRelay, add_event
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import Database, upgrade_async
 from shared.errors import install_problem_handlers
+from shared.pii import Keyring, ensure_dev_keyring
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_logging, setup_tracing
 
@@ -85,6 +86,15 @@ class Runtime:
     subscriptions: Sequence[consumer.Subscription] = ()
     bus_started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _keyring: Keyring | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        """Keys for personal data: the operator's secret file, or the embedded stack's own."""
+        if self._keyring is None:
+            path = self.settings.pii_keys_file
+            self._keyring = Keyring.from_file(path) if path else ensure_dev_keyring(self.settings.dev_pii_keys_file)
+        return self._keyring
 
     @property
     def database(self) -> Database:

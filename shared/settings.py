@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwt_leeway_seconds: int = 30
 
+    # JSON keyring for personal data (see shared/pii.py); the embedded stack makes one under MINYI_HOME.
+    pii_keys_file: Path | None = None
+
     migrate_on_start: bool = True
     log_level: str = "INFO"
 
@@ -72,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def dev_pii_keys_file(self) -> Path:
+        return self.state_dir / "keys" / "pii-keys.json"
 
     @property
     def dev_signing_key_file(self) -> Path:
