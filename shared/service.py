@@ -23,7 +23,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import MetaData, Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from shared.bus import consumer, inbox, streams
@@ -62,8 +62,6 @@ class ServiceSpec:
     subscriptions: Callable[[Runtime], Sequence[consumer.Subscription]] = lambda runtime: ()
     extra_streams: Sequence[streams.StreamSpec] = ()
     uses_temporal: bool = False
-    on_start: Sequence[Callable[[Runtime], Any]] = ()
-    on_stop: Sequence[Callable[[Runtime], Any]] = ()
 
     @property
     def produced_streams(self) -> list[streams.StreamSpec]:
@@ -102,7 +100,7 @@ class Runtime:
             raise RuntimeError(f"{self.spec.name}: the database is not connected yet")
         return self.db
 
-    def sessions(self) -> Any:
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
         return self.database.sessions
 
     @asynccontextmanager
@@ -219,10 +217,6 @@ async def _start(runtime: Runtime) -> None:
     consumed = sorted({sub.stream for sub in runtime.subscriptions})
     runtime._tasks.append(asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers"))
     runtime._tasks.append(asyncio.create_task(_housekeeping(runtime), name="housekeeping"))
-    for hook in spec.on_start:
-        result = hook(runtime)
-        if asyncio.iscoroutine(result):
-            await result
 
 
 async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
@@ -248,10 +242,6 @@ async def _housekeeping(runtime: Runtime) -> None:
 
 
 async def _stop(runtime: Runtime) -> None:
-    for hook in runtime.spec.on_stop:
-        result = hook(runtime)
-        if asyncio.iscoroutine(result):
-            await result
     for task in runtime._tasks:
         task.cancel()
     # Consumers first: in-flight messages finish and are acked; then the relay drains what they wrote.

@@ -28,13 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import inbox
 from shared.bus.envelope import CloudEvent, MalformedEvent, parse_event
+from shared.bus.outbox import Publish
 from shared.bus.streams import dead_letter_subject
 
 log = logging.getLogger("minyi.consumer")
 
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
-# (subject, body, headers, stream) → duplicate flag from the PubAck
-Publish = Callable[[str, bytes, dict[str, str], str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
