@@ -10,7 +10,10 @@ STREAMS: dict[str, StreamSpec] = {
     "routing": StreamSpec("ROUTING", ("routing.>",), description="tickets and hotspots"),
     "suggestions": StreamSpec("SUGGESTIONS", ("suggestions.>",), description="deputies' suggestions"),
     "scoring": StreamSpec("SCORING", ("scoring.>",), description="points and rankings"),
-    "identity": StreamSpec("IDENTITY", ("identity.>",), description="directory and reconciliation"),
+    # Not `identity.>`: a stream answers every core publish on its subjects with a PubAck, so it
+    # would answer (and store) the `identity.codes.resolve` requests meant for the responder.
+    "identity": StreamSpec("IDENTITY", ("identity.deputy.>", "identity.station.>", "identity.reconciliation.>"),
+                           description="directory and reconciliation"),
 }
 
 # Inbound streams that outside systems publish into; the consuming service declares them.

@@ -1,16 +1,17 @@
 """The runtime every service shares: one way to start, serve, be ready and stop.
 
 A service describes itself with a `ServiceSpec` (its schema, the streams it produces into, its
-HTTP routers and its subscriptions); `build_app` turns that into a FastAPI app whose lifespan
-migrates the schema, connects PostgreSQL, NATS and (where used) Temporal, declares the service's
-streams, relays its outbox, starts its consumers, and stops all of that in reverse order.
+HTTP routers, its subscriptions and its core NATS request/reply responders); `build_app` turns
+that into a FastAPI app whose lifespan migrates the schema, connects PostgreSQL, NATS and (where
+used) Temporal, declares the service's streams, relays its outbox, starts its consumers and
+responders, and stops all of that in reverse order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,7 +61,12 @@ class ServiceSpec:
     events: Sequence[EventSpec] = ()
     routers: Sequence[APIRouter] = ()
     subscriptions: Callable[[Runtime], Sequence[consumer.Subscription]] = lambda runtime: ()
+    # Core NATS request/reply handlers: registers `runtime.broker.subscriber(...)`s whose return
+    # value is the reply. No JetStream, no inbox: a lost request is simply asked again.
+    responders: Callable[[Runtime], None] = lambda runtime: None
     extra_streams: Sequence[streams.StreamSpec] = ()
+    # Long-running loops of the service (batch feeds, job runners), started once its streams exist.
+    workers: Callable[[Runtime], Sequence[Callable[[], Awaitable[None]]]] = lambda runtime: ()
     uses_temporal: bool = False
 
     @property
@@ -85,6 +91,8 @@ class Runtime:
     bus_started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _keyring: Keyring | None = None
+    # What a service keeps for the life of its process (signers, caches), by a key of its choosing.
+    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keyring(self) -> Keyring:
@@ -168,6 +176,7 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     runtime.subscriptions = tuple(spec.subscriptions(runtime))
     for sub in runtime.subscriptions:
         consumer.register(broker, ctx, sub)
+    spec.responders(runtime)
     for ev in spec.events:
         broker.publisher(ev.type, title=ev.type, description=ev.description, schema=CloudEvent)
     return runtime
@@ -224,8 +233,23 @@ async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
     js = runtime.broker.config.connection_state.stream
     await streams.wait_for_streams(js, consumed)
     await runtime.broker.start()
+    for worker in runtime.spec.workers(runtime):
+        runtime._tasks.append(asyncio.create_task(_supervised(runtime, worker), name=f"worker-{worker.__name__}"))
     runtime.bus_started.set()
     log.info("%s consuming from %s", runtime.spec.name, ", ".join(consumed) or "no stream")
+
+
+async def _supervised(runtime: Runtime, worker: Callable[[], Awaitable[None]]) -> None:
+    """Keep a worker running: a crash is logged and the worker starts again after a pause."""
+    while True:
+        try:
+            await worker()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: worker %s failed; restarting in 5 s", runtime.spec.name, worker.__name__)
+            await asyncio.sleep(5)
 
 
 async def _housekeeping(runtime: Runtime) -> None:
@@ -244,6 +268,8 @@ async def _housekeeping(runtime: Runtime) -> None:
 async def _stop(runtime: Runtime) -> None:
     for task in runtime._tasks:
         task.cancel()
+    # Workers may be inside a transaction; let them roll back before the pool closes.
+    await asyncio.gather(*runtime._tasks, return_exceptions=True)
     # Consumers first: in-flight messages finish and are acked; then the relay drains what they wrote.
     await runtime.broker.stop()
     if runtime.relay is not None:

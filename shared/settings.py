@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # JSON keyring for personal data (see shared/pii.py); the embedded stack makes one under MINYI_HOME.
     pii_keys_file: Path | None = None
 
+    # Secret for signing QR codes (raw bytes, at least 32); the embedded stack makes one under MINYI_HOME.
+    code_secret_file: Path | None = None
+    # Where a scanned code leads: the citizen's report page, `{public_base_url}/q/{code}`.
+    public_base_url: str = "http://127.0.0.1:8101"
+    # A font with CJK glyphs for names under printed codes; the packaged Noto Sans CJK by default.
+    label_font_file: Path | None = None
+
     migrate_on_start: bool = True
     log_level: str = "INFO"
 
@@ -79,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def dev_pii_keys_file(self) -> Path:
         return self.state_dir / "keys" / "pii-keys.json"
+
+    @property
+    def dev_code_secret_file(self) -> Path:
+        return self.state_dir / "keys" / "code-secret.bin"
 
     @property
     def dev_signing_key_file(self) -> Path:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity import domain
+from services.identity import code_store, domain
 from services.identity.models import Deputy, Region, Station
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
@@ -139,6 +139,7 @@ async def put_station(station_id: EntityId, body: StationIn, who: Admin, runtime
             require_region(who, station.region_code)
             station.name, station.kind, station.region_code = body.name, body.kind, body.region_code
             station.version += 1
+        await code_store.sync_target(runtime, session, "station", station.id, station.name, station.region_code)
         await runtime.emit(session, "identity.station.updated",
                            domain.station_event(station.id, station.name, station.kind, station.region_code,
                                                 station.version), subject=station.id)
@@ -196,6 +197,7 @@ async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: R
         (deputy.name, deputy.level, deputy.region_code, deputy.station_ids, deputy.district_id,
          deputy.groups) = fields
         deputy.phone_encrypted, deputy.phone_index = phone_blob, phone_index
+        await code_store.sync_target(runtime, session, "deputy", deputy.id, deputy.name, deputy.region_code)
         await runtime.emit(session, "identity.deputy.updated",
                            domain.deputy_event(deputy.id, deputy.name, deputy.level, deputy.region_code,
                                                deputy.station_ids, deputy.district_id, deputy.groups,

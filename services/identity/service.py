@@ -1,8 +1,8 @@
-"""Wiring of the identity service: its schema, stream, routers and subscriptions."""
+"""Wiring of the identity service: its schema, stream, routers, subscriptions and responders."""
 
 from __future__ import annotations
 
-from services.identity import api, handlers
+from services.identity import api, codes_api, codes_responder, elections_api, handlers, registry_api
 from services.identity.models import Base
 from shared.contracts import EVENTS, REGISTRY_STREAM, STREAMS
 from shared.service import ServiceSpec
@@ -18,7 +18,9 @@ SPEC = ServiceSpec(
     stream=STREAMS["identity"],
     events=EVENTS["identity"],
     extra_streams=(REGISTRY_STREAM,),
-    routers=(api.router,),
+    routers=(api.router, codes_api.router, registry_api.router, elections_api.router),
     subscriptions=handlers.subscriptions,
+    responders=codes_responder.register,
+    workers=handlers.workers,
     uses_temporal=False,
 )

@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import Table
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.bus import inbox
 from shared.bus.envelope import CloudEvent, MalformedEvent, parse_event
 from shared.bus.outbox import Publish
-from shared.bus.streams import dead_letter_subject
+from shared.bus.streams import dead_letter_stream, dead_letter_subject
 
 log = logging.getLogger("minyi.consumer")
 
@@ -56,10 +58,6 @@ class ConsumerContext:
     ack_wait_seconds: float = 30.0
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
-
-    @property
-    def dead_letter_stream(self) -> str:
-        return f"DEADLETTER_{self.service.upper()}"
 
 
 def retry_delay(ctx: ConsumerContext, delivery: int) -> float:
@@ -109,14 +107,14 @@ def dead_letter_body(
     ).encode()
 
 
-async def send_to_dead_letter(ctx: ConsumerContext, sub: Subscription, msg: NatsMessage, error: str) -> None:
-    raw_msg = msg.raw_message
+async def dead_letter_raw(publish: Publish, service: str, consumer: str, raw_msg: Msg, error: str) -> None:
+    """Park a JetStream message on `deadletter.<service>.<subject>` with its headers and the error."""
     meta = raw_msg.metadata
     stream_seq = meta.sequence.stream if meta and meta.sequence else None
     deliveries = meta.num_delivered if meta else 1
     headers = dict(raw_msg.headers or {})
     body = dead_letter_body(
-        consumer=sub.durable,
+        consumer=consumer,
         subject=raw_msg.subject,
         stream=meta.stream if meta else None,
         stream_seq=stream_seq,
@@ -126,13 +124,18 @@ async def send_to_dead_letter(ctx: ConsumerContext, sub: Subscription, msg: Nats
         headers=headers,
     )
     dlq_headers = {
-        "Nats-Msg-Id": f"dlq.{sub.durable}.{stream_seq if stream_seq is not None else headers.get('Nats-Msg-Id')}",
+        "Nats-Msg-Id": f"dlq.{consumer}.{stream_seq if stream_seq is not None else headers.get('Nats-Msg-Id')}",
         "content-type": "application/json",
-        "Minyi-Error": error[:500],
+        # Header values travel as ASCII; the body keeps the error as written.
+        "Minyi-Error": quote(error[:300], safe=" :;,./-_()[]'=<>@"),
     }
-    await ctx.publish(dead_letter_subject(ctx.service, raw_msg.subject), body, dlq_headers,
-                      ctx.dead_letter_stream)
-    log.error("dead-lettered %s (consumer %s, delivery %s): %s", raw_msg.subject, sub.durable, deliveries, error)
+    await publish(dead_letter_subject(service, raw_msg.subject), body, dlq_headers,
+                  dead_letter_stream(service).name)
+    log.error("dead-lettered %s (consumer %s, delivery %s): %s", raw_msg.subject, consumer, deliveries, error)
+
+
+async def send_to_dead_letter(ctx: ConsumerContext, sub: Subscription, msg: NatsMessage, error: str) -> None:
+    await dead_letter_raw(ctx.publish, ctx.service, sub.durable, msg.raw_message, error)
 
 
 def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> None:

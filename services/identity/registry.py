@@ -1,0 +1,210 @@
+"""Registry records (人口库、社保库、流动人口库): what a valid record is, and which one wins.
+
+Records come from provincial integrations, one per NATS message or many per HTTP batch, in the
+same shape (see README, "Registry feed"). Validation here is hand-written rather than a pydantic
+model: it runs once per record at feed rates, and each failure needs a Chinese reason that never
+repeats the personal data it rejects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Literal
+
+from shared import idnumber
+from shared.calendar import SHANGHAI
+from shared.pii import Keyring, blind_index, encrypt
+
+SOURCES: Final = ("population", "social_security", "migrant")
+Source = Literal["population", "social_security", "migrant"]
+STATUSES: Final = frozenset({"active", "deceased", "emigrated"})
+
+# A feed clock a little ahead of ours is normal; a record dated far ahead would win over every
+# later correction, so it is refused.
+FUTURE_TOLERANCE: Final = timedelta(minutes=10)
+
+ID_CONTEXT: Final = "identity.registry.id_number"
+NAME_CONTEXT: Final = "identity.registry.name"
+
+
+class RecordError(ValueError):
+    """A record that cannot be stored; `reason` is safe to show and log (no personal data)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRecord:
+    source: str
+    record_id: str
+    id_number: str
+    name: str
+    hukou_region_code: str
+    residence_region_code: str
+    status: str
+    political_rights: bool
+    residence_certificate: bool | None
+    updated_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.record_id)
+
+
+def _text(obj: Mapping[str, Any], name: str, max_length: int) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{name}: 缺少或不是文本")
+    value = value.strip()
+    if len(value) > max_length:
+        raise RecordError(f"{name}: 长度不能超过{max_length}")
+    return value
+
+
+def _region(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or len(value) not in (6, 9, 12) or not (value.isascii() and value.isdigit()):
+        raise RecordError(f"{name}: 应为6位、9位或12位地区代码")
+    return value
+
+
+def _timestamp(value: Any, now: datetime) -> datetime:
+    if not isinstance(value, str):
+        raise RecordError("updated_at: 应为时间（RFC 3339）")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RecordError("updated_at: 应为时间（RFC 3339）") from None
+    if parsed.tzinfo is None:
+        # Provincial systems commonly send local wall-clock time without an offset.
+        parsed = parsed.replace(tzinfo=SHANGHAI)
+    if parsed > now + FUTURE_TOLERANCE:
+        raise RecordError("updated_at: 不能晚于当前时间")
+    return parsed
+
+
+def parse_record(source: str, obj: Any, *, now: datetime, today: date | None = None) -> RegistryRecord:
+    """A validated record, or RecordError with the first problem found."""
+    if source not in SOURCES:
+        raise RecordError(f"未知的数据来源：{source[:40]}")
+    if not isinstance(obj, dict):
+        raise RecordError("记录应为 JSON 对象")
+    record_id = _text(obj, "record_id", 64)
+    raw_id = obj.get("id_number")
+    if not isinstance(raw_id, str):
+        raise RecordError("id_number: 缺少或不是文本")
+    try:
+        id_number = idnumber.normalize(raw_id, today=today or now.astimezone(SHANGHAI).date())
+    except idnumber.InvalidIdNumber as exc:
+        raise RecordError(f"id_number: {exc.message}") from None
+    name = _text(obj, "name", 100)
+    hukou = _region(obj, "hukou_region_code")
+    residence = _region(obj, "residence_region_code")
+    status = obj.get("status")
+    if not isinstance(status, str) or status not in STATUSES:
+        raise RecordError("status: 应为 active、deceased 或 emigrated")
+    rights = obj.get("political_rights")
+    if not isinstance(rights, bool):
+        raise RecordError("political_rights: 应为 true 或 false")
+    certificate = obj.get("residence_certificate")
+    if certificate is not None and not isinstance(certificate, bool):
+        raise RecordError("residence_certificate: 应为 true 或 false")
+    return RegistryRecord(
+        source=source, record_id=record_id, id_number=id_number, name=name, hukou_region_code=hukou,
+        residence_region_code=residence, status=str(status), political_rights=rights,
+        residence_certificate=certificate, updated_at=_timestamp(obj.get("updated_at"), now),
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict UTF-8 JSON; RecordError for anything else (including bodies built to exhaust the parser)."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"不是有效的 JSON（第{exc.pos}个字符）") from None
+    except UnicodeDecodeError:
+        raise RecordError("不是有效的 JSON（应为 UTF-8 编码）") from None
+    except (ValueError, RecursionError):
+        raise RecordError("不是有效的 JSON（数字过长或嵌套过深）") from None
+
+
+def record_of_message(body: bytes) -> Any:
+    """The record carried by a feed message: a CloudEvents envelope's `data`, or the bare record."""
+    obj = parse_json(body)
+    if isinstance(obj, dict) and "specversion" in obj:
+        data = obj.get("data")
+        if not isinstance(data, dict):
+            raise RecordError("CloudEvents 消息缺少 data 对象")
+        return data
+    return obj
+
+
+def latest_per_key(records: Iterable[RegistryRecord]) -> tuple[list[RegistryRecord], int]:
+    """Keep the latest `updated_at` per (source, record_id); also how many were superseded.
+
+    A batch may carry several versions of one record; storing them in one statement needs one row
+    per key, and the later version is the one that would win anyway.
+    """
+    best: dict[tuple[str, str], RegistryRecord] = {}
+    superseded = 0
+    for record in records:
+        current = best.get(record.key)
+        if current is None:
+            best[record.key] = record
+            continue
+        superseded += 1
+        if record.updated_at > current.updated_at:
+            best[record.key] = record
+    return list(best.values()), superseded
+
+
+# Column order of `identity.registry_records` as written by the store (COPY needs it explicit).
+ROW_COLUMNS: Final = (
+    "source", "record_id", "person_index", "id_number_encrypted", "name_encrypted", "birth_date",
+    "hukou_region_code", "residence_region_code", "status", "political_rights", "residence_certificate",
+    "updated_at",
+)
+
+
+def to_row(keyring: Keyring, record: RegistryRecord) -> tuple[Any, ...]:
+    """The stored form: ID number and name encrypted, the ID's blind index to match on."""
+    return (
+        record.source,
+        record.record_id,
+        blind_index(keyring, record.id_number, kind="id_number"),
+        encrypt(keyring, record.id_number, context=ID_CONTEXT),
+        encrypt(keyring, record.name, context=NAME_CONTEXT),
+        idnumber.birth_date(record.id_number),
+        record.hukou_region_code,
+        record.residence_region_code,
+        record.status,
+        record.political_rights,
+        record.residence_certificate,
+        record.updated_at,
+    )
+
+
+@dataclass
+class PreparedBatch:
+    rows: list[tuple[Any, ...]]
+    valid: int
+    rejected: list[tuple[int, str]]
+
+
+def prepare_batch(source: str, items: Iterable[tuple[int, Any]], keyring: Keyring, *, now: datetime) -> PreparedBatch:
+    """Validate numbered raw records; the valid ones become rows (one per key), the rest reasons."""
+    valid: list[RegistryRecord] = []
+    rejected: list[tuple[int, str]] = []
+    today = now.astimezone(SHANGHAI).date()
+    for index, obj in items:
+        try:
+            valid.append(parse_record(source, obj, now=now, today=today))
+        except RecordError as exc:
+            rejected.append((index, exc.reason))
+    latest, _ = latest_per_key(valid)
+    return PreparedBatch(rows=[to_row(keyring, r) for r in latest], valid=len(valid), rejected=rejected)

@@ -1,0 +1,49 @@
+"""An identity service in-process on the real servers, and what tests need to talk to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+
+import httpx
+from conftest import Servers
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
+
+from services.identity.service import SPEC
+from shared import idnumber
+from shared.auth import TokenVerifier, public_pem, sign_token
+from shared.service import Runtime, build_app
+from shared.settings import Settings
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def bearer(role: str, region: str = "") -> dict[str, str]:
+    tok = sign_token(KEY, issuer="minyi", audience="minyi", sub=f"t-{role}", roles=[role], region=region)
+    return {"Authorization": f"Bearer {tok}"}
+
+
+@asynccontextmanager
+async def identity_service(servers: Servers, home: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home,
+                        outbox_poll_seconds=0.1, retry_base_seconds=0.2)
+    app: FastAPI = build_app(SPEC, settings)
+    app.state.token_verifier = TokenVerifier(issuer="minyi", audience="minyi", public_key_pem=public_pem(KEY))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://identity", timeout=60
+    ) as client:
+        yield client, app.state.runtime
+
+
+def id_number(region: str, born: date, seq: int) -> str:
+    """A valid 18-character ID number (correct check character) for test people."""
+    first17 = f"{region[:6]}{born:%Y%m%d}{seq % 1000:03d}"
+    return first17 + idnumber.check_character(first17)
+
+
+def with_wrong_check(number: str) -> str:
+    """The same number with a check character that does not match."""
+    return number[:-1] + ("1" if number[-1] != "1" else "2")
