@@ -1,5 +1,5 @@
-"""What the identity benchmarks share: their own servers, the identity service as a real process,
-and synthetic people with valid ID numbers."""
+"""What the benchmarks share: their own servers, the identity service as a real process, and
+synthetic people with valid ID numbers."""
 
 from __future__ import annotations
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 import nats
+from identity_stack import stack
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from minyi.servers import Nats, Postgres, free_port
 from shared.bus.envelope import CONTENT_TYPE, new_event
 from shared.bus.outbox import OutboxRelay, add_event
 from shared.bus.streams import StreamSpec, declare
@@ -80,21 +78,11 @@ async def relay(database_url: str, nats_url: str, n: int) -> float:
 
 
 async def main(n: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="minyi-bench-") as tmp:
-        root = Path(tmp)
-        pg = Postgres(root / "pg" / "data", free_port(), root / "pg.log")
-        ns = Nats(root / "js", free_port(), free_port(), root / "nats.log", root / "nats.conf")
-        print("starting PostgreSQL and NATS …", flush=True)
-        pg.start(progress=print)
-        ns.start(progress=print)
-        try:
-            print(f"baseline: {n} bare JetStream publishes with PubAck …", flush=True)
-            base = await baseline(ns.url, n)
-            print(f"relay: {n} outbox rows published and marked …", flush=True)
-            ours = await relay(pg.url, ns.url, n)
-        finally:
-            ns.stop()
-            pg.stop()
+    with stack() as s:
+        print(f"baseline: {n} bare JetStream publishes with PubAck …", flush=True)
+        base = await baseline(s.nats.url, n)
+        print(f"relay: {n} outbox rows published and marked …", flush=True)
+        ours = await relay(s.postgres.url, s.nats.url, n)
     print(f"baseline  {n / base:9.0f} events/s")
     print(f"relay     {n / ours:9.0f} events/s")
     print(f"ratio relay/baseline = {base / ours:.2f} (1.00 = as fast as bare publishing)")

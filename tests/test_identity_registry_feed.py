@@ -234,3 +234,23 @@ async def test_nothing_personal_is_stored_in_clear(
     assert person["id_number"].encode() not in stored
     assert person["id_number"][6:14].encode() not in b"".join(v for v in row.values() if isinstance(v, bytes))
     assert "欧阳明月".encode() not in stored
+
+
+async def test_a_record_corrected_to_another_person_moves_the_merged_view(
+    identity: tuple[httpx.AsyncClient, Runtime], servers: Servers
+) -> None:
+    client, runtime = identity
+    first, second = id_number(REGION, date(1975, 3, 3), 951), id_number(REGION, date(1976, 4, 4), 952)
+    await client.post("/v1/registry/population/records", json=[record("C-1", 951, id_number=first)],
+                      headers=INTEGRATION)
+    fixed = record("C-1", 952, id_number=second, updated_at="2026-10-05T08:00:00+08:00")
+    assert (await client.post("/v1/registry/population/records", json=[fixed], headers=INTEGRATION)
+            ).json()["accepted"] == 1
+    engine = create_async_engine(servers.database_url)
+    async with engine.connect() as conn:
+        persons = {bytes(r.person_index): r.birth_date for r in await conn.execute(text(
+            "SELECT person_index, birth_date FROM identity.registry_persons WHERE person_index IN (:a, :b)"),
+            {"a": blind_index(runtime.keyring, first, kind="id_number"),
+             "b": blind_index(runtime.keyring, second, kind="id_number")})}
+    await engine.dispose()
+    assert persons == {blind_index(runtime.keyring, second, kind="id_number"): date(1976, 4, 4)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import nats.errors
@@ -59,28 +60,43 @@ async def consume_registry(runtime: Runtime) -> None:
     )
     sub = await js.pull_subscribe(FEED_SUBJECT, durable=FEED_DURABLE, stream=REGISTRY_STREAM.name, config=config)
     log.info("registry feed consuming %s", FEED_SUBJECT)
+    # One batch is written while the next is fetched and validated: PostgreSQL works on its own core.
+    writing: asyncio.Task[bool] | None = None
     failures = 0
-    while True:
-        try:
-            msgs = await sub.fetch(batch=FEED_BATCH, timeout=2.0)
-        except nats.errors.TimeoutError:
-            continue
-        try:
-            await apply_feed_batch(runtime, msgs)
-            failures = 0
-        except Exception as exc:
-            # When NATS itself is gone the nak fails too and the supervisor restarts the feed.
-            failures += 1
-            delay = min(60.0, runtime.settings.retry_base_seconds * 2 ** (failures - 1))
-            log.warning("registry feed: batch of %d failed (%s: %s); retry in %.1fs",
-                        len(msgs), type(exc).__name__, exc, delay)
-            for msg in msgs:
-                await msg.nak(delay=delay)
-            await asyncio.sleep(delay)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch=FEED_BATCH, timeout=2.0)
+            except nats.errors.TimeoutError:
+                msgs = []
+            batch = prepare_feed_batch(runtime, msgs) if msgs else None
+            if writing is not None:
+                ok = await writing
+                writing = None
+                failures = 0 if ok else failures + 1
+                if not ok:
+                    await asyncio.sleep(retry_delay(runtime, failures))
+            if batch is not None:
+                writing = asyncio.create_task(store_feed_batch(runtime, batch, retry_delay(runtime, failures + 1)))
+    finally:
+        if writing is not None:
+            writing.cancel()
 
 
-async def apply_feed_batch(runtime: Runtime, msgs: Sequence[Msg]) -> tuple[int, int, int]:
-    """Store a fetched batch; returns (accepted, unchanged, dead-lettered). Raises if it cannot store."""
+def retry_delay(runtime: Runtime, failures: int) -> float:
+    return float(min(60.0, runtime.settings.retry_base_seconds * 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class FeedBatch:
+    msgs: Sequence[Msg]
+    rows: list[tuple[object, ...]]
+    valid: int
+    bad: list[tuple[Msg, str]]
+
+
+def prepare_feed_batch(runtime: Runtime, msgs: Sequence[Msg]) -> FeedBatch:
+    """Validate and encrypt a fetched batch; bad messages are set aside with their reasons."""
     now = datetime.now(UTC)
     by_source: dict[str, list[tuple[int, object]]] = {}
     bad: list[tuple[Msg, str]] = []
@@ -100,12 +116,26 @@ async def apply_feed_batch(runtime: Runtime, msgs: Sequence[Msg]) -> tuple[int, 
         rows.extend(prepared.rows)
         valid += prepared.valid
         bad.extend((msgs[index], reason) for index, reason in prepared.rejected)
-    async with runtime.transaction() as session:
-        accepted = await store_rows(session, rows)
-    for msg, reason in bad:
+    return FeedBatch(msgs, rows, valid, bad)
+
+
+async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) -> bool:
+    """Store, dead-letter the bad, ack all; on a database failure nak all for a later retry."""
+    try:
+        async with runtime.transaction() as session:
+            accepted = await store_rows(session, batch.rows)
+    except Exception as exc:
+        # When NATS itself is gone the nak fails too and the supervisor restarts the feed.
+        log.warning("registry feed: batch of %d failed (%s: %s); retry in %.1fs",
+                    len(batch.msgs), type(exc).__name__, exc, retry_in)
+        for msg in batch.msgs:
+            await msg.nak(delay=retry_in)
+        return False
+    for msg, reason in batch.bad:
         await dead_letter_raw(runtime.publish, runtime.spec.name, FEED_DURABLE, msg, reason)
-    for msg in msgs:
+    for msg in batch.msgs:
         await msg.ack()
-    if bad:
-        log.warning("registry feed: %d of %d records dead-lettered", len(bad), len(msgs))
-    return accepted, valid - accepted, len(bad)
+    if batch.bad:
+        log.warning("registry feed: %d of %d records dead-lettered", len(batch.bad), len(batch.msgs))
+    log.debug("registry feed: %d accepted, %d unchanged", accepted, batch.valid - accepted)
+    return True

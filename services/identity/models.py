@@ -202,3 +202,19 @@ class ReconciliationItem(Base):
     person_index: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
     district_id: Mapped[str | None] = mapped_column(String(64))
     expected_district_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class RegistryPerson(Base):
+    """The registries merged per person (CONTRACT rules), kept current by every registry write."""
+
+    __tablename__ = "registry_persons"
+
+    person_index: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    birth_date: Mapped[date] = mapped_column(Date)
+    in_population: Mapped[bool] = mapped_column(Boolean)
+    hukou_region_code: Mapped[str | None] = mapped_column(String(12))
+    status: Mapped[str | None] = mapped_column(String(12))
+    political_rights: Mapped[bool | None] = mapped_column(Boolean)
+    # Where a migrant with a residence certificate (选民资格证明) votes; null for everyone else.
+    certified_residence: Mapped[str | None] = mapped_column(String(12))
+    deceased: Mapped[bool] = mapped_column(Boolean)

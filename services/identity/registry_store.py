@@ -1,7 +1,9 @@
 """Writing registry records: COPY into a session-local staging table, then one upsert.
 
 COPY is the fastest way into PostgreSQL; the upsert then applies "later `updated_at` wins" in one
-statement, so a replayed feed finds nothing newer and changes nothing.
+statement, so a replayed feed finds nothing newer and changes nothing. The persons whose records
+changed are merged again into `registry_persons` in the same transaction, so a reconciliation
+reads one row per person instead of merging whole registries each time.
 """
 
 from __future__ import annotations
@@ -24,13 +26,56 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
 ) ON COMMIT DELETE ROWS
 """
 
+AFFECTED = "registry_affected"
+CREATE_AFFECTED = f"CREATE TEMP TABLE IF NOT EXISTS {AFFECTED} (person_index bytea) ON COMMIT DELETE ROWS"
+
+# A record that now names another ID number leaves its former person to be merged again too.
+_MOVED = f"""
+INSERT INTO {AFFECTED}
+SELECT r.person_index FROM identity.registry_records r JOIN {_STAGING} s USING (source, record_id)
+WHERE r.person_index <> s.person_index AND s.updated_at > r.updated_at
+"""
+
+MERGE = f"""
+WITH affected AS (SELECT DISTINCT person_index FROM {AFFECTED}),
+merged AS (
+    SELECT a.person_index, agg.n, agg.birth_date, agg.deceased, pop.person_index IS NOT NULL AS in_population,
+           pop.hukou_region_code, pop.status, pop.political_rights,
+           CASE WHEN mig.residence_certificate THEN mig.residence_region_code END AS certified_residence
+    FROM affected a
+    CROSS JOIN LATERAL (SELECT count(*) AS n, min(birth_date) AS birth_date,
+                               coalesce(bool_or(status = 'deceased'), false) AS deceased
+                        FROM identity.registry_records r WHERE r.person_index = a.person_index) agg
+    LEFT JOIN LATERAL (SELECT * FROM identity.registry_records r WHERE r.person_index = a.person_index
+                       AND r.source = 'population' ORDER BY r.updated_at DESC LIMIT 1) pop ON true
+    LEFT JOIN LATERAL (SELECT * FROM identity.registry_records r WHERE r.person_index = a.person_index
+                       AND r.source = 'migrant' ORDER BY r.updated_at DESC LIMIT 1) mig ON true
+), gone AS (
+    DELETE FROM identity.registry_persons p USING merged m WHERE p.person_index = m.person_index AND m.n = 0
+)
+INSERT INTO identity.registry_persons AS p (person_index, birth_date, in_population, hukou_region_code, status,
+                                            political_rights, certified_residence, deceased)
+SELECT person_index, birth_date, in_population, hukou_region_code, status, political_rights, certified_residence,
+       deceased
+FROM merged WHERE n > 0
+ON CONFLICT (person_index) DO UPDATE SET
+    birth_date = excluded.birth_date, in_population = excluded.in_population,
+    hukou_region_code = excluded.hukou_region_code, status = excluded.status,
+    political_rights = excluded.political_rights, certified_residence = excluded.certified_residence,
+    deceased = excluded.deceased
+"""
+
 _COLS = ", ".join(ROW_COLUMNS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in ROW_COLUMNS if c not in ("source", "record_id"))
 _UPSERT = f"""
-INSERT INTO identity.registry_records AS r ({_COLS})
-SELECT {_COLS} FROM {_STAGING}
-ON CONFLICT (source, record_id) DO UPDATE SET {_UPDATES}, received_at = now()
-WHERE excluded.updated_at > r.updated_at
+WITH changed AS (
+    INSERT INTO identity.registry_records AS r ({_COLS})
+    SELECT {_COLS} FROM {_STAGING}
+    ON CONFLICT (source, record_id) DO UPDATE SET {_UPDATES}, received_at = now()
+    WHERE excluded.updated_at > r.updated_at
+    RETURNING r.person_index
+)
+INSERT INTO {AFFECTED} SELECT person_index FROM changed
 """
 
 
@@ -49,8 +94,13 @@ async def store_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> 
         return 0
     driver = await _driver(session)
     await driver.execute(_CREATE_STAGING)
+    await driver.execute(CREATE_AFFECTED)
     await driver.copy_records_to_table(_STAGING, records=rows, columns=list(ROW_COLUMNS))
+    await driver.execute(_MOVED)
     status: str = await driver.execute(_UPSERT)
+    changed = int(status.rsplit(" ", 1)[-1])
+    if changed:
+        await driver.execute(MERGE)
     # Several batches may share one transaction (a streamed HTTP body); each starts from empty.
-    await driver.execute(f"TRUNCATE {_STAGING}")
-    return int(status.rsplit(" ", 1)[-1])
+    await driver.execute(f"TRUNCATE {_STAGING}, {AFFECTED}")
+    return changed
