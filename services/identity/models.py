@@ -112,7 +112,8 @@ class RegistryRecordRow(Base):
     __table_args__ = (
         CheckConstraint("source IN ('population', 'social_security', 'migrant')", name="source"),
         CheckConstraint("status IN ('active', 'deceased', 'emigrated')", name="status"),
-        Index("ix_registry_records_person_index", "person_index"),
+        Index("ix_registry_records_person_index_source_updated_at", "person_index", "source",
+              text("updated_at DESC")),
     )
 
     source: Mapped[str] = mapped_column(String(20), primary_key=True)

@@ -19,6 +19,10 @@ S = "identity"
 
 
 def upgrade() -> None:
+    # Merging a person reads their latest record per source: one index serves the whole lookup.
+    op.drop_index("ix_registry_records_person_index", "registry_records", schema=S)
+    op.create_index("ix_registry_records_person_index_source_updated_at", "registry_records",
+                    ["person_index", "source", sa.text("updated_at DESC")], schema=S)
     op.create_table(
         "registry_persons",
         sa.Column("person_index", sa.LargeBinary(), nullable=False),
@@ -50,3 +54,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("registry_persons", schema=S)
+    op.drop_index("ix_registry_records_person_index_source_updated_at", "registry_records", schema=S)
+    op.create_index("ix_registry_records_person_index", "registry_records", ["person_index"], schema=S)
