@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 from conftest import Servers
@@ -27,9 +28,10 @@ def bearer(role: str, region: str = "") -> dict[str, str]:
 
 
 @asynccontextmanager
-async def identity_service(servers: Servers, home: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+async def identity_service(servers: Servers, home: Path, **settings_overrides: Any
+                           ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home,
-                        outbox_poll_seconds=0.1, retry_base_seconds=0.2)
+                        outbox_poll_seconds=0.1, retry_base_seconds=0.2, **settings_overrides)
     app: FastAPI = build_app(SPEC, settings)
     app.state.token_verifier = TokenVerifier(issuer="minyi", audience="minyi", public_key_pem=public_pem(KEY))
     async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -8,31 +8,20 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import nats
 import pytest
 from conftest import Servers
-from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
+from identityutil import bearer, identity_service
 from PIL import Image
 
 from services.identity.codes import ALPHABET, CodeSigner
 from services.identity.codes_responder import SUBJECT
-from services.identity.service import SPEC
-from shared.auth import TokenVerifier, public_pem, sign_token
-from shared.service import Runtime, build_app
-from shared.settings import Settings
+from shared.service import Runtime
 
-KEY = ec.generate_private_key(ec.SECP256R1())
 BASE_URL = "https://minyi.example"
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def bearer(role: str, region: str = "") -> dict[str, str]:
-    tok = sign_token(KEY, issuer="minyi", audience="minyi", sub=f"t-{role}", roles=[role], region=region)
-    return {"Authorization": f"Bearer {tok}"}
 
 
 ADMIN = bearer("admin")
@@ -47,15 +36,8 @@ class Identity:
 
 @pytest.fixture(scope="module")
 async def identity(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Identity]:
-    home: Path = tmp_path_factory.mktemp("identity-codes-home")
-    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home,
-                        outbox_poll_seconds=0.1, public_base_url=BASE_URL)
-    app: FastAPI = build_app(SPEC, settings)
-    app.state.token_verifier = TokenVerifier(issuer="minyi", audience="minyi", public_key_pem=public_pem(KEY))
-    runtime: Runtime = app.state.runtime
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://identity"
-    ) as client:
+    home = tmp_path_factory.mktemp("identity-codes-home")
+    async with identity_service(servers, home, public_base_url=BASE_URL) as (client, runtime):
         for code, name, parent in (("330000", "浙江省", None), ("330100", "杭州市", "330000"),
                                    ("330102", "上城区", "330100"), ("330105", "拱墅区", "330100")):
             resp = await client.put(f"/v1/regions/{code}", json={"name": name, "parent_code": parent}, headers=ADMIN)

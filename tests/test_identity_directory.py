@@ -4,43 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from busutil import eventually, stream_messages
 from conftest import Servers
-from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
+from identityutil import bearer, identity_service
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from services.identity.service import SPEC
-from shared.auth import TokenVerifier, public_pem, sign_token
-from shared.service import build_app
-from shared.settings import Settings
-
-KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-def bearer(role: str, region: str = "") -> dict[str, str]:
-    tok = sign_token(KEY, issuer="minyi", audience="minyi", sub=f"t-{role}", roles=[role], region=region)
-    return {"Authorization": f"Bearer {tok}"}
-
 
 ADMIN = bearer("admin")
 
 
 @pytest.fixture(scope="module")
 async def identity(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    home: Path = tmp_path_factory.mktemp("identity-home")
-    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home,
-                        outbox_poll_seconds=0.1)
-    app: FastAPI = build_app(SPEC, settings)
-    app.state.token_verifier = TokenVerifier(issuer="minyi", audience="minyi", public_key_pem=public_pem(KEY))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://identity"
-    ) as client:
+    async with identity_service(servers, tmp_path_factory.mktemp("identity-home")) as (client, _):
         for code, name, parent in (("320000", "江苏省", None), ("320900", "盐城市", "320000"),
                                    ("320923", "阜宁县", "320900")):
             resp = await client.put(f"/v1/regions/{code}", json={"name": name, "parent_code": parent}, headers=ADMIN)

@@ -15,6 +15,7 @@ from services.identity.api import Strict
 from services.identity.models import DistrictRegion, Election, ReconciliationJob, Region, Voter
 from services.identity.reconciliation import KINDS
 from services.identity.registry import ID_CONTEXT, NAME_CONTEXT
+from services.identity.registry_api import Rejection
 from shared import idnumber
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import conflict, invalid, not_found
@@ -58,11 +59,6 @@ class VoterIn(BaseModel):
     id_number: str
     name: str
     district_id: str
-
-
-class Rejection(BaseModel):
-    index: int
-    error: str
 
 
 class VoterBatchResult(BaseModel):
