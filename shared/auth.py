@@ -219,6 +219,13 @@ def current_principal(request: Request, verifier: TokenVerifier = Depends(get_ve
     return verifier.verify(token.strip())
 
 
+def optional_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)) -> Principal | None:
+    """For endpoints open to anyone: no token is fine, a bad token is still 401."""
+    if not request.headers.get("authorization"):
+        return None
+    return current_principal(request, verifier)
+
+
 def require_roles(*roles: str) -> Callable[..., Principal]:
     """A dependency that yields the caller when it holds one of `roles`, else 403."""
     unknown = set(roles) - set(ROLES)
@@ -234,6 +241,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require_region(principal: Principal, region_code: str | None) -> None:

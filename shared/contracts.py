@@ -35,7 +35,8 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
             ("dispatched", "the report went to a grid platform"),
             ("answered", "the citizen got an answer"),
             ("rated", "the citizen rated the answer"),
-            ("overdue", "an acknowledgement or answer deadline passed"),
+            ("overdue", "an acknowledgement or answer deadline passed; escalated to station and congress staff"),
+            ("reminder", "an acknowledgement or answer deadline is due today; remind the deputy"),
             ("closed", "the report is closed"),
         )
     ),

@@ -44,3 +44,19 @@ def create_messaging_tables(schema: str) -> None:
 def drop_messaging_tables(schema: str) -> None:
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)
+
+
+def create_idempotency_table(schema: str) -> None:
+    """Version 1 of the Idempotency-Key table (see shared/idempotency.py for the live shape)."""
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=True),
+        sa.Column("response", JSONB, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
+        schema=schema,
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=schema)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,11 +27,15 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp
 
+from shared import idempotency
+from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
 from shared.bus.outbox import OutboxRelay, add_event
 from shared.bus.tables import inbox_table, outbox_table
+from shared.client_source import ClientPseudonym
 from shared.db import Database, upgrade_async
 from shared.errors import install_problem_handlers
 from shared.pii import Keyring, ensure_dev_keyring
@@ -68,6 +73,12 @@ class ServiceSpec:
     # Long-running loops of the service (batch feeds, job runners), started once its streams exist.
     workers: Callable[[Runtime], Sequence[Callable[[], Awaitable[None]]]] = lambda runtime: ()
     uses_temporal: bool = False
+    # Path segments that are secrets (a receipt code is all it takes to follow and rate a report):
+    # regexes whose matches are replaced in the URL attributes of traces.
+    secret_paths: Sequence[str] = ()
+    # Largest request bodies by path prefix; other paths get `default_body_limit`. None: no limit here.
+    body_limits: Mapping[str, int] = field(default_factory=dict)
+    default_body_limit: int | None = None
 
     @property
     def produced_streams(self) -> list[streams.StreamSpec]:
@@ -101,6 +112,12 @@ class Runtime:
             path = self.settings.pii_keys_file
             self._keyring = Keyring.from_file(path) if path else ensure_dev_keyring(self.settings.dev_pii_keys_file)
         return self._keyring
+
+    @property
+    def idempotency_table(self) -> Table | None:
+        """The service's `Idempotency-Key` table, when its schema has one."""
+        schema = self.spec.metadata.schema
+        return self.spec.metadata.tables.get(f"{schema}.{idempotency.TABLE_NAME}")
 
     @property
     def database(self) -> Database:
@@ -253,13 +270,16 @@ async def _supervised(runtime: Runtime, worker: Callable[[], Awaitable[None]]) -
 
 
 async def _housekeeping(runtime: Runtime) -> None:
-    """Forget inbox ids older than any redelivery or stream replay can bring back."""
+    """Forget inbox ids older than any redelivery or stream replay can bring back, and old idempotency keys."""
     while True:
         try:
             async with runtime.transaction() as session:
                 removed = await inbox.purge(session, runtime.inbox, INBOX_RETENTION)
-            if removed:
-                log.info("%s: forgot %d old inbox entries", runtime.spec.name, removed)
+                keys = runtime.idempotency_table
+                expired = await idempotency.purge(session, keys) if keys is not None else 0
+            if removed or expired:
+                log.info("%s: forgot %d old inbox entries and %d idempotency keys", runtime.spec.name,
+                         removed, expired)
         except Exception as exc:
             log.warning("%s: inbox housekeeping failed: %s", runtime.spec.name, exc)
         await asyncio.sleep(6 * 3600)
@@ -345,8 +365,50 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     for router in spec.routers:
         app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
+                                       server_request_hook=_redactor(spec.secret_paths))
+    _outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for))
+    if spec.default_body_limit is not None:
+        limit = spec.default_body_limit
+        app.add_middleware(BodyLimit, limits=spec.body_limits, default=limit)
     return app
+
+
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full", "url.query")
+
+
+def _redactor(patterns: Sequence[str]) -> Callable[[Any, dict[str, Any]], None] | None:
+    """A tracing hook that rewrites secret path segments in the server span's URL attributes."""
+    if not patterns:
+        return None
+    compiled = [re.compile(p) for p in patterns]
+
+    def redact(span: Any, scope: dict[str, Any]) -> None:
+        if span is None or not span.is_recording():
+            return
+        attributes = getattr(span, "attributes", None) or {}
+        for name in _URL_ATTRIBUTES:
+            value = attributes.get(name)
+            if isinstance(value, str):
+                for pattern in compiled:
+                    value = pattern.sub("{redacted}", value)
+                span.set_attribute(name, value)
+        name = getattr(span, "name", "")
+        for pattern in compiled:
+            name = pattern.sub("{redacted}", name)
+        span.update_name(name)
+
+    return redact
+
+
+def _outermost(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap the whole middleware stack, tracing included (which itself sits outside Starlette's own)."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return wrap(build())
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     # A font with CJK glyphs for names under printed codes; the packaged Noto Sans CJK by default.
     label_font_file: Path | None = None
 
+    # Behind an ingress that sets X-Forwarded-For; otherwise every caller would look like the proxy.
+    trust_forwarded_for: bool = False
+    # Per source and process: reports, uploads and ratings; and receipt lookups (against guessing).
+    flood_limit: str = "20/minute"
+    lookup_limit: str = "120/minute"
+    # Where uploaded photos and recordings live in the embedded stack (default: MINYI_HOME/attachments).
+    attachments_dir: Path | None = None
+    # How often the report clocks look for due reminders and deadlines.
+    clock_poll_seconds: float = Field(default=5.0, gt=0)
+
     migrate_on_start: bool = True
     log_level: str = "INFO"
 

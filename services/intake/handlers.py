@@ -1,12 +1,106 @@
-"""Bus subscriptions of the intake service."""
+"""Bus side of the intake service.
+
+- `identity.deputy.updated` keeps the deputies' stations at hand, so a deputy's list holds the
+  reports aimed at their stations too.
+- `routing.report.classified`, `routing.ticket.created` and `routing.ticket.updated` turn
+  routing's work into the report's status and the citizen's timeline.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake import clock, lifecycle, timers
+from services.intake.models import DeputyView, Report
 from shared.bus.consumer import Subscription
+from shared.bus.envelope import CloudEvent
+from shared.contracts import STREAMS
 from shared.service import Runtime
+
+GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned"})
+
+
+class BadEvent(ValueError):
+    """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
+
+
+def _field(event: CloudEvent, name: str) -> str:
+    value = event.data.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadEvent(f"{event.type} {event.id} has no {name}")
+    return value
+
+
+def _time(event: CloudEvent) -> datetime:
+    raw = event.data.get("at")
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise BadEvent(f"{event.type} {event.id}: 'at' is not a time") from exc
+    return event.time
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    return ()
+    async def deputy_updated(event: CloudEvent, session: AsyncSession) -> None:
+        deputy_id = _field(event, "id")
+        version = event.data.get("version")
+        stations = event.data.get("station_ids") or []
+        if not isinstance(version, int) or not isinstance(stations, list):
+            raise BadEvent(f"identity.deputy.updated {event.id} lacks version or station_ids")
+        stmt = insert(DeputyView).values(id=deputy_id, region_code=_field(event, "region_code"),
+                                         station_ids=[str(s) for s in stations], version=version)
+        # Events can arrive out of order after a redelivery; the higher version wins.
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"region_code": stmt.excluded.region_code,
+                                         "station_ids": stmt.excluded.station_ids, "version": stmt.excluded.version},
+            where=DeputyView.version < stmt.excluded.version,
+        ))
+
+    async def classified(event: CloudEvent, session: AsyncSession) -> None:
+        category = _field(event, "category")
+        await session.execute(update(Report).where(Report.id == _field(event, "report_id"))
+                              .values(category=category))
+
+    async def ticket_created(event: CloudEvent, session: AsyncSession) -> None:
+        report = await lifecycle.lock(session, _field(event, "report_id"))
+        if report is None:
+            raise BadEvent(f"routing.ticket.created {event.id} names an unknown report")
+        platform = event.data.get("platform_id")
+        await lifecycle.dispatch(runtime, session, report, ticket_id=_field(event, "ticket_id"),
+                                 platform_id=platform if isinstance(platform, str) else None, at=_time(event))
+
+    async def ticket_updated(event: CloudEvent, session: AsyncSession) -> None:
+        status = _field(event, "status")
+        if status not in GRID_STATUSES:
+            raise BadEvent(f"routing.ticket.updated {event.id} has unknown status {status!r}")
+        report = await lifecycle.lock(session, _field(event, "report_id"))
+        if report is None:
+            raise BadEvent(f"routing.ticket.updated {event.id} names an unknown report")
+        note = event.data.get("note")
+        await lifecycle.grid_update(runtime, session, report, await clock.book(runtime),
+                                    ticket_id=_field(event, "ticket_id"), status=status,
+                                    note_text=note if isinstance(note, str) else None, at=_time(event))
+
+    identity, routing = STREAMS["identity"].name, STREAMS["routing"].name
+    return (
+        Subscription("identity.deputy.updated", identity, "intake-deputies", deputy_updated,
+                     "keeps each deputy's stations, for the deputy's own list"),
+        Subscription("routing.report.classified", routing, "intake-classified", classified,
+                     "the category routing gave a report"),
+        Subscription("routing.ticket.created", routing, "intake-ticket-created", ticket_created,
+                     "the report went to a grid platform: status dispatched"),
+        Subscription("routing.ticket.updated", routing, "intake-ticket-updated", ticket_updated,
+                     "a grid platform's status: resolved answers the report, returned hands it back"),
+    )
+
+
+def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
+    from services.intake.attachments_api import sweeper
+
+    return (timers.worker(runtime), sweeper(runtime))

@@ -1,8 +1,8 @@
-"""Wiring of the intake service: its schema, stream, routers and subscriptions."""
+"""Wiring of the intake service: its schema, stream, routers, subscriptions and clock scanner."""
 
 from __future__ import annotations
 
-from services.intake import api, handlers
+from services.intake import api, attachments_api, calendar_api, handlers, receipts_api
 from services.intake.models import Base
 from shared.contracts import EVENTS, STREAMS
 from shared.service import ServiceSpec
@@ -17,8 +17,12 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["intake"],
     events=EVENTS["intake"],
-
-    routers=(api.router,),
+    routers=(api.router, receipts_api.router, attachments_api.router, calendar_api.router),
     subscriptions=handlers.subscriptions,
+    workers=handlers.workers,
     uses_temporal=False,
+    secret_paths=(r"(?<=/v1/receipts/)[^/?]+",),
+    # A report is at most 5,000 characters; only uploads need more.
+    body_limits={"/v1/attachments": attachments_api.UPLOAD_LIMIT},
+    default_body_limit=256 * 1024,
 )

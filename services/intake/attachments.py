@@ -1,0 +1,270 @@
+"""Attachments of citizens' reports (photos and voice recordings) without I/O.
+
+`detect` decides what an upload is from its leading bytes; the file name and the client's Content-Type are never
+consulted, since both are whatever the sender typed. `strip_photo_metadata` re-encodes a photo so that nothing but
+its pixels leaves the phone: EXIF carries the GPS position of the sender's home and the serial number of the
+device.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+from filetype.types import audio as ft_audio
+from filetype.types import image as ft_image
+from PIL import Image, ImageCms, ImageOps
+
+MAX_BYTES = 10 * 1024 * 1024
+# A phone camera stays well below this (a 48 MP sensor bins to 12 MP by default); above it, decoding alone costs
+# hundreds of megabytes of memory per upload.
+MAX_PIXELS = 40_000_000
+# What callers should read before calling `detect`: filetype's own convention, enough for every check here
+# except an MP3 behind a long ID3 tag (see `_is_mp3`).
+HEAD_BYTES = 261
+
+Kind = Literal["photo", "voice"]
+
+
+@dataclass(frozen=True)
+class Detected:
+    kind: Kind
+    media_type: str
+    extension: str
+
+
+JPEG = Detected("photo", "image/jpeg", "jpg")
+PNG = Detected("photo", "image/png", "png")
+WEBP = Detected("photo", "image/webp", "webp")
+AMR = Detected("voice", "audio/amr", "amr")
+MP3 = Detected("voice", "audio/mpeg", "mp3")
+M4A = Detected("voice", "audio/mp4", "m4a")
+# filetype says audio/x-wav; browsers and RFC 2361's successors settled on audio/wav.
+WAV = Detected("voice", "audio/wav", "wav")
+OGG = Detected("voice", "audio/ogg", "ogg")
+
+ACCEPTED: tuple[Detected, ...] = (JPEG, PNG, WEBP, AMR, MP3, M4A, WAV, OGG)
+
+# filetype's matchers are used one by one rather than through `filetype.guess`: guess returns the first of ~80
+# matchers in list order, so an animated PNG comes back as "apng" and an M4A with a generic major brand as video,
+# and the answer would shift whenever the library reorders or adds matchers.
+_FT_JPEG = ft_image.Jpeg()
+_FT_WEBP = ft_image.Webp()
+_FT_WAV = ft_audio.Wav()
+_FT_OGG = ft_audio.Ogg()
+_FT_AMR = ft_audio.Amr()
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# ISO BMFF major brands that promise audio only. Generic brands (isom, mp41, mp42) say nothing about the tracks,
+# and from the leading bytes alone an audio-only "mp42" file cannot be told apart from a video, so they are refused.
+_AUDIO_ONLY_BRANDS = frozenset({b"M4A ", b"M4B "})
+
+# Identification packets that open the first page of an Ogg stream carrying audio; Theora video, the Skeleton
+# index and anything else are refused.
+_OGG_AUDIO_CODECS = (b"OpusHead", b"\x01vorbis", b"Speex   ", b"\x7fFLAC")
+
+# MPEG audio Layer III, in kbit/s, by bitrate index; index 0 (free format) and 15 (forbidden) stay None.
+_MP3_BITRATES_V1 = (None, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, None)
+_MP3_BITRATES_V2 = (None, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, None)
+# Sample rates by version bits (0 = MPEG 2.5, 2 = MPEG 2, 3 = MPEG 1) and sample rate index.
+_MP3_SAMPLE_RATES = {0: (11025, 12000, 8000), 2: (22050, 24000, 16000), 3: (44100, 48000, 32000)}
+
+
+def detect(head: bytes) -> Detected | None:
+    """What the upload is, from its first bytes (at least `HEAD_BYTES` when the file has them), or None if refused.
+
+    Passing more than the head (up to the whole upload) only makes the MP3 check stricter.
+    """
+    head = bytes(head)
+    if _FT_JPEG.match(head):
+        return JPEG
+    # filetype's Png matcher checks "\x89PNG" only; the full signature also catches transfers that mangled
+    # line endings, which no decoder would accept later.
+    if head.startswith(_PNG_SIGNATURE):
+        return PNG
+    if _FT_WEBP.match(head):
+        return WEBP
+    if _is_amr(head):
+        return AMR
+    if _is_m4a(head):
+        return M4A
+    if _FT_WAV.match(head):
+        return WAV
+    if _is_ogg_audio(head):
+        return OGG
+    if _is_mp3(head):
+        return MP3
+    return None
+
+
+def _is_amr(head: bytes) -> bool:
+    # filetype checks the "#!AMR\n" magic (so AMR-WB's "#!AMR-WB\n" is refused, as intended) but not what follows;
+    # the first frame header must be "0 FT(4) Q 0 0" with FT a speech mode (0-7), SID (8) or NO_DATA (15).
+    if not _FT_AMR.match(head):
+        return False
+    frame = head[6]
+    frame_type = (frame >> 3) & 0x0F
+    return frame & 0x83 == 0 and (frame_type <= 8 or frame_type == 15)
+
+
+def _is_m4a(head: bytes) -> bool:
+    # filetype's M4a matcher compares three bytes ("M4A" at offset 8) without the box size or the fourth brand
+    # byte, and does not know audiobooks ("M4B "), which it reports as mp4 video. The ftyp box is read here:
+    # u32 size, "ftyp", major brand, u32 minor version, then compatible brands of 4 bytes each.
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return False
+    (size,) = struct.unpack(">I", head[:4])
+    if size < 16 or size % 4 or size > 4096:
+        return False
+    return head[8:12] in _AUDIO_ONLY_BRANDS
+
+
+def _is_ogg_audio(head: bytes) -> bool:
+    # filetype checks only "OggS", and Ogg also carries Theora video. The first page header is: "OggS", version 0,
+    # header type (0x02 = beginning of stream), granule (8), serial (4), sequence (4), CRC (4), segment count (1),
+    # the segment table, then the codec's identification packet.
+    if not _FT_OGG.match(head) or len(head) < 28 or head[4] != 0 or not head[5] & 0x02:
+        return False
+    packet = 27 + head[26]
+    return any(head[packet:packet + len(magic)] == magic for magic in _OGG_AUDIO_CODECS)
+
+
+def _is_mp3(head: bytes) -> bool:
+    # filetype accepts "ID3" followed by anything, and bare frames only when the second byte is F2, F3 or FB,
+    # which misses MPEG 1 with CRC (FA) and MPEG 2.5 (E2, E3) while taking three bytes as proof. Here the ID3v2
+    # header must be well formed and, when the head reaches past the tag, be followed by a Layer III frame; a bare
+    # stream needs a valid frame header and, when the head reaches it, a second one where the first one ends.
+    if head[:3] == b"ID3":
+        if len(head) < 10:
+            return False
+        major, revision, flags = head[3], head[4], head[5]
+        if major not in (2, 3, 4) or revision == 0xFF or any(b & 0x80 for b in head[6:10]):
+            return False
+        size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+        end = 10 + size + (10 if major == 4 and flags & 0x10 else 0)
+        # Some taggers leave zero padding beyond the declared size.
+        while end < len(head) and head[end] == 0:
+            end += 1
+        if end + 4 > len(head):
+            return True
+        return _mp3_frame_length(head, end) is not None
+    length = _mp3_frame_length(head, 0)
+    if length is None:
+        return False
+    if length + 4 > len(head):
+        return True
+    # Within one stream the version, layer and sample rate do not change from frame to frame.
+    return (_mp3_frame_length(head, length) is not None
+            and head[length + 1] & 0xFE == head[1] & 0xFE
+            and head[length + 2] & 0x0C == head[2] & 0x0C)
+
+
+def _mp3_frame_length(head: bytes, at: int) -> int | None:
+    """Length in bytes of the MPEG audio Layer III frame whose header starts at `at`, or None if there is none."""
+    if at + 4 > len(head):
+        return None
+    b1, b2 = head[at + 1], head[at + 2]
+    if head[at] != 0xFF or b1 & 0xE0 != 0xE0:
+        return None
+    version = (b1 >> 3) & 0x03
+    layer = (b1 >> 1) & 0x03
+    if version == 1 or layer != 1:  # version 1 is reserved; layer bits 01 mean Layer III
+        return None
+    bitrate_index, rate_index, padding = b2 >> 4, (b2 >> 2) & 0x03, (b2 >> 1) & 0x01
+    if rate_index == 3:
+        return None
+    bitrate = (_MP3_BITRATES_V1 if version == 3 else _MP3_BITRATES_V2)[bitrate_index]
+    if bitrate is None:
+        return None
+    sample_rate = _MP3_SAMPLE_RATES[version][rate_index]
+    # MPEG 1 Layer III frames hold 1152 samples, MPEG 2 and 2.5 hold 576: 144 and 72 bytes per kbit/s per kHz.
+    coefficient = 144 if version == 3 else 72
+    return coefficient * bitrate * 1000 // sample_rate + padding
+
+
+_PIL_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def strip_photo_metadata(data: bytes, detected: Detected) -> bytes:
+    """The photo re-encoded in its own format with its orientation applied and every piece of metadata gone.
+
+    Raises ValueError (with a message fit for the sender) when the bytes do not decode fully as that format or the
+    image is larger than `MAX_PIXELS`.
+    """
+    pil_format = _PIL_FORMATS.get(detected.extension)
+    if detected.kind != "photo" or pil_format is None:
+        raise ValueError("该文件不是照片")
+    try:
+        # `formats` keeps Pillow from trying its other ~40 decoders on bytes that merely start like this format.
+        with Image.open(io.BytesIO(data), formats=[pil_format]) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise _TooLarge
+            # load() decodes every pixel: a file truncated or corrupted after a valid header fails here, not when
+            # somebody opens it later.
+            opened.load()
+            image = _upright(opened)
+    except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that, and turning the warning into an error with
+        # warnings.catch_warnings would change process-wide state from the worker thread this runs in; the
+        # explicit limit above is stricter anyway, so the warning is caught only for runs with -W error.
+        raise ValueError("图片尺寸过大，请压缩后重新上传") from None
+    except Exception as exc:
+        # Pillow's decoders answer hostile input with a zoo of exception types (OSError, SyntaxError, struct.error,
+        # IndexError, ...); every one of them means the same thing here.
+        raise ValueError("图片已损坏或格式不受支持") from exc
+
+    image = _to_srgb(image)
+    transparency = image.info.get("transparency")
+    # Encoders copy some entries from `info` (JPEG comments, PNG ICC profiles) unless told otherwise; an empty
+    # `info` leaves nothing for them to copy, and everything the output needs is passed explicitly below.
+    image.info = {}
+    out = io.BytesIO()
+    if pil_format == "JPEG":
+        if image.mode not in ("1", "L", "RGB", "CMYK"):
+            image = image.convert("RGB")
+        image.save(out, format="JPEG", quality=90)
+    elif pil_format == "PNG":
+        if transparency is not None:
+            image.save(out, format="PNG", transparency=transparency)
+        else:
+            image.save(out, format="PNG")
+    else:
+        image.save(out, format="WEBP", quality=90)
+    return out.getvalue()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image rotated as its EXIF orientation says, since the orientation goes with the rest of the EXIF."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        # A malformed EXIF block is common in photos edited by cheap apps; the pixels are fine, so the photo is
+        # kept as stored rather than refused.
+        return image.copy()
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """The image converted to sRGB when it carries an ICC profile, so that the profile can be dropped as well.
+
+    Profiles are mostly generic (Display P3 on iPhones), but they can name the device; converting keeps the colours
+    right without keeping the profile.
+    """
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        # An unreadable profile is dropped with the rest; the colours may shift, the photo is still usable.
+        return image
+    return converted if converted is not None else image

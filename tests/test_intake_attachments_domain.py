@@ -1,0 +1,574 @@
+"""Attachments without the service: type detection by content, photo metadata stripping, the file store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import stat
+import struct
+import uuid
+import wave
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import ExifTags, Image, ImageCms
+
+from services.intake.attachment_store import AttachmentStore, FileStore, storage_key, validate_key
+from services.intake.attachments import (
+    ACCEPTED,
+    AMR,
+    HEAD_BYTES,
+    JPEG,
+    M4A,
+    MAX_BYTES,
+    MP3,
+    OGG,
+    PNG,
+    WAV,
+    WEBP,
+    Detected,
+    detect,
+    strip_photo_metadata,
+)
+
+GPS_LATITUDE = (39.0, 54.0, 27.0)
+SERIAL = "SN-0042-CITIZEN-PHONE"
+
+
+# --- sample files -----------------------------------------------------------------------------------------------
+
+
+def picture(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
+    """A gradient rather than a flat colour, so that re-encoding has real pixels to get right."""
+    image = Image.new("RGB", size)
+    image.putdata([(x * 255 // size[0], y * 255 // size[1], 128) for y in range(size[1]) for x in range(size[0])])
+    return image.convert(mode)
+
+
+def encoded(image: Image.Image, pil_format: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=pil_format, **params)
+    return out.getvalue()
+
+
+def exif_with_gps(orientation: int | None = None) -> Image.Exif:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Phone Maker"
+    exif[ExifTags.Base.Model] = "Phone 12"
+    exif[ExifTags.Base.BodySerialNumber] = SERIAL
+    exif[ExifTags.IFD.GPSInfo] = {
+        ExifTags.GPS.GPSLatitudeRef: "N",
+        ExifTags.GPS.GPSLatitude: GPS_LATITUDE,
+        ExifTags.GPS.GPSLongitudeRef: "E",
+        ExifTags.GPS.GPSLongitude: (116.0, 23.0, 17.0),
+    }
+    if orientation is not None:
+        exif[ExifTags.Base.Orientation] = orientation
+    return exif
+
+
+def jpeg_bytes() -> bytes:
+    return encoded(picture(), "JPEG", quality=95)
+
+
+def png_bytes() -> bytes:
+    return encoded(picture(), "PNG")
+
+
+def webp_bytes() -> bytes:
+    return encoded(picture(), "WEBP", quality=90)
+
+
+def wav_bytes() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", (i * 97) % 2000 - 1000) for i in range(800)))
+    return out.getvalue()
+
+
+def amr_bytes() -> bytes:
+    # AMR-NB storage format (RFC 4867 §5): the magic "#!AMR\n", then frames of one header byte "0 FT(4) Q 0 0"
+    # and the speech bits. 0x3C is FT 7 (12.2 kbit/s) with Q=1, followed by its 31 bytes.
+    frame = b"\x3c" + bytes(range(1, 32))
+    return b"#!AMR\n" + frame * 20
+
+
+def mp3_frame(b1: int = 0xFB, b2: int = 0x14, length: int = 96) -> bytes:
+    # A 4-byte MPEG audio header and a zero payload. FF FB: sync, MPEG 1, Layer III, no CRC. 0x14: bitrate
+    # index 1 (32 kbit/s), sample rate index 1 (48 kHz), no padding. 0xC4: mono, original. The frame is
+    # 144 * 32000 / 48000 = 96 bytes long, so the next header falls inside the first 261 bytes.
+    return bytes([0xFF, b1, b2, 0xC4]) + bytes(length - 4)
+
+
+def mp3_bytes() -> bytes:
+    return mp3_frame() * 10
+
+
+def id3_mp3_bytes() -> bytes:
+    # ID3v2.3 header: "ID3", version 3.0, flags 0, tag size as four 7-bit ("syncsafe") bytes; then one TIT2 text
+    # frame (id, 4-byte size, 2 flag bytes, encoding byte 0 and the title), then the MPEG frames.
+    title = b"\x00voice note"
+    frame = b"TIT2" + struct.pack(">I", len(title)) + b"\x00\x00" + title
+    size = len(frame)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + syncsafe + frame + mp3_bytes()
+
+
+def ftyp(major: bytes, *compatible: bytes) -> bytes:
+    # ISO BMFF "ftyp" box: u32 size, "ftyp", major brand, u32 minor version, compatible brands (4 bytes each).
+    body = major + b"\x00\x00\x02\x00" + b"".join(compatible)
+    return struct.pack(">I", 8 + len(body)) + b"ftyp" + body
+
+
+def mp4_file(major: bytes, *compatible: bytes) -> bytes:
+    # ftyp, then an empty "mdat" box padded out; detection never looks past the ftyp box.
+    payload = bytes(400)
+    return ftyp(major, *compatible) + struct.pack(">I", 8 + len(payload)) + b"mdat" + payload
+
+
+def m4a_bytes() -> bytes:
+    # What iPhone Voice Memos and iTunes write: major brand "M4A ".
+    return mp4_file(b"M4A ", b"M4A ", b"mp42", b"isom")
+
+
+def ogg_crc(page: bytes) -> int:
+    # Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial value 0 (unlike zlib's crc32).
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def ogg_page(packet: bytes, header_type: int = 0x02) -> bytes:
+    # Page header: "OggS", version 0, header type (0x02 = first page of the stream), granule position (8),
+    # serial number (4), page sequence (4), CRC (4, computed with itself zeroed), segment count, segment table.
+    segments = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
+    header = b"OggS" + bytes([0, header_type]) + bytes(8) + struct.pack("<II", 0x1234, 0)
+    page = header + b"\x00\x00\x00\x00" + bytes([len(segments)]) + segments + packet
+    return page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:]
+
+
+def opus_bytes() -> bytes:
+    # OpusHead (RFC 7845 §5.1): magic, version 1, 1 channel, pre-skip 312, input rate 48000, gain 0, mapping 0.
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, 312, 48000, 0, 0)
+    tags = b"OpusTags" + struct.pack("<I", 5) + b"minyi" + struct.pack("<I", 0)
+    return ogg_page(head) + ogg_page(tags, header_type=0x00) + ogg_page(bytes(200), header_type=0x00)
+
+
+def vorbis_bytes() -> bytes:
+    # Vorbis identification header: packet type 1, "vorbis", version 0, channels, rate, three bitrates,
+    # block sizes, framing bit.
+    ident = b"\x01vorbis" + struct.pack("<IBIiiiBB", 0, 1, 44100, 0, 64000, 0, 0xB8, 1)
+    return ogg_page(ident) + ogg_page(bytes(250), header_type=0x00)
+
+
+def theora_bytes() -> bytes:
+    # Ogg carrying Theora video: the identification packet starts with 0x80 "theora".
+    return ogg_page(b"\x80theora" + bytes([3, 2, 1]) + bytes(31)) + ogg_page(bytes(250), header_type=0x00)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    # A PNG whose IHDR claims huge dimensions but whose IDAT holds a few bytes: what a decompression bomb looks
+    # like before it is decoded.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+
+
+def zip_bytes() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("report.txt", "路灯坏了" * 100)
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + b"%" * 300
+
+
+# --- detection --------------------------------------------------------------------------------------------------
+
+
+ACCEPTED_SAMPLES = {
+    "jpeg": (jpeg_bytes, JPEG),
+    "png": (png_bytes, PNG),
+    "webp": (webp_bytes, WEBP),
+    "amr": (amr_bytes, AMR),
+    "mp3 bare frames": (mp3_bytes, MP3),
+    "mp3 with ID3v2": (id3_mp3_bytes, MP3),
+    "mp3 MPEG 1 with CRC (FF FA)": (lambda: mp3_frame(b1=0xFA) * 10, MP3),
+    # FF E3: MPEG 2.5 Layer III; 0x80 = 64 kbit/s at 11025 Hz: 72 * 64000 // 11025 = 417 bytes per frame.
+    "mp3 MPEG 2.5 (FF E3)": (lambda: mp3_frame(b1=0xE3, b2=0x80, length=417) * 3, MP3),
+    "m4a": (m4a_bytes, M4A),
+    "m4b audiobook": (lambda: mp4_file(b"M4B ", b"M4B ", b"mp42", b"isom"), M4A),
+    "wav": (wav_bytes, WAV),
+    "ogg opus": (opus_bytes, OGG),
+    "ogg vorbis": (vorbis_bytes, OGG),
+}
+
+
+@pytest.mark.parametrize("name", ACCEPTED_SAMPLES)
+def test_every_accepted_type_is_detected_from_its_head(name: str) -> None:
+    make, expected = ACCEPTED_SAMPLES[name]
+    data = make()
+    assert detect(data[:HEAD_BYTES]) == expected
+    assert detect(data) == expected
+
+
+def test_the_accepted_types_are_exactly_the_eight_of_the_contract() -> None:
+    assert {(d.kind, d.media_type, d.extension) for d in ACCEPTED} == {
+        ("photo", "image/jpeg", "jpg"), ("photo", "image/png", "png"), ("photo", "image/webp", "webp"),
+        ("voice", "audio/amr", "amr"), ("voice", "audio/mpeg", "mp3"), ("voice", "audio/mp4", "m4a"),
+        ("voice", "audio/wav", "wav"), ("voice", "audio/ogg", "ogg"),
+    }
+    assert MAX_BYTES == 10 * 1024 * 1024
+    with pytest.raises(AttributeError):
+        JPEG.kind = "voice"  # type: ignore[misc]
+
+
+REJECTED_SAMPLES = {
+    "empty": lambda: b"",
+    "gif": lambda: encoded(picture(), "GIF"),
+    "bmp": lambda: encoded(picture(), "BMP"),
+    "pdf": lambda: PDF,
+    "zip": zip_bytes,
+    "plain text": lambda: ("市民反映：小区路灯坏了，晚上很黑。" * 20).encode(),
+    "html": lambda: b"<!DOCTYPE html><html><head><title>x</title></head><body><script>alert(1)</script></body></html>",
+    "svg": lambda: b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    # Generic ISO BMFF brands: the leading bytes cannot tell an audio-only file from a video, so both go.
+    "mp4 video, isom": lambda: mp4_file(b"isom", b"isom", b"iso2", b"avc1", b"mp41"),
+    "mp4 video, mp42": lambda: mp4_file(b"mp42", b"mp42", b"isom"),
+    "mp4 with M4A only among compatible brands": lambda: mp4_file(b"mp42", b"M4A ", b"isom"),
+    # iTunes video lists M4A among its compatible brands; only the major brand counts.
+    "m4v video": lambda: mp4_file(b"M4V ", b"M4V ", b"M4A ", b"mp42"),
+    "quicktime": lambda: mp4_file(b"qt  ", b"qt  "),
+    "3gp": lambda: mp4_file(b"3gp4", b"3gp4", b"isom"),
+    "ftyp box with a broken size": lambda: b"\x00\x00\x00\x03ftypM4A " + bytes(300),
+    "ogg theora video": theora_bytes,
+    "ogg page that does not start a stream": lambda: ogg_page(b"OpusHead" + bytes(11), header_type=0x00),
+    "amr-wb": lambda: b"#!AMR-WB\n" + b"\x2c" * 300,
+    "amr magic with an impossible frame header": lambda: b"#!AMR\n" + b"\xff" * 300,
+    "ID3 followed by text": lambda: b"ID3 is what this text file starts with, and nothing else" + b" " * 300,
+    "ID3 tag followed by something other than MPEG audio": lambda: id3_mp3_bytes()[:31] + PDF,
+    "two bytes that look like an MPEG sync": lambda: b"\xff\xfb" + b"A" * 300,
+    "mp3 frame not followed by another": lambda: mp3_frame() + b"PK\x03\x04" + bytes(300),
+    "mpeg layer II": lambda: mp3_frame(b1=0xFD) * 10,
+    "aac adts": lambda: b"\xff\xf1\x50\x80" + bytes(300),
+    "flac": lambda: b"fLaC\x00\x00\x00\x22" + bytes(300),
+    "png signature with mangled line endings": lambda: b"\x89PNG\n\x1a\n" + png_bytes()[8:],
+    "riff avi": lambda: b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(300),
+}
+
+
+@pytest.mark.parametrize("name", REJECTED_SAMPLES)
+def test_other_content_is_refused(name: str) -> None:
+    data = REJECTED_SAMPLES[name]()
+    assert detect(data[:HEAD_BYTES]) is None
+    assert detect(data) is None
+
+
+def test_a_pdf_called_photo_jpg_is_refused_because_only_bytes_count() -> None:
+    # The upload's name and Content-Type never reach detect; what a client calls "photo.jpg" is judged by content.
+    upload = {"filename": "photo.jpg", "content_type": "image/jpeg", "content": PDF}
+    assert detect(upload["content"][:HEAD_BYTES]) is None
+
+
+def test_a_jpeg_called_anything_is_still_a_jpeg() -> None:
+    assert detect(jpeg_bytes()[:HEAD_BYTES]) == Detected("photo", "image/jpeg", "jpg")
+
+
+def test_short_heads_do_not_crash() -> None:
+    for sample in [*(make() for make, _ in ACCEPTED_SAMPLES.values()), PDF]:
+        for length in range(0, 40):
+            result = detect(sample[:length])
+            assert result is None or result in ACCEPTED
+
+
+# --- photo metadata ---------------------------------------------------------------------------------------------
+
+
+def test_exif_with_gps_and_serial_is_gone_from_a_jpeg() -> None:
+    original = encoded(picture(), "JPEG", quality=95, exif=exif_with_gps())
+    before = Image.open(io.BytesIO(original)).getexif()
+    assert before.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude] == GPS_LATITUDE
+    assert before[ExifTags.Base.BodySerialNumber] == SERIAL
+    assert SERIAL.encode() in original
+
+    stripped = strip_photo_metadata(original, JPEG)
+
+    after = Image.open(io.BytesIO(stripped))
+    assert after.format == "JPEG"
+    assert after.size == (64, 48)
+    assert not after.getexif()
+    assert not after.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert "exif" not in after.info
+    assert b"Exif" not in stripped
+    assert SERIAL.encode() not in stripped
+    assert b"Phone Maker" not in stripped
+    assert detect(stripped) == JPEG
+
+
+def test_comments_xmp_and_icc_profiles_are_gone_too() -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>'
+           b"<exif:GPSLatitude>39,54N</exif:GPSLatitude></rdf:RDF></x:xmpmeta>")
+    original = encoded(picture(), "JPEG", comment=b"taken at home", icc_profile=icc, xmp=xmp)
+    assert b"taken at home" in original and b"GPSLatitude" in original
+
+    stripped = strip_photo_metadata(original, JPEG)
+    after = Image.open(io.BytesIO(stripped))
+    assert b"taken at home" not in stripped
+    assert b"GPSLatitude" not in stripped
+    assert "icc_profile" not in after.info
+    assert "comment" not in after.info and "xmp" not in after.info
+
+
+def test_png_text_chunks_and_exif_are_gone_and_png_stays_png() -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_text("Location", "北京市东城区某小区3号楼")
+    original = encoded(picture(mode="RGBA"), "PNG", pnginfo=text, exif=exif_with_gps())
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+
+    stripped = strip_photo_metadata(original, PNG)
+    after = Image.open(io.BytesIO(stripped))
+    assert after.format == "PNG"
+    assert after.mode == "RGBA"
+    assert "Location" not in after.info
+    assert not after.getexif()
+    assert SERIAL.encode() not in stripped
+    assert after.tobytes() == Image.open(io.BytesIO(original)).tobytes(), "PNG must stay lossless"
+
+
+def test_palette_png_keeps_its_transparency() -> None:
+    image = picture().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    original = encoded(image, "PNG", transparency=0)
+    after = Image.open(io.BytesIO(strip_photo_metadata(original, PNG)))
+    assert after.mode == "P"
+    assert after.info.get("transparency") == 0
+
+
+def test_webp_exif_is_gone_and_webp_stays_webp() -> None:
+    original = encoded(picture(), "WEBP", quality=90, exif=exif_with_gps())
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+
+    stripped = strip_photo_metadata(original, WEBP)
+    after = Image.open(io.BytesIO(stripped))
+    assert after.format == "WEBP"
+    assert not after.getexif()
+    assert b"EXIF" not in stripped and SERIAL.encode() not in stripped
+
+
+def test_orientation_is_applied_before_exif_is_dropped() -> None:
+    # A 20x10 image whose left column is red, stored sideways: orientation 6 means "rotate 90° clockwise to view".
+    image = Image.new("RGB", (20, 10), (0, 0, 255))
+    for y in range(10):
+        for x in range(3):
+            image.putpixel((x, y), (255, 0, 0))
+    original = encoded(image, "JPEG", quality=95, exif=exif_with_gps(orientation=6))
+
+    after = Image.open(io.BytesIO(strip_photo_metadata(original, JPEG)))
+    assert after.size == (10, 20)
+    assert ExifTags.Base.Orientation not in after.getexif()
+    # Turned clockwise, the left column becomes the top row.
+    red, _, blue = after.getpixel((5, 0))
+    assert red > 200 and blue < 60
+    red, _, blue = after.getpixel((5, 19))
+    assert blue > 200 and red < 60
+
+
+def test_a_photo_without_any_metadata_comes_back_as_the_same_picture() -> None:
+    original = png_bytes()
+    after = Image.open(io.BytesIO(strip_photo_metadata(original, PNG)))
+    assert after.tobytes() == picture().tobytes()
+
+
+def test_garbage_after_a_jpeg_magic_is_invalid() -> None:
+    data = b"\xff\xd8\xff\xe0" + os.urandom(2000)
+    assert detect(data) == JPEG
+    with pytest.raises(ValueError, match="图片已损坏"):
+        strip_photo_metadata(data, JPEG)
+
+
+def test_a_truncated_jpeg_is_invalid() -> None:
+    data = encoded(picture((256, 256)), "JPEG", quality=95)
+    assert detect(data[: len(data) // 2]) == JPEG
+    with pytest.raises(ValueError, match="图片已损坏"):
+        strip_photo_metadata(data[: len(data) // 2], JPEG)
+
+
+@pytest.mark.parametrize("pil_format, detected", [("PNG", PNG), ("WEBP", WEBP)])
+def test_truncated_png_and_webp_are_invalid(pil_format: str, detected: Detected) -> None:
+    image = Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3))  # noise does not compress
+    data = encoded(image, pil_format)
+    with pytest.raises(ValueError, match="图片已损坏"):
+        strip_photo_metadata(data[: len(data) * 2 // 3], detected)
+
+
+def test_a_png_decoded_as_what_detect_said_only() -> None:
+    # A JPEG handed in as PNG (detect would never say so, but the function must not trust its caller's label).
+    with pytest.raises(ValueError, match="图片已损坏"):
+        strip_photo_metadata(jpeg_bytes(), PNG)
+
+
+def test_voice_is_not_a_photo() -> None:
+    with pytest.raises(ValueError):
+        strip_photo_metadata(wav_bytes(), WAV)
+
+
+@pytest.mark.parametrize("width, height", [(8000, 8000), (20000, 20000)])
+def test_oversized_images_are_refused_before_they_are_decoded(width: int, height: int) -> None:
+    # 64 MP is over the 40 MP limit but under Pillow's own; 400 MP is over twice Pillow's limit, where Pillow
+    # raises DecompressionBombError itself.
+    data = png_header_only(width, height)
+    assert detect(data) == PNG
+    with pytest.raises(ValueError, match="尺寸过大"):
+        strip_photo_metadata(data, PNG)
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+def test_a_decompression_bomb_warning_raised_as_an_error_still_means_too_large() -> None:
+    with pytest.raises(ValueError, match="尺寸过大"):
+        strip_photo_metadata(png_header_only(10000, 10000), PNG)
+
+
+# --- storage ----------------------------------------------------------------------------------------------------
+
+
+def test_storage_keys_fan_out_and_are_valid() -> None:
+    attachment_id = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
+    key = storage_key(attachment_id)
+    assert key == "3f/3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
+    assert validate_key(key) == key
+    # Other spellings of the same UUID land on the same key.
+    assert storage_key(attachment_id.upper()) == key
+    assert storage_key(attachment_id.replace("-", "")) == key
+    for _ in range(100):
+        validate_key(storage_key(str(uuid.uuid4())))
+
+
+@pytest.mark.parametrize("attachment_id", ["", "../../etc/passwd", "not-a-uuid", "3f2b8c1e"])
+def test_storage_key_refuses_what_is_not_a_uuid(attachment_id: str) -> None:
+    with pytest.raises(ValueError):
+        storage_key(attachment_id)
+
+
+async def test_file_store_round_trip(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "attachments")
+    assert isinstance(store, AttachmentStore)
+    key = storage_key(str(uuid.uuid4()))
+    data = jpeg_bytes()
+
+    assert not await store.exists(key)
+    await store.put(key, data)
+    assert await store.exists(key)
+    assert await store.get(key) == data
+    assert (tmp_path / "attachments" / key).read_bytes() == data
+
+
+async def test_file_store_files_are_private(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "attachments")
+    key = "ab/abcdef"
+    old_umask = os.umask(0o022)
+    try:
+        await store.put(key, b"voice")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "attachments" / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "attachments" / "ab").stat().st_mode) == 0o700
+
+
+async def test_file_store_overwrites_atomically(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    key = "ab/abcdef"
+    await store.put(key, b"old")
+    await store.put(key, b"new and longer")
+    assert await store.get(key) == b"new and longer"
+    # No temporary file is left next to it.
+    assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["abcdef"]
+
+
+async def test_a_failed_write_leaves_the_old_bytes_and_no_debris(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path)
+    key = "ab/abcdef"
+    await store.put(key, b"old")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        await store.put(key, b"new")
+    monkeypatch.undo()
+
+    assert await store.get(key) == b"old"
+    assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["abcdef"]
+
+
+async def test_concurrent_puts_of_one_key_leave_one_whole_value(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    values = [bytes([i]) * 200_000 for i in range(10)]
+    await asyncio.gather(*(store.put("ab/abcdef", value) for value in values))
+    assert await store.get("ab/abcdef") in values
+    assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["abcdef"]
+
+
+async def test_missing_keys(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    with pytest.raises(KeyError):
+        await store.get("ab/missing")
+    assert not await store.exists("ab/missing")
+    await store.put("ab/abcdef", b"x")
+    # The fan-out directory is not an attachment.
+    with pytest.raises(KeyError):
+        await store.get("ab")
+    assert not await store.exists("ab")
+    # Nor is a path through an attachment.
+    with pytest.raises(KeyError):
+        await store.get("ab/abcdef/more")
+
+
+async def test_delete_is_idempotent(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    await store.put("ab/abcdef", b"x")
+    await store.delete("ab/abcdef")
+    assert not await store.exists("ab/abcdef")
+    with pytest.raises(KeyError):
+        await store.get("ab/abcdef")
+    await store.delete("ab/abcdef")
+    await store.delete("cd/never-stored")
+    await store.delete("ab")  # a directory, not an attachment: left alone
+    assert (tmp_path / "ab").is_dir()
+
+
+BAD_KEYS = ["../x", "/etc/passwd", "a/../../b", "..", ".", "", "a//b", "a/", "/a", "a/./b", "a.b", "a\\b",
+            "a b", "ä", "a\x00b", "~/x", "a" * 300]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+async def test_bad_keys_are_refused_by_every_operation(tmp_path: Path, key: str) -> None:
+    store = FileStore(tmp_path / "root")
+    with pytest.raises(ValueError):
+        validate_key(key)
+    with pytest.raises(ValueError):
+        await store.put(key, b"x")
+    with pytest.raises(ValueError):
+        await store.get(key)
+    with pytest.raises(ValueError):
+        await store.exists(key)
+    with pytest.raises(ValueError):
+        await store.delete(key)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()
