@@ -6,6 +6,7 @@ stack signs with an ES256 key kept under `.minyi/keys/`, whose public half the s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -142,6 +143,10 @@ class TokenVerifier:
         self._public_key = serialization.load_pem_public_key(public_key_pem) if public_key_pem else None
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
 
+    @property
+    def fetches_keys(self) -> bool:
+        return self._jwks is not None
+
     def verify(self, token: str) -> Principal:
         try:
             key: Any = (
@@ -205,25 +210,31 @@ def _default_verifier() -> TokenVerifier:
     return verifier_from_settings(get_settings())
 
 
-def get_verifier(request: Request) -> TokenVerifier:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, which costs more
+# than the checks themselves on every request.
+async def get_verifier(request: Request) -> TokenVerifier:
     """The app may carry its own verifier (tests, multi-tenant setups); else the settings decide."""
     verifier = getattr(request.app.state, "token_verifier", None)
     return verifier if verifier is not None else _default_verifier()
 
 
-def current_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)) -> Principal:
+async def current_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("请先登录：缺少 Bearer 登录凭证。")
+    if verifier.fetches_keys:
+        # A JWKS refresh is a blocking HTTP call; keep it off the event loop.
+        return await asyncio.to_thread(verifier.verify, token.strip())
     return verifier.verify(token.strip())
 
 
-def optional_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)) -> Principal | None:
+async def optional_principal(request: Request, verifier: TokenVerifier = Depends(get_verifier)
+                             ) -> Principal | None:
     """For endpoints open to anyone: no token is fine, a bad token is still 401."""
     if not request.headers.get("authorization"):
         return None
-    return current_principal(request, verifier)
+    return await current_principal(request, verifier)
 
 
 def require_roles(*roles: str) -> Callable[..., Principal]:
@@ -232,7 +243,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has_any(roles):
             raise Problem(403, "当前角色无权执行此操作。")
         return principal

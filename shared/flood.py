@@ -1,6 +1,7 @@
 """Flood control: one source sending too much gets 429 while everyone else goes on.
 
-Counted per process in a moving window. With several replicas behind a load balancer a source
+Counted per process in a sliding window (two counters per source, so the cost does not grow with
+the limit). With several replicas behind a load balancer a source
 gets up to that many times the limit; the ingress in front is the place for a global cap.
 """
 
@@ -11,7 +12,7 @@ import time
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from shared.errors import Problem
 
@@ -19,7 +20,7 @@ from shared.errors import Problem
 class FloodGuard:
     def __init__(self, limit: str) -> None:
         self.item: RateLimitItem = parse(limit)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     async def check(self, bucket: str, source: str) -> None:
         if await self._limiter.hit(self.item, bucket, source):

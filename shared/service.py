@@ -290,10 +290,11 @@ async def _stop(runtime: Runtime) -> None:
         task.cancel()
     # Workers may be inside a transaction; let them roll back before the pool closes.
     await asyncio.gather(*runtime._tasks, return_exceptions=True)
-    # Consumers first: in-flight messages finish and are acked; then the relay drains what they wrote.
-    await runtime.broker.stop()
+    # The relay drains while NATS is still connected; what consumers write after that stays in the
+    # outbox, durable, for the next start to publish.
     if runtime.relay is not None:
         await runtime.relay.stop()
+    await runtime.broker.stop()
     if runtime.db is not None:
         await runtime.db.dispose()
 
@@ -365,7 +366,8 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     for router in spec.routers:
         app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz",
+    # One span per request: the per-chunk receive/send spans cost more than they tell.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"],
                                        server_request_hook=_redactor(spec.secret_paths))
     _outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for))
     if spec.default_body_limit is not None:
@@ -411,7 +413,7 @@ def _outermost(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
     app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 

@@ -67,7 +67,8 @@ async def consume_registry(runtime: Runtime) -> None:
         while True:
             try:
                 msgs = await sub.fetch(batch=FEED_BATCH, timeout=2.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
+                # nats-py raises either, depending on where in the fetch the time ran out.
                 msgs = []
             batch = prepare_feed_batch(runtime, msgs) if msgs else None
             if writing is not None:

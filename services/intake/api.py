@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake import clock, domain, lifecycle, targets
+from services.intake import clock, domain, lifecycle, submission, targets
 from services.intake.models import IDEMPOTENCY, Attachment, DeputyView, Report, TimelineEntry, Unmasking
 from shared import idempotency
 from shared.auth import OptionalPrincipal, Principal, require_roles
@@ -261,22 +261,19 @@ async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal
         if who is not None and "station_staff" in who.roles and not who.can_see(target.region_code):
             raise forbidden("该地区不在您的管辖范围内，不能代为登记。")
         report = _new_report(runtime, body, target, reporter, id_number, who, now, book)
-        session.add(report)
-        await session.flush()
+        rules = domain.rules_for(report.region_code, book.rules)
+        due = domain.Deadlines(report.ack_due, report.reply_due, report.due_provisional)
+        await submission.insert_report(
+            runtime, session, report, note=domain.NOTES["submitted"],
+            timers=dict(domain.timers_for_new_round(due, rules, acknowledged=False, now=now)),
+            event_data=lifecycle.event_data(
+                report, channel=report.channel, content=report.content, category=report.category,
+                anonymous=report.anonymous, attachments=[{"id": a.id, "kind": a.kind} for a in attachments],
+                location=report.location, received_at=report.received_at.isoformat(),
+                ack_due=report.ack_due.isoformat(), reply_due=report.reply_due.isoformat()))
         if attachments:
             await session.execute(update(Attachment).where(Attachment.id.in_([a.id for a in attachments]))
                                   .values(report_id=report.id))
-        lifecycle.note(session, report, "submitted", domain.NOTES["submitted"], public=True,
-                       actor=body.channel, at=report.received_at)
-        rules = domain.rules_for(report.region_code, book.rules)
-        due = domain.Deadlines(report.ack_due, report.reply_due, report.due_provisional)
-        await lifecycle.set_timers(session, report.id,
-                                   domain.timers_for_new_round(due, rules, acknowledged=False, now=now))
-        await lifecycle.emit(runtime, session, report, "submitted", channel=report.channel,
-                             content=report.content, category=report.category, anonymous=report.anonymous,
-                             attachments=[{"id": a.id, "kind": a.kind} for a in attachments],
-                             location=report.location, received_at=report.received_at.isoformat(),
-                             ack_due=report.ack_due.isoformat(), reply_due=report.reply_due.isoformat())
         created = _created(report)
         if idempotency_key:
             await idempotency.remember(session, IDEMPOTENCY, scope=scope, key=idempotency_key, status_code=201,

@@ -36,10 +36,16 @@ def note(session: AsyncSession, report: Report, status: str, text: str, *, publi
     session.add(entry)
 
 
-async def set_timers(session: AsyncSession, report_id: str, timers: dict[domain.TimerKind, datetime]) -> None:
+async def set_timers(session: AsyncSession, report_id: str, timers: dict[domain.TimerKind, datetime], *,
+                     new: bool = False) -> None:
+    """Set (or move) timers; `new` for a report that has none yet, which skips the conflict handling."""
     if not timers:
         return
-    stmt = insert(Timer).values([{"report_id": report_id, "kind": k, "fire_at": at} for k, at in timers.items()])
+    rows = [{"report_id": report_id, "kind": k, "fire_at": at} for k, at in timers.items()]
+    if new:
+        await session.execute(insert(Timer), rows)
+        return
+    stmt = insert(Timer).values(rows)
     await session.execute(stmt.on_conflict_do_update(index_elements=["report_id", "kind"],
                                                      set_={"fire_at": stmt.excluded.fire_at}))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from nats.errors import NoRespondersError
@@ -35,11 +37,41 @@ class Target:
         return self.id if self.kind == "station" else None
 
 
+# A station's code is scanned again and again (a kiosk, a reception day); asking identity each
+# time would cost more than the rest of the report. A revoked code keeps working here for at most
+# this long after identity's own cache lets it go.
+CACHE_SECONDS = 15.0
+CACHE_SIZE = 10_000
+_CACHE_KEY = "intake.codes"
+
+
+def _cache(runtime: Runtime) -> OrderedDict[str, tuple[float, Target | None]]:
+    cache: OrderedDict[str, tuple[float, Target | None]] | None = runtime.state.get(_CACHE_KEY)
+    if cache is None:
+        cache = OrderedDict()
+        runtime.state[_CACHE_KEY] = cache
+    return cache
+
+
 async def resolve_code(runtime: Runtime, code: str, timeout: float = 3.0) -> Target | None:
     """The deputy or station behind a code; None for a forged, revoked or malformed one.
 
     Identity unreachable is not the citizen's mistake: 503, so the client retries the same request.
     """
+    cache = _cache(runtime)
+    hit = cache.get(code)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    target = await _ask_identity(runtime, code, timeout)
+    cache[code] = (now, target)
+    cache.move_to_end(code)
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return target
+
+
+async def _ask_identity(runtime: Runtime, code: str, timeout: float) -> Target | None:
     conn = runtime.broker.config.connection_state.connection
     try:
         msg = await conn.request(RESOLVE_SUBJECT, json.dumps({"code": code}).encode(), timeout=timeout)
