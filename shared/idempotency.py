@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +77,33 @@ async def remember(session: AsyncSession, table: Table, *, scope: str, key: str,
     )
 
 
+@dataclass(frozen=True)
+class Request:
+    """One POST's key and what it asked, for `replayed` and `answer`; `key` None means no Idempotency-Key."""
+
+    table: Table
+    scope: str
+    key: str | None
+    print_: str
+
+    async def replayed(self, session: AsyncSession) -> JSONResponse | None:
+        """The first answer as a response when this is a retry; None when the POST should go ahead."""
+        if self.key is None:
+            return None
+        replay = await claim(session, self.table, scope=self.scope, key=self.key, print_=self.print_)
+        return None if replay is None else JSONResponse(replay.body, status_code=replay.status_code)
+
+    async def answer(self, session: AsyncSession, body: Any, status_code: int) -> JSONResponse:
+        """Keep the answer for retries (in the same transaction) and return it as a response."""
+        if self.key is not None:
+            await remember(session, self.table, scope=self.scope, key=self.key, status_code=status_code, body=body)
+        return JSONResponse(body, status_code=status_code)
+
+
 async def purge(session: AsyncSession, table: Table, older_than: timedelta = RETENTION) -> int:
     result = await session.execute(table.delete().where(table.c.created_at < func.now() - older_than))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def for_body(table: Table, scope: str, key: str | None, body: Any) -> Request:
+    return Request(table, scope, key, fingerprint(body))

@@ -239,12 +239,10 @@ async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal
                                                                     body.reporter.id_number)
     # An anonymous report must not be linkable to the account that sent it, not even through the key.
     scope = "reports" if body.anonymous or who is None else f"reports:{who.sub}"
+    retry = idempotency.for_body(IDEMPOTENCY, scope, idempotency_key, body.model_dump(mode="json"))
     async with runtime.transaction() as session:
-        if idempotency_key:
-            replay = await idempotency.claim(session, IDEMPOTENCY, scope=scope, key=idempotency_key,
-                                             print_=idempotency.fingerprint(body.model_dump(mode="json")))
-            if replay is not None:
-                return JSONResponse(replay.body, status_code=replay.status_code)
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
         attachments, errors = await _attachments(session, body.attachment_ids)
         more, id_number = domain.check_submission(
             channel=body.channel, code=body.code, region_code=body.region_code, content=body.content,
@@ -274,11 +272,7 @@ async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal
         if attachments:
             await session.execute(update(Attachment).where(Attachment.id.in_([a.id for a in attachments]))
                                   .values(report_id=report.id))
-        created = _created(report)
-        if idempotency_key:
-            await idempotency.remember(session, IDEMPOTENCY, scope=scope, key=idempotency_key, status_code=201,
-                                       body=created)
-    return JSONResponse(created, status_code=201)
+        return await retry.answer(session, _created(report), 201)
 
 
 def domain_detail(errors: list[FieldError]) -> str:
@@ -495,12 +489,10 @@ async def reply_report(report_id: ReportId, body: ReplyIn, who: Handler, runtime
     at = clock.now(runtime)
     book = await clock.book(runtime)
     scope = f"reply:{report_id}:{who.sub}"
+    retry = idempotency.for_body(IDEMPOTENCY, scope, idempotency_key, body.model_dump(mode="json"))
     async with runtime.transaction() as session:
-        if idempotency_key:
-            replay = await idempotency.claim(session, IDEMPOTENCY, scope=scope, key=idempotency_key,
-                                             print_=idempotency.fingerprint(body.model_dump(mode="json")))
-            if replay is not None:
-                return JSONResponse(replay.body, status_code=replay.status_code)
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
         report = await report_for(session, who, report_id, handle=True, lock=True)
         role = _role_of(who, report)
         try:
@@ -508,10 +500,7 @@ async def reply_report(report_id: ReportId, body: ReplyIn, who: Handler, runtime
         except domain.Refused as exc:
             raise Problem(409, exc.message) from exc
         out = (await detail(runtime, session, report)).model_dump(mode="json")
-        if idempotency_key:
-            await idempotency.remember(session, IDEMPOTENCY, scope=scope, key=idempotency_key, status_code=200,
-                                       body=out)
-    return JSONResponse(out)
+        return await retry.answer(session, out, 200)
 
 
 @router.post("/reports/{report_id}/reporter/unmask", response_model=ReporterOut,

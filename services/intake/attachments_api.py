@@ -77,11 +77,10 @@ async def upload(request: Request, who: OptionalPrincipal, runtime: RuntimeDep,
             raise Problem(415, str(exc)) from exc
     digest = hashlib.sha256(data).hexdigest()
     scope = "attachments"
+    retry = idempotency.Request(IDEMPOTENCY, scope, idempotency_key, digest)
     async with runtime.transaction() as session:
-        if idempotency_key:
-            replay = await idempotency.claim(session, IDEMPOTENCY, scope=scope, key=idempotency_key, print_=digest)
-            if replay is not None:
-                return JSONResponse(replay.body, status_code=replay.status_code)
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
         attachment_id = new_id()
         key = storage_key(attachment_id)
         session.add(Attachment(id=attachment_id, kind=detected.kind, media_type=detected.media_type, size=len(data),
@@ -91,10 +90,7 @@ async def upload(request: Request, who: OptionalPrincipal, runtime: RuntimeDep,
         await store(runtime).put(key, data)
         out = AttachmentCreated(id=attachment_id, kind=detected.kind, size=len(data),
                                 media_type=detected.media_type).model_dump()
-        if idempotency_key:
-            await idempotency.remember(session, IDEMPOTENCY, scope=scope, key=idempotency_key, status_code=201,
-                                       body=out)
-    return JSONResponse(out, status_code=201)
+        return await retry.answer(session, out, 201)
 
 
 @router.get("/reports/{report_id}/attachments/{attachment_id}", response_class=Response,

@@ -126,12 +126,10 @@ async def rate_answer(receipt_code: ReceiptCode, body: RatingIn, request: Reques
     at = clock.now(runtime)
     book = await clock.book(runtime)
     scope = f"rating:{code}"
+    retry = idempotency.for_body(IDEMPOTENCY, scope, idempotency_key, body.model_dump(mode="json"))
     async with runtime.transaction() as session:
-        if idempotency_key:
-            replay = await idempotency.claim(session, IDEMPOTENCY, scope=scope, key=idempotency_key,
-                                             print_=idempotency.fingerprint(body.model_dump(mode="json")))
-            if replay is not None:
-                return JSONResponse(replay.body, status_code=replay.status_code)
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
         report_id = await session.scalar(select(Report.id).where(Report.receipt_code == code))
         report = await lifecycle.lock(session, report_id) if report_id is not None else None
         if report is None:
@@ -142,7 +140,4 @@ async def rate_answer(receipt_code: ReceiptCode, body: RatingIn, request: Reques
         except domain.Refused as exc:
             raise Problem(409, exc.message) from exc
         out = RatingOut(status=outcome.status, stars=body.stars, reopened=outcome.reopen).model_dump(mode="json")
-        if idempotency_key:
-            await idempotency.remember(session, IDEMPOTENCY, scope=scope, key=idempotency_key, status_code=201,
-                                       body=out)
-    return JSONResponse(out, status_code=201)
+        return await retry.answer(session, out, 201)
