@@ -258,9 +258,9 @@ async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal
         assert target is not None
         if who is not None and "station_staff" in who.roles and not who.can_see(target.region_code):
             raise forbidden("该地区不在您的管辖范围内，不能代为登记。")
-        report = _new_report(runtime, body, target, reporter, id_number, who, now, book)
-        rules = domain.rules_for(report.region_code, book.rules)
-        due = domain.Deadlines(report.ack_due, report.reply_due, report.due_provisional)
+        rules = domain.rules_for(target.region_code, book.rules)
+        due = domain.deadlines(book.calendar, rules, body.received_at or now)
+        report = _new_report(runtime, body, target, reporter, id_number, who, now, due)
         await submission.insert_report(
             runtime, session, report, note=domain.NOTES["submitted"],
             timers=dict(domain.timers_for_new_round(due, rules, acknowledged=False, now=now)),
@@ -280,10 +280,8 @@ def domain_detail(errors: list[FieldError]) -> str:
 
 
 def _new_report(runtime: Runtime, body: ReportIn, target: targets.Target, reporter: domain.Reporter | None,
-                id_number: str | None, who: Principal | None, now: datetime, book: clock.ClockBook) -> Report:
+                id_number: str | None, who: Principal | None, now: datetime, due: domain.Deadlines) -> Report:
     received = body.received_at or now
-    rules = domain.rules_for(target.region_code, book.rules)
-    due = domain.deadlines(book.calendar, rules, received)
     report = Report(
         id=new_id(), receipt_code=domain.new_receipt_code(), channel=body.channel,
         target_kind=target.kind, target_id=target.id, deputy_id=target.deputy_id, station_id=target.station_id,

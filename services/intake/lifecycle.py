@@ -36,15 +36,11 @@ def note(session: AsyncSession, report: Report, status: str, text: str, *, publi
     session.add(entry)
 
 
-async def set_timers(session: AsyncSession, report_id: str, timers: dict[domain.TimerKind, datetime], *,
-                     new: bool = False) -> None:
-    """Set (or move) timers; `new` for a report that has none yet, which skips the conflict handling."""
+async def set_timers(session: AsyncSession, report_id: str, timers: dict[domain.TimerKind, datetime]) -> None:
+    """Set or move timers (a new report's first timers are written by `submission`)."""
     if not timers:
         return
     rows = [{"report_id": report_id, "kind": k, "fire_at": at} for k, at in timers.items()]
-    if new:
-        await session.execute(insert(Timer), rows)
-        return
     stmt = insert(Timer).values(rows)
     await session.execute(stmt.on_conflict_do_update(index_elements=["report_id", "kind"],
                                                      set_={"fire_at": stmt.excluded.fire_at}))
