@@ -11,10 +11,7 @@ from shared.settings import SERVICES, get_settings
 def _cmd_up(args: argparse.Namespace) -> int:
     from minyi.stack import up
 
-    if args.demo:
-        print("error: --demo is not available yet; start without it", file=sys.stderr)
-        return 2
-    return up(get_settings())
+    return up(get_settings(), demo=args.demo)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
 
 from minyi.servers import Child, Nats, Postgres, StartError, Temporal, http_ok, port_is_free, tail
-from shared.auth import ensure_dev_signing_key, public_key_file
+from shared.auth import ensure_dev_signing_key, public_key_file, sign_token
 from shared.settings import SERVICES, Settings
 
 READY_TIMEOUT = 90.0
+# The demo's stand-in for a grid-governance platform: a separate process, never part of production.
+GRID_SIMULATOR = Path(__file__).resolve().parent.parent / "deploy" / "gridsim" / "grid_platform_simulator.py"
+DEMO_PLATFORM = "demo-grid"
+DEMO_COUNTY = "330106"
 RESTARTS_ALLOWED = 5
 RESTART_WINDOW = 600.0
 
@@ -46,6 +54,7 @@ class Stack:
         self.nats: Nats | None = None
         self.temporal: Temporal | None = None
         self.services: list[ServiceProcess] = []
+        self.simulator: Child | None = None
         self.stopping = threading.Event()
         self.supervising = False
 
@@ -146,6 +155,42 @@ class Stack:
                 next_report = time.monotonic() + 5
             time.sleep(0.3)
 
+    def start_demo(self) -> None:
+        """The grid platform simulator, registered with routing for the demo county."""
+        if not GRID_SIMULATOR.exists():
+            raise StartError(f"--demo needs a source checkout: {GRID_SIMULATOR} is missing")
+        port = self.settings.gridsim_port
+        if not port_is_free(port):
+            raise StartError(f"port {port} for the grid platform simulator is taken; set MINYI_GRIDSIM_PORT")
+        secret_file = self.home / "keys" / "gridsim-secret.txt"
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            secret_file.write_text(secrets.token_urlsafe(32))
+            secret_file.chmod(0o600)
+        say(f"demo: starting the grid platform simulator on :{port}")
+        self.simulator = Child("gridsim", [sys.executable, str(GRID_SIMULATOR), "--port", str(port),
+                                           "--secret-file", str(secret_file), "--callback-delay-ms", "3000"],
+                               self.logs / "gridsim.log")
+        self.simulator.start()
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not http_ok(f"{url}/healthz"):
+            if not self.simulator.alive() or time.monotonic() > deadline:
+                raise StartError(f"the grid platform simulator did not start; see {self.simulator.log_path}\n"
+                                 f"{tail(self.simulator.log_path)}")
+            time.sleep(0.2)
+        token = sign_token(ensure_dev_signing_key(self.settings.dev_signing_key_file),
+                           issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience, sub="minyi-demo",
+                           roles=["admin"], region="")
+        body = {"name": "演示县基层治理四平台（模拟器）", "region_prefixes": [DEMO_COUNTY], "transport": "http",
+                "url": url, "secret": secret_file.read_text().strip()}
+        resp = httpx.put(f"http://127.0.0.1:{self.settings.routing_port}/v1/grid-platforms/{DEMO_PLATFORM}",
+                         json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if resp.status_code not in (200, 201):
+            raise StartError(f"could not register the demo grid platform with routing: {resp.status_code} {resp.text}")
+        say(f"  demo grid platform {DEMO_PLATFORM} serves region {DEMO_COUNTY}: reports there go to the simulator, "
+            f"which calls back accepted → in_progress → resolved")
+
     # -- run ------------------------------------------------------------------------------------
 
     def print_urls(self) -> None:
@@ -159,6 +204,8 @@ class Stack:
             say(f"  NATS         {self.nats.url}   (monitor http://127.0.0.1:{self.settings.nats_monitor_port})")
         if self.temporal:
             say(f"  Temporal     {self.temporal.address}   (UI http://127.0.0.1:{self.settings.temporal_ui_port})")
+        if self.simulator:
+            say(f"  grid platform simulator  http://127.0.0.1:{self.settings.gridsim_port}/_sim/tickets")
         say("")
         say("A token for the APIs:  minyi token --role admin")
         say("Press Ctrl-C to stop everything.")
@@ -188,6 +235,8 @@ class Stack:
         return 0
 
     def stop(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop(timeout=10)
         if self.services:
             say("stopping services …")
         for svc in self.services:
@@ -210,7 +259,7 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
 
 
-def up(settings: Settings) -> int:
+def up(settings: Settings, *, demo: bool = False) -> int:
     stack = Stack(settings)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -230,6 +279,8 @@ def up(settings: Settings) -> int:
         if stack.stopping.is_set():
             return 130
         stack.start_services(server_env)
+        if demo:
+            stack.start_demo()
         stack.print_urls()
         stack.supervising = True
         code = stack.supervise()

@@ -41,8 +41,10 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
         )
     ),
     "routing": (
+        EventSpec("routing.report.classified", "a report's category and who handles it: a grid platform or the deputy"),
         EventSpec("routing.ticket.created", "a report was sent to a grid platform as a ticket"),
-        EventSpec("routing.ticket.updated", "a grid platform changed a ticket's status"),
+        EventSpec("routing.ticket.updated",
+                  "a grid platform changed a ticket's status, or refused the ticket for good (status failed)"),
         EventSpec("routing.hotspot.detected", "many similar reports in one place form a hotspot"),
     ),
     "suggestions": tuple(

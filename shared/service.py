@@ -104,6 +104,8 @@ class Runtime:
     _keyring: Keyring | None = None
     # What a service keeps for the life of its process (signers, caches), by a key of its choosing.
     state: dict[str, Any] = field(default_factory=dict)
+    # After a commit whose session.info holds one of these keys, its hook runs (wakes a worker).
+    commit_hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
 
     @property
     def keyring(self) -> Keyring:
@@ -212,11 +214,14 @@ async def _start(runtime: Runtime) -> None:
         log.info("migrating schema %s", spec.name)
         await upgrade_async(spec.name, database_url)
 
-    def wake_relay(session: Session) -> None:
+    def after_commit(session: Session) -> None:
         if session.info.pop("outbox_pending", 0) and runtime.relay is not None:
             runtime.relay.wake()
+        for key, hook in runtime.commit_hooks.items():
+            if session.info.pop(key, None):
+                hook()
 
-    runtime.db = Database.connect(database_url, application_name=f"minyi-{spec.name}", on_commit=wake_relay)
+    runtime.db = Database.connect(database_url, application_name=f"minyi-{spec.name}", on_commit=after_commit)
     await runtime.database.ping(timeout=10)
 
     await runtime.broker.connect()

@@ -21,6 +21,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "nats_monitor": 18222,
     "temporal": 17233,
     "temporal_ui": 18233,
+    "gridsim": 8199,
 }
 
 
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     nats_monitor_port: int = DEFAULT_PORTS["nats_monitor"]
     temporal_port: int = DEFAULT_PORTS["temporal"]
     temporal_ui_port: int = DEFAULT_PORTS["temporal_ui"]
+    # `minyi up --demo` only: the grid platform simulator.
+    gridsim_port: int = DEFAULT_PORTS["gridsim"]
 
     jwt_issuer: str = "minyi"
     jwt_audience: str = "minyi"
@@ -74,6 +77,17 @@ class Settings(BaseSettings):
     attachments_dir: Path | None = None
     # How often the report clocks look for due reminders and deadlines.
     clock_poll_seconds: float = Field(default=5.0, gt=0)
+
+    # Routing: where grid platforms call back (default: this host's routing port), how tickets are
+    # retried while a platform is down, and when similar reports make a hotspot.
+    routing_callback_url: str | None = None
+    grid_timeout_seconds: float = Field(default=10.0, gt=0)
+    grid_retry_base_seconds: float = Field(default=1.0, gt=0)
+    grid_retry_max_seconds: float = Field(default=60.0, gt=0)
+    grid_lease_seconds: float = Field(default=60.0, gt=0)
+    grid_dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    hotspot_threshold: int = Field(default=5, ge=2)
+    hotspot_window_days: int = Field(default=30, ge=1)
 
     migrate_on_start: bool = True
     log_level: str = "INFO"
@@ -104,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def dev_signing_key_file(self) -> Path:
         return self.state_dir / "keys" / "jwt-signing-key.pem"
+
+    @property
+    def callback_url(self) -> str:
+        return self.routing_callback_url or f"http://{self.http_host}:{self.routing_port}/v1/grid/callbacks"
 
     def require(self, field: str) -> str:
         value = getattr(self, field)

@@ -278,6 +278,7 @@ NOTES: dict[str, str] = {
     "grid_accepted": "基层治理平台已接收。",
     "grid_in_progress": "基层治理平台正在处理。",
     "grid_returned": "基层治理平台已退回，由代表继续办理。",
+    "grid_failed": "未能转交基层治理平台，由代表继续办理。",
     "grid_resolved": "基层治理平台已办结。",
     "reopened": "您对答复不满意，已重新交办。",
     "closed": "已办结。",

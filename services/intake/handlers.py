@@ -22,7 +22,8 @@ from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
 
-GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned"})
+# `failed`: the platform refused the ticket for good; like `returned`, it comes back to the deputy.
+GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned", "failed"})
 
 
 class BadEvent(ValueError):

@@ -133,14 +133,14 @@ async def grid_update(runtime: Runtime, session: AsyncSession, report: Report, b
             return
         await answer(runtime, session, report, book, content=note_text or domain.NOTES["grid_resolved"],
                      by="grid", at=at)
-    elif status == "returned":
+    elif status in ("returned", "failed"):
         if report.status in ("answered", "closed"):
             return
         report.status = domain.status_after_return(report.acknowledged_at is not None)
         report.ticket_id = None
         report.version += 1
-        note(session, report, report.status, domain.NOTES["grid_returned"], public=True, actor="grid", at=at)
-        why = f"退回说明：{note_text or '（未说明）'}"
+        note(session, report, report.status, domain.NOTES[f"grid_{status}"], public=True, actor="grid", at=at)
+        why = f"{'退回' if status == 'returned' else '拒收'}说明：{note_text or '（未说明）'}"
         note(session, report, report.status, why, public=False, actor="grid", at=at)
     elif status in ("accepted", "in_progress"):
         note(session, report, report.status, domain.NOTES[f"grid_{status}"], public=True, actor="grid", at=at)

@@ -1,12 +1,129 @@
-"""Bus subscriptions of the routing service."""
+"""Bus side of the routing service.
+
+- `intake.report.submitted`: classify the report, decide who handles it, open its ticket when a
+  grid platform does, and place it in a hotspot cluster; all in the one transaction of the event.
+- `grid.<platform_id>.events`: statuses from platforms on the nats transport.
+- The dispatcher worker delivers tickets on the http transport.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.routing import domain, hotspots, platforms, tickets
+from services.routing.classify import classify
+from services.routing.dispatch import Dispatcher
+from services.routing.models import GridPlatform, RoutingDecision
+from services.routing.taxonomy import BY_CODE
 from shared.bus.consumer import Subscription
+from shared.bus.envelope import CloudEvent
+from shared.contracts import GRID_STREAM, STREAMS
 from shared.service import Runtime
+
+log = logging.getLogger("minyi.routing")
+
+DISPATCHER = "routing.dispatcher"
+
+
+class BadEvent(ValueError):
+    """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
+
+
+def _text(data: dict[str, Any], name: str, event: CloudEvent, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if isinstance(value, str) and value:
+        return value
+    if required:
+        raise BadEvent(f"{event.type} {event.id} has no {name}")
+    return None
+
+
+def _time(raw: object, event: CloudEvent) -> datetime:
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise BadEvent(f"{event.type} {event.id}: {raw[:40]!r} is not a time") from exc
+        if parsed.tzinfo is None:
+            raise BadEvent(f"{event.type} {event.id}: {raw[:40]!r} has no time zone")
+        return parsed
+    return event.time
+
+
+async def route_report(runtime: Runtime, session: AsyncSession, data: dict[str, Any], event: CloudEvent) -> None:
+    report_id = _text(data, "report_id", event)
+    region_code = _text(data, "region_code", event)
+    assert report_id is not None and region_code is not None
+    if await session.get(RoutingDecision, report_id) is not None:
+        return  # decided already (the event came again under another id, e.g. replayed from a backup)
+    content = _text(data, "content", event, required=False) or ""
+    hint = data.get("category") if isinstance(data.get("category"), str) else None
+    result = classify(content, hint)
+    decision = domain.choose_platform(region_code, result.category, await platforms.scopes(session))
+    now = datetime.now(UTC)
+    session.add(RoutingDecision(report_id=report_id, region_code=region_code, category=result.category,
+                                category_source=result.source, confidence=result.confidence,
+                                handler=decision.handler, platform_id=decision.platform_id, reason=decision.reason))
+    await runtime.emit(session, "routing.report.classified", {
+        "report_id": report_id, "category": result.category, "category_label": BY_CODE[result.category].label,
+        "source": result.source, "handler": decision.handler, "platform_id": decision.platform_id,
+        "reason": decision.reason,
+    }, subject=report_id)
+    if decision.platform_id is not None:
+        platform = await session.get(GridPlatform, decision.platform_id)
+        if platform is not None:
+            await tickets.open_ticket(runtime, session, {**data, "report_id": report_id, "region_code": region_code},
+                                      result.category, platform, now)
+    received = _time(data.get("received_at"), event)
+    await hotspots.place(runtime, session, report_id=report_id, region_code=region_code, category=result.category,
+                         content=content, received_at=received, now=now)
+
+
+async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
+    """A status from a platform on the nats transport; its subject names the platform."""
+    parts = event.type.split(".")
+    if len(parts) != 3 or parts[0] != "grid" or parts[2] != "events":
+        raise BadEvent(f"{event.type} is not a grid platform's event subject")
+    data = event.data
+    ticket_id = _text(data, "ticket_id", event)
+    status = _text(data, "status", event)
+    assert ticket_id is not None and status is not None
+    if status not in domain.PLATFORM_STATUSES:
+        raise BadEvent(f"{event.type} {event.id}: unknown status {status[:40]!r}")
+    ticket = await tickets.lock(session, ticket_id)
+    if ticket is None or ticket.platform_id != parts[1]:
+        # Another platform's ticket is not this platform's to move.
+        raise BadEvent(f"{event.type} {event.id}: ticket {ticket_id[:40]} is not one of platform {parts[1]}'s")
+    note = data.get("note") if isinstance(data.get("note"), str) else None
+    await tickets.apply_status(runtime, session, ticket, status, note=note, at=_time(data.get("at"), event),
+                               source="nats")
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    return ()
+    async def submitted(event: CloudEvent, session: AsyncSession) -> None:
+        await route_report(runtime, session, event.data, event)
+
+    async def platform_event(event: CloudEvent, session: AsyncSession) -> None:
+        await grid_event(runtime, session, event)
+
+    return (
+        Subscription("intake.report.submitted", STREAMS["intake"].name, "routing-submitted", submitted,
+                     "classify, dispatch to the grid platform and cluster every new report"),
+        Subscription("grid.*.events", GRID_STREAM.name, "routing-grid-events", platform_event,
+                     "ticket statuses from grid platforms on the nats transport"),
+    )
+
+
+def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
+    dispatcher = runtime.state.setdefault(DISPATCHER, Dispatcher(runtime))
+    runtime.commit_hooks[tickets.QUEUED] = dispatcher.wake
+
+    async def ticket_dispatcher() -> None:
+        await dispatcher.run()
+
+    return (ticket_dispatcher,)

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
@@ -16,3 +34,120 @@ class Base(DeclarativeBase):
 
 OUTBOX = outbox_table(Base.metadata)
 INBOX = inbox_table(Base.metadata)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class GridPlatform(Base):
+    """A grid-governance platform (基层治理四平台, 12345) and the places and matters it takes."""
+
+    __tablename__ = "grid_platforms"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    region_prefixes: Mapped[list[str]] = mapped_column(ARRAY(String(12)), nullable=False)
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False)
+    transport: Mapped[str] = mapped_column(String(8), nullable=False)
+    url: Mapped[str | None] = mapped_column(String(500))
+    # AES-GCM under the PII keyring: whoever reads the database cannot forge callbacks.
+    secret: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Health of the http transport: while it fails, one ticket at a time probes it.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class RoutingDecision(Base):
+    """The category a report got and who handles it: a grid platform or the deputy and staff."""
+
+    __tablename__ = "decisions"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    category: Mapped[str] = mapped_column(String(40), nullable=False)
+    category_source: Mapped[str] = mapped_column(String(8), nullable=False)
+    confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    handler: Mapped[str] = mapped_column(String(8), nullable=False)
+    platform_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(40), nullable=False)
+    decided_at: Mapped[datetime] = _created()
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # The dispatcher's queue: what is still to reach each platform, oldest due first.
+        Index("ix_tickets_queue", "platform_id", "next_attempt_at", postgresql_where=text("status = 'queued'")),
+        Index("ix_tickets_region", "region_code", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    platform_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    transport: Mapped[str] = mapped_column(String(8), nullable=False)
+    region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    category: Mapped[str] = mapped_column(String(40), nullable=False)
+    # The exact bytes every attempt sends, so a retry is the same ticket to the platform.
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class TicketEntry(Base):
+    """Every status a ticket was given or sent, applied or not: the ticket's history."""
+
+    __tablename__ = "ticket_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey(f"{SCHEMA}.tickets.id", ondelete="CASCADE"), nullable=False,
+                                           index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    applied: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    recorded_at: Mapped[datetime] = _created()
+
+
+class Hotspot(Base):
+    """A cluster of reports on one problem; a hotspot (共性事项) once it reaches the threshold."""
+
+    __tablename__ = "hotspots"
+    __table_args__ = (Index("ix_hotspots_open", "county_code", "category", "last_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6), nullable=False)
+    region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    category: Mapped[str] = mapped_column(String(40), nullable=False)
+    # word → in how many of the cluster's reports it occurs
+    document_frequency: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    detected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class HotspotReport(Base):
+    __tablename__ = "hotspot_reports"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hotspot_id: Mapped[str] = mapped_column(ForeignKey(f"{SCHEMA}.hotspots.id", ondelete="CASCADE"), nullable=False,
+                                            index=True)
+    region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    similarity: Mapped[float] = mapped_column(Float, nullable=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.routing import api, handlers
+from services.routing import api, callbacks_api, handlers
 from services.routing.models import Base
 from shared.contracts import EVENTS, GRID_STREAM, STREAMS
 from shared.service import ServiceSpec
@@ -18,7 +18,9 @@ SPEC = ServiceSpec(
     stream=STREAMS["routing"],
     events=EVENTS["routing"],
     extra_streams=(GRID_STREAM,),
-    routers=(api.router,),
+    routers=(api.router, callbacks_api.router),
     subscriptions=handlers.subscriptions,
+    workers=handlers.workers,
     uses_temporal=False,
+    default_body_limit=256 * 1024,
 )

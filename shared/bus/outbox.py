@@ -8,6 +8,7 @@ the copy. Several replicas may relay at once: rows are claimed with FOR UPDATE S
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,13 @@ def outbox_row(event: CloudEvent, *, stream: str) -> dict[str, Any]:
 def staged(session: AsyncSession, count: int = 1) -> None:
     """Tell the relay, through the session, that the commit brings events to publish."""
     session.info["outbox_pending"] = session.info.get("outbox_pending", 0) + count
+
+
+def raw_row(message_id: str, subject: str, body: dict[str, Any], *, stream: str) -> dict[str, Any]:
+    """The outbox row of a message for an outside system that expects its own JSON, not a CloudEvent."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {"event_id": message_id, "subject": subject, "stream": stream, "payload": body, "trace_headers": carrier}
 
 
 async def add_event(session: AsyncSession, outbox: Table, event: CloudEvent, *, stream: str) -> None:
@@ -184,9 +192,13 @@ class OutboxRelay:
     ) -> bool:
         parent = propagate.extract(trace_headers or {})
         with tracer.start_as_current_span(f"{subject} relay", context=parent, kind=trace.SpanKind.PRODUCER):
-            headers: dict[str, str] = {"Nats-Msg-Id": event_id, "content-type": CONTENT_TYPE}
+            if "specversion" in payload:
+                headers: dict[str, str] = {"Nats-Msg-Id": event_id, "content-type": CONTENT_TYPE}
+                body = CloudEvent.model_validate(payload).to_bytes()
+            else:
+                headers = {"Nats-Msg-Id": event_id, "content-type": "application/json"}
+                body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
             propagate.inject(headers)
-            body = CloudEvent.model_validate(payload).to_bytes()
             return await self.publish(subject, body, headers, stream)
 
     async def purge(self) -> int:

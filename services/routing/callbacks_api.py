@@ -1,0 +1,85 @@
+"""`POST /v1/grid/callbacks`: a grid platform's word on its ticket, signed with the platform's secret.
+
+The ticket names the platform and so the secret; until the signature is checked nothing in the
+body is believed. Unsigned, stale (> 5 minutes) or wrongly signed callbacks, and tickets we do
+not know, are 401 alike, so a caller without the secret learns nothing about which tickets exist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.routing import domain, platforms, tickets
+from services.routing.models import GridPlatform
+from shared.errors import FieldError, Problem, field_path, validation_message
+from shared.service import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1", tags=["routing"])
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    ticket_id: str = Field(min_length=1, max_length=64)
+    status: Literal["accepted", "in_progress", "resolved", "returned"]
+    note: str | None = Field(default=None, max_length=2000)
+    at: datetime
+
+
+class CallbackOut(BaseModel):
+    ticket_id: str
+    status: str = Field(description="the ticket's status after this callback")
+    applied: bool = Field(description="false when the ticket had this status already or a later one")
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, title="Unauthorized")
+
+
+@router.post("/grid/callbacks", response_model=CallbackOut,
+             summary="A grid platform's status for one of its tickets (signed)",
+             responses={401: {"description": "unsigned, stale, wrongly signed, or an unknown ticket"}})
+async def callback(request: Request, runtime: RuntimeDep,
+                   x_minyi_timestamp: Annotated[str | None, Header()] = None,
+                   x_minyi_signature: Annotated[str | None, Header()] = None) -> CallbackOut:
+    raw = await request.body()
+    try:
+        timestamp = domain.parse_timestamp(x_minyi_timestamp, time.time())
+    except domain.SignatureError as exc:
+        raise _unauthorized(f"回调未通过验证：{exc}。") from exc
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, "回调内容不是有效的 JSON。", title="Bad Request") from exc
+    ticket_id = doc.get("ticket_id") if isinstance(doc, dict) else None
+    if not isinstance(ticket_id, str) or not ticket_id or len(ticket_id) > 64:
+        raise _unauthorized("回调未通过验证：缺少有效的 ticket_id。")
+    async with runtime.transaction() as session:
+        ticket = await tickets.lock(session, ticket_id)
+        platform = await session.get(GridPlatform, ticket.platform_id) if ticket is not None else None
+        if ticket is None or platform is None:
+            raise _unauthorized("回调未通过验证：工单不存在。")
+        try:
+            domain.verify(platforms.secret_of(runtime.keyring, platform), timestamp, raw, x_minyi_signature)
+        except domain.SignatureError as exc:
+            raise _unauthorized(f"回调未通过验证：{exc}。") from exc
+        try:
+            body = CallbackIn.model_validate(doc)
+        except ValidationError as exc:
+            errors = [FieldError(field_path(e["loc"]), validation_message(dict(e))) for e in exc.errors()]
+            raise Problem(422, "回调内容有误：" + "；".join(e.message for e in errors[:3]) + "。",
+                          title="Validation Failed", errors=errors) from exc
+        if body.at.tzinfo is None:
+            raise Problem(422, "回调内容有误：at 须带时区。", title="Validation Failed",
+                          errors=[FieldError("at", "须带时区")])
+        change = await tickets.apply_status(runtime, session, ticket, body.status, note=body.note, at=body.at,
+                                            source="callback")
+        return CallbackOut(ticket_id=ticket.id, status=ticket.status, applied=change == domain.Change.APPLY)

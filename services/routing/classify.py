@@ -1,0 +1,103 @@
+"""Which category a report's text is about: segmentation with the domain dictionary, then scores.
+
+Each dictionary word found counts its weight for its category; a word early in the text counts a
+little more, because people name their main complaint first and add the rest after. The citizen's
+own hint is taken unless the text clearly says something else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import rjieba
+
+from services.routing.lexicon import LEXICON, STOPWORDS
+from services.routing.taxonomy import UNKNOWN, category_of_hint
+
+# A hint yields to the text only when the text is this sure of another category and finds
+# the hinted one less than half as strongly.
+OVERRULE_SCORE = 4.0
+OVERRULE_SHARE = 0.5
+
+
+@lru_cache(maxsize=1)
+def segmenter() -> rjieba.Jieba:
+    jieba = rjieba.Jieba()
+    for words in LEXICON.values():
+        for word in words:
+            jieba.add_word(word, None, None)
+    return jieba
+
+
+def tokens(text: str) -> list[str]:
+    return [t for t in segmenter().cut(text) if t.strip()]
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    source: str  # "hint", "text" or "none"
+    scores: dict[str, float]
+
+    @property
+    def confidence(self) -> float:
+        total = sum(self.scores.values())
+        return round(self.scores.get(self.category, 0.0) / total, 3) if total else 0.0
+
+
+def scores(text: str) -> dict[str, float]:
+    words = tokens(text)
+    found: dict[str, float] = {}
+    for i, word in enumerate(words):
+        position = 1.0 + 0.5 * (1.0 - i / max(1, len(words)))
+        for category, weight in _matches(word):
+            found[category] = found.get(category, 0.0) + weight * position
+    return found
+
+
+def _matches(token: str) -> list[tuple[str, float]]:
+    """Dictionary words in a token: the token itself, or the words inside a longer token (街心公园,
+    发臭), found longest first without overlap and counted a little less."""
+    whole = _INDEX.get(token)
+    if whole is not None:
+        return whole
+    out: list[tuple[str, float]] = []
+    taken = [False] * len(token)
+    for word in _BY_LENGTH:
+        if len(word) >= len(token):
+            continue
+        start = token.find(word)
+        while start >= 0:
+            if not any(taken[start:start + len(word)]):
+                taken[start:start + len(word)] = [True] * len(word)
+                out.extend((category, weight * 0.8) for category, weight in _INDEX[word])
+            start = token.find(word, start + 1)
+    return out
+
+
+_INDEX: dict[str, list[tuple[str, float]]] = {}
+for _category, _words in LEXICON.items():
+    for _word, _weight in _words.items():
+        _INDEX.setdefault(_word, []).append((_category, float(_weight)))
+_BY_LENGTH = sorted(_INDEX, key=lambda w: (-len(w), w))
+
+
+def classify(text: str, hint: str | None = None) -> Classification:
+    found = scores(text)
+    by_text = max(found, key=lambda c: (found[c], c)) if found else None
+    hinted = category_of_hint(hint)
+    if hinted is not None:
+        # The citizen knows what they meant unless the words clearly say otherwise.
+        overruled = (by_text not in (None, hinted) and found[by_text] >= OVERRULE_SCORE
+                     and found.get(hinted, 0.0) < OVERRULE_SHARE * found[by_text])
+        if not overruled:
+            return Classification(hinted, "hint", found)
+    if by_text is None:
+        return Classification(UNKNOWN, "none", found)
+    return Classification(by_text, "text", found)
+
+
+def fingerprint(text: str) -> list[str]:
+    """The content words of a report, for telling whether two reports are about the same thing."""
+    return [t for t in tokens(text) if t not in STOPWORDS and len(t) > 1 and not t.isdigit()]

@@ -1,0 +1,172 @@
+"""Delivers queued tickets to grid platforms on the http transport.
+
+Each pass claims due tickets per platform with a lease (SKIP LOCKED, so replicas share the work
+and a crashed sender's tickets come back when the lease runs out), POSTs them signed, and records
+what each platform said in one transaction. A platform that fails is backed off as a whole and
+probed with one ticket at a time; the first success releases its backlog at once. A failing ticket
+is also backed off on its own, so one the platform chokes on does not stay the probe forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import func, or_, select, text
+
+from services.routing import domain, tickets
+from services.routing.domain import Outcome
+from services.routing.models import GridPlatform
+from services.routing.platforms import secret_of
+from shared.service import Runtime
+
+log = logging.getLogger("minyi.routing.dispatch")
+
+BATCH = 64
+# Tickets in flight to one platform at once: enough to keep up, not enough to flood it.
+PER_PLATFORM = 16
+
+_CLAIM = text("""
+UPDATE routing.tickets SET next_attempt_at = now() + make_interval(secs => :lease), attempts = attempts + 1
+WHERE id IN (SELECT id FROM routing.tickets
+             WHERE platform_id = :platform AND status = 'queued' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id, body, attempts
+""")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    outcome: Outcome
+    detail: str
+    retry_after: float | None = None
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        seconds = self.settings.grid_timeout_seconds
+        timeout = httpx.Timeout(seconds, connect=min(5.0, seconds))
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
+            while True:
+                try:
+                    busy = await self.dispatch_once(client)
+                except Exception as exc:
+                    log.warning("dispatch pass failed (%s: %s); trying again shortly", type(exc).__name__, exc)
+                    busy = 0
+                if busy:
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.grid_dispatch_poll_seconds)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def dispatch_once(self, client: httpx.AsyncClient) -> int:
+        """One pass over the platforms that may be tried now; returns how many tickets were sent."""
+        async with self.runtime.sessions()() as session:
+            platforms = (await session.scalars(
+                select(GridPlatform).where(GridPlatform.transport == "http",
+                                           or_(GridPlatform.retry_at.is_(None), GridPlatform.retry_at <= func.now()))
+            )).all()
+        counts = await asyncio.gather(*(self._platform(client, p) for p in platforms))
+        return sum(counts)
+
+    async def _platform(self, client: httpx.AsyncClient, platform: GridPlatform) -> int:
+        probing = platform.failures > 0
+        async with self.runtime.transaction() as session:
+            rows = (await session.execute(_CLAIM, {"platform": platform.id, "limit": 1 if probing else BATCH,
+                                                   "lease": self.settings.grid_lease_seconds})).all()
+        if not rows:
+            return 0
+        claimed = [Claimed(r.id, bytes(r.body), r.attempts) for r in rows]
+        secret = secret_of(self.runtime.keyring, platform)
+        gate = asyncio.Semaphore(PER_PLATFORM)
+
+        async def send(ticket: Claimed) -> Answer:
+            async with gate:
+                return await post_ticket(client, platform.url or "", secret, ticket.body)
+
+        answers = await asyncio.gather(*(send(t) for t in claimed))
+        await self._record(platform, claimed, answers)
+        return len(claimed)
+
+    async def _record(self, platform: GridPlatform, claimed: list[Claimed], answers: list[Answer]) -> None:
+        now = datetime.now(UTC)
+        settings = self.settings
+        async with self.runtime.transaction() as session:
+            for ticket_row, answer in zip(claimed, answers, strict=True):
+                ticket = await tickets.lock(session, ticket_row.id)
+                if ticket is None:
+                    continue
+                if answer.outcome == Outcome.DELIVERED:
+                    await tickets.delivered(self.runtime, session, ticket, now)
+                elif answer.outcome == Outcome.REFUSED:
+                    await tickets.refused(self.runtime, session, ticket, answer.detail, now)
+                elif ticket.status == "queued":
+                    wait = domain.backoff_seconds(ticket.attempts, base=settings.grid_retry_base_seconds,
+                                                  cap=settings.grid_retry_max_seconds)
+                    ticket.next_attempt_at = now + timedelta(seconds=max(wait, answer.retry_after or 0.0))
+                    ticket.last_error = answer.detail
+            locked = await session.get(GridPlatform, platform.id, with_for_update=True)
+            if locked is None:
+                return
+            failed = [a for a in answers if a.outcome == Outcome.RETRY]
+            if len(failed) < len(answers):
+                if locked.failures:
+                    log.info("grid platform %s answers again after %d failed tries", platform.id, locked.failures)
+                locked.failures, locked.retry_at, locked.last_error = 0, None, None
+            else:
+                locked.failures += 1
+                wait = domain.backoff_seconds(locked.failures, base=settings.grid_retry_base_seconds,
+                                              cap=settings.grid_retry_max_seconds)
+                wait = max([wait, *(a.retry_after or 0.0 for a in failed)])
+                locked.retry_at = now + timedelta(seconds=wait)
+                locked.last_error = failed[-1].detail
+                log.warning("grid platform %s failing (%d tries in a row, last: %s); next try in %.1f s",
+                            platform.id, locked.failures, failed[-1].detail[:200], wait)
+
+
+async def post_ticket(client: httpx.AsyncClient, url: str, secret: bytes, body: bytes) -> Answer:
+    headers = domain.signed_headers(secret, body, time.time())
+    try:
+        resp = await client.post(url.rstrip("/") + "/tickets", content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Answer(Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+    outcome = domain.outcome_of_status(resp.status_code)
+    if outcome == Outcome.DELIVERED:
+        return Answer(outcome, f"HTTP {resp.status_code}")
+    retry_after = domain.retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
+    return Answer(outcome, refusal_text(resp), retry_after)
+
+
+def refusal_text(resp: httpx.Response) -> str:
+    """What the platform said, as staff will read it: its problem detail when it gives one."""
+    said = resp.text.strip()
+    try:
+        doc = json.loads(said)
+        if isinstance(doc, dict):
+            said = str(doc.get("detail") or doc.get("title") or doc.get("message") or said)
+    except ValueError:
+        pass
+    return f"基层治理平台答复 HTTP {resp.status_code}：{said[:500] or '（无说明）'}"

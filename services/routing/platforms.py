@@ -1,0 +1,27 @@
+"""Grid platforms as routing uses them: their scopes for decisions and their secrets for signatures."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.routing.domain import PlatformScope
+from services.routing.models import GridPlatform
+from shared.pii import Keyring, decrypt, encrypt
+
+# Associated data of the encrypted secret: a blob copied into another column does not decrypt.
+SECRET_CONTEXT = "routing.grid_platforms.secret"
+
+
+def seal(keyring: Keyring, secret: str) -> bytes:
+    return encrypt(keyring, secret, context=SECRET_CONTEXT)
+
+
+def secret_of(keyring: Keyring, platform: GridPlatform) -> bytes:
+    return decrypt(keyring, platform.secret, context=SECRET_CONTEXT).encode()
+
+
+async def scopes(session: AsyncSession) -> list[PlatformScope]:
+    rows = (await session.execute(
+        select(GridPlatform.id, GridPlatform.region_prefixes, GridPlatform.categories))).all()
+    return [PlatformScope(r.id, tuple(r.region_prefixes), frozenset(r.categories)) for r in rows]
