@@ -56,12 +56,14 @@ def scores(text: str) -> dict[str, float]:
     return found
 
 
-def _matches(token: str) -> list[tuple[str, float]]:
+@lru_cache(maxsize=65536)
+def _matches(token: str) -> tuple[tuple[str, float], ...]:
     """Dictionary words in a token: the token itself, or the words inside a longer token (街心公园,
     发臭), found longest first without overlap and counted a little less."""
+    # Cached: the same words come back report after report, and a miss scans the whole dictionary.
     whole = _INDEX.get(token)
     if whole is not None:
-        return whole
+        return tuple(whole)
     out: list[tuple[str, float]] = []
     taken = [False] * len(token)
     for word in _BY_LENGTH:
@@ -73,7 +75,7 @@ def _matches(token: str) -> list[tuple[str, float]]:
                 taken[start:start + len(word)] = [True] * len(word)
                 out.extend((category, weight * 0.8) for category, weight in _INDEX[word])
             start = token.find(word, start + 1)
-    return out
+    return tuple(out)
 
 
 _INDEX: dict[str, list[tuple[str, float]]] = {}
