@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -45,6 +46,44 @@ SIMULATOR = Path(__file__).resolve().parent.parent / "deploy" / "gridsim" / "gri
 SECRET = "bench-grid-secret-0123456789abcdef"
 REGION = "320923"
 CONTENT = "小区门口路灯坏了三天，晚上一片漆黑，老人出门不方便 #{n}"
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def process_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process on the machine (exited ones are not counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = (float(fields[11]) + float(fields[12])) / ticks
+        if "minyi.cli serve" in cmd:
+            kind = cmd.split("serve", 1)[1].split()[0]
+        elif "postgres" in stat.split()[1] or "postgres" in cmd:
+            kind = "postgres"
+        elif "nats-server" in cmd:
+            kind = "nats"
+        elif "grid_platform_simulator" in cmd:
+            kind = "simulator"
+        elif entry.name == str(os.getpid()):
+            kind = "load generator"
+        else:
+            kind = "other"
+        used[kind] = used.get(kind, 0.0) + seconds
+    return used
 
 
 def ms(seconds: float | None) -> str:
@@ -100,18 +139,23 @@ async def sim_tickets(sim: httpx.AsyncClient) -> list[dict[str, object]]:
 
 
 async def wait_for_tickets(sim: httpx.AsyncClient, report_ids: set[str], timeout: float, label: str) -> float:
-    """Seconds until the simulator holds a ticket for every one of `report_ids`."""
+    """Seconds until the simulator holds a ticket for every one of `report_ids` (it was reset before them).
+
+    Polls the simulator's ticket count, which is cheap, and lists the tickets only once the count is
+    there: listing thousands of tickets twice a second would load the machine being measured."""
     t0 = time.monotonic()
     next_note = t0 + 5
     while True:
-        have = {t["report_id"] for t in await sim_tickets(sim)} & report_ids
-        if len(have) == len(report_ids):
-            return time.monotonic() - t0
+        count = int((await sim.get("/_sim/stats")).json()["tickets"])
+        if count >= len(report_ids):
+            have = {t["report_id"] for t in await sim_tickets(sim)} & report_ids
+            if len(have) == len(report_ids):
+                return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            print(f"  {label}: gave up after {timeout:.0f} s with {len(have)}/{len(report_ids)} tickets", flush=True)
+            print(f"  {label}: gave up after {timeout:.0f} s with {count}/{len(report_ids)} tickets", flush=True)
             return float("nan")
         if time.monotonic() >= next_note:
-            print(f"  {label}: {len(have)}/{len(report_ids)} tickets at the simulator", flush=True)
+            print(f"  {label}: {count}/{len(report_ids)} tickets at the simulator", flush=True)
             next_note += 5
         await asyncio.sleep(0.5)
 
@@ -162,7 +206,7 @@ async def measure(args: argparse.Namespace, code: str, sim: httpx.AsyncClient, i
             return r.status_code == 200
 
         base = await open_loop(args.rate, args.seconds, direct, "baseline")
-        await sim.post("/_sim/config", json={"callbacks": True})
+        await sim.post("/_sim/config", json={"callbacks": args.callbacks})
         await sim.post("/_sim/reset")
 
         # 2. ours
@@ -178,9 +222,16 @@ async def measure(args: argparse.Namespace, code: str, sim: httpx.AsyncClient, i
                 return True
             return False
 
+        busy0, total0 = cpu_seconds()
+        own0 = time.process_time()
+        kinds0 = process_cpu()
         ours = await open_loop(args.rate, args.seconds, report, "ours")
         ids = set(accepted.values())
-        await wait_for_tickets(sim, ids, 120, "ours")
+        await wait_for_tickets(sim, ids, 900, "ours")
+        busy1, total1 = cpu_seconds()
+        servers_cpu = (busy1 - busy0) - (time.process_time() - own0)
+        kinds1 = process_cpu()
+        by_kind = {k: kinds1[k] - kinds0.get(k, 0.0) for k in kinds1}
         tickets = [t for t in await sim_tickets(sim) if t["report_id"] in ids]
         received = {t["report_id"]: float(t["first_received_at"]) for t in tickets}  # type: ignore[arg-type]
         per_report: dict[str, int] = {}
@@ -216,6 +267,7 @@ async def measure(args: argparse.Namespace, code: str, sim: httpx.AsyncClient, i
         floor = time.monotonic() - t0
 
     base_lat = [lat for _n, _w, lat in base if lat is not None]
+    answered = [lat for _n, _w, lat in ours if lat is not None]
     print()
     print("| measure | Minyi (intake → routing → simulator) | baseline (straight to the simulator) | ratio |")
     print("| --- | --- | --- | --- |")
@@ -226,6 +278,13 @@ async def measure(args: argparse.Namespace, code: str, sim: httpx.AsyncClient, i
     print(f"| backlog of {len(backlog)} after {args.outage_seconds:g} s down | {recovery:.1f} s to deliver | "
           f"{floor:.1f} s to POST directly | {recovery / floor if floor else float('nan'):.1f}× |")
     print()
+    print(f"intake answered the reports in p50 {ms(percentile(answered, 0.5))}, p99 {ms(percentile(answered, 0.99))}; "
+          f"the servers used {servers_cpu:.1f} CPU-seconds ({servers_cpu / max(1, len(ids)) * 1000:.1f} ms per report, "
+          f"all processes but this one) of {total1 - total0:.0f} "
+          f"available ({os.cpu_count()} cores)")
+    ranked = sorted(by_kind.items(), key=lambda kv: -kv[1])
+    print("CPU per report by process: " + ", ".join(
+        f"{k} {v / max(1, len(ids)) * 1000:.1f} ms" for k, v in ranked if v > 0))
     print(f"reports accepted {len(ids)} of {len(ours)}; tickets lost {lost}, duplicated {duplicates}; "
           f"backlog duplicates {backlog_dups}; target p99 < 300 ms")
     return 0 if lost == 0 and duplicates == 0 else 1
@@ -238,6 +297,8 @@ def main() -> int:
     parser.add_argument("--outage-seconds", type=float, default=600)
     parser.add_argument("--outage-rate", type=float, default=5)
     parser.add_argument("--retry-cap", type=float, default=60, help="MINYI_GRID_RETRY_MAX_SECONDS for routing")
+    parser.add_argument("--callbacks", action="store_true",
+                        help="the simulator calls back accepted → in_progress → resolved 200 ms after each ticket")
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -36,7 +36,8 @@ def make_engine(url: str, *, application_name: str, pool_size: int = 10) -> Asyn
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # A short spike may borrow a few more; they are closed when returned.
+        max_overflow=max(2, pool_size // 4),
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name, "timezone": "UTC"}},

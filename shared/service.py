@@ -221,7 +221,8 @@ async def _start(runtime: Runtime) -> None:
             if session.info.pop(key, None):
                 hook()
 
-    runtime.db = Database.connect(database_url, application_name=f"minyi-{spec.name}", on_commit=after_commit)
+    runtime.db = Database.connect(database_url, application_name=f"minyi-{spec.name}",
+                                  pool_size=runtime.settings.db_pool_size, on_commit=after_commit)
     await runtime.database.ping(timeout=10)
 
     await runtime.broker.connect()
@@ -238,11 +239,14 @@ async def _start(runtime: Runtime) -> None:
     )
     runtime.relay.start()
 
-    if spec.uses_temporal:
+    if spec.uses_temporal and runtime.temporal is None:  # a test may hand in its own client
         from temporalio.client import Client
+        from temporalio.contrib.pydantic import pydantic_data_converter
 
+        # pydantic: workflow inputs and state carry datetimes and dataclasses, checked on the way in.
         runtime.temporal = await Client.connect(
-            settings.require("temporal_address"), namespace=settings.temporal_namespace
+            settings.require("temporal_address"), namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
         )
 
     consumed = sorted({sub.stream for sub in runtime.subscriptions})

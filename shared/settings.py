@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     home: Path = Path(".minyi")
 
     database_url: str | None = None
+    # Connections each service keeps open. Enough for its busiest moments, so connections are not
+    # opened and closed under load (each one costs PostgreSQL a new backend process).
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     nats_url: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
@@ -81,6 +84,9 @@ class Settings(BaseSettings):
     # Routing: where grid platforms call back (default: this host's routing port), how tickets are
     # retried while a platform is down, and when similar reports make a hotspot.
     routing_callback_url: str | None = None
+    # The congress term (届) that began in `term_first_year` is number `term_number`; terms last five years.
+    term_first_year: int = Field(default=2022, ge=1954, le=2100)
+    term_number: int = Field(default=14, ge=1, le=100)
     grid_timeout_seconds: float = Field(default=10.0, gt=0)
     grid_retry_base_seconds: float = Field(default=1.0, gt=0)
     grid_retry_max_seconds: float = Field(default=60.0, gt=0)

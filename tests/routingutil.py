@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,19 +17,18 @@ from typing import Any
 
 import httpx
 import nats
-import uvicorn
 from busutil import event_body, publish, stream_messages
 from conftest import Servers
-from fastapi import FastAPI
 from identityutil import KEY
+from serviceutil import served
 
 from minyi.servers import free_port
 from services.routing.service import SPEC
-from shared.auth import TokenVerifier, public_pem, sign_token
+from shared.auth import sign_token
 from shared.bus.streams import declare
 from shared.contracts import STREAMS
 from shared.ids import new_id
-from shared.service import Runtime, build_app
+from shared.service import Runtime
 from shared.settings import Settings
 
 SIMULATOR = Path(__file__).resolve().parent.parent / "deploy" / "gridsim" / "grid_platform_simulator.py"
@@ -78,26 +76,8 @@ async def routing_service(servers: Servers, home: Path, **overrides: Any) -> Asy
                               "grid_retry_max_seconds": 1.0, "grid_dispatch_poll_seconds": 0.2, **overrides}
     settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home, routing_port=port,
                         **values)
-    app: FastAPI = build_app(SPEC, settings)
-    app.state.token_verifier = TokenVerifier(issuer="minyi", audience="minyi", public_key_pem=public_pem(KEY))
-    runtime: Runtime = app.state.runtime
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        deadline = time.monotonic() + 60
-        while not (server.started and runtime.bus_started.is_set()):
-            if task.done():
-                task.result()
-                raise AssertionError("routing stopped while starting")
-            if time.monotonic() > deadline:
-                raise AssertionError("routing did not start within 60 s")
-            await asyncio.sleep(0.05)
-        base_url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-            yield Routing(client, runtime, base_url)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=60)
+    async with served(SPEC, settings, port) as service:
+        yield Routing(service.client, service.runtime, service.base_url)
 
 
 @dataclass

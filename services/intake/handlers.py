@@ -17,17 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import clock, lifecycle, timers
 from services.intake.models import DeputyView, Report
-from shared.bus.consumer import Subscription
+from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
 
 # `failed`: the platform refused the ticket for good; like `returned`, it comes back to the deputy.
 GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned", "failed"})
-
-
-class BadEvent(ValueError):
-    """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
 
 
 def _field(event: CloudEvent, name: str) -> str:
@@ -93,9 +89,9 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         Subscription("identity.deputy.updated", identity, "intake-deputies", deputy_updated,
                      "keeps each deputy's stations, for the deputy's own list"),
         Subscription("routing.report.classified", routing, "intake-classified", classified,
-                     "the category routing gave a report"),
+                     "the category routing gave a report", concurrency=8),
         Subscription("routing.ticket.created", routing, "intake-ticket-created", ticket_created,
-                     "the report went to a grid platform: status dispatched"),
+                     "the report went to a grid platform: status dispatched", concurrency=8),
         Subscription("routing.ticket.updated", routing, "intake-ticket-updated", ticket_updated,
                      "a grid platform's status: resolved answers the report, returned hands it back"),
     )

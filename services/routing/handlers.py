@@ -20,7 +20,7 @@ from services.routing.classify import classify
 from services.routing.dispatch import Dispatcher
 from services.routing.models import GridPlatform, RoutingDecision
 from services.routing.taxonomy import BY_CODE
-from shared.bus.consumer import Subscription
+from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import GRID_STREAM, STREAMS
 from shared.service import Runtime
@@ -28,10 +28,6 @@ from shared.service import Runtime
 log = logging.getLogger("minyi.routing")
 
 DISPATCHER = "routing.dispatcher"
-
-
-class BadEvent(ValueError):
-    """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
 
 
 def _text(data: dict[str, Any], name: str, event: CloudEvent, *, required: bool = True) -> str | None:
@@ -113,7 +109,7 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
 
     return (
         Subscription("intake.report.submitted", STREAMS["intake"].name, "routing-submitted", submitted,
-                     "classify, dispatch to the grid platform and cluster every new report"),
+                     "classify, dispatch to the grid platform and cluster every new report", concurrency=8),
         Subscription("grid.*.events", GRID_STREAM.name, "routing-grid-events", platform_event,
                      "ticket statuses from grid platforms on the nats transport"),
     )

@@ -1,7 +1,427 @@
-"""HTTP API of the suggestions service (paths under /v1, see CONTRACT.md)."""
+"""HTTP API of the suggestions service (paths under /v1, see CONTRACT.md): units, suggestions and their handling.
+
+Reads come from the projection; every action is an update of the suggestion's workflow, which
+checks the rules, records the step and answers with the new state.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from services.suggestions import domain, lifecycle
+from services.suggestions.activities import row_values
+from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
+from services.suggestions.projection import view
+from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, Start, SuggestionWorkflow, workflow_id
+from shared import idempotency
+from shared.auth import Principal, require_region, require_roles
+from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found
+from shared.service import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["suggestions"])
+
+EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id")]
+RegionCode = Annotated[str, Path(pattern=r"^\d{2,12}$", description="administrative code prefix")]
+Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
+Authors = Annotated[Principal, Depends(require_roles("deputy", "npc_staff"))]
+Units = Annotated[Principal, Depends(require_roles("unit"))]
+Deputies = Annotated[Principal, Depends(require_roles("deputy"))]
+Readers = Annotated[Principal, Depends(require_roles("deputy", "unit", "npc_staff", "admin"))]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="the same key and body return the first answer")]
+
+ID_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4c43-9a55-8d0f3f6a2b10")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---- units and outcome classes ---------------------------------------------------------------
+
+
+class UnitIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    region_code: str = Field(pattern=r"^\d{6,12}$")
+    parent_id: str | None = Field(default=None, max_length=64)
+
+
+@router.put("/units/{unit_id}", summary="A handling unit (承办单位)")
+async def put_unit(unit_id: EntityId, body: UnitIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+    require_region(who, body.region_code)
+    async with runtime.transaction() as session:
+        existing = await session.get(Unit, unit_id)
+        if existing is not None:
+            require_region(who, existing.region_code)
+        stmt = insert(Unit).values(id=unit_id, **body.model_dump())
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_={**body.model_dump(), "updated_at": func.now()}))
+    return {"id": unit_id, **body.model_dump()}
+
+
+class OutcomeClassIn(Strict):
+    code: str = Field(pattern=r"^[A-Z]{1,2}$")
+    label: str = Field(min_length=1, max_length=100)
+    solved: bool = False
+    needs_planned_year: bool = False
+    reference: bool = False
+
+
+class SchemeIn(Strict):
+    classes: list[OutcomeClassIn] = Field(min_length=1, max_length=8)
+
+
+@router.put("/outcome-schemes/{region_code}", summary="The reply outcome classes of a region (A/B/C, A/B/C/D …)")
+async def put_scheme(region_code: RegionCode, body: SchemeIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+    require_region(who, region_code)
+    classes = [domain.OutcomeClass(**c.model_dump()) for c in body.classes]
+    try:
+        domain.validate_outcome_scheme(classes)
+    except domain.RuleError as exc:
+        raise invalid(exc.field or "classes", exc.message) from None
+    stored = [c.model_dump() for c in body.classes]
+    async with runtime.transaction() as session:
+        stmt = insert(OutcomeScheme).values(region_code=region_code, classes=stored)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["region_code"], set_={"classes": stored, "updated_at": func.now()}))
+    # Suggestions keep the classes they were submitted under; this applies to new ones.
+    return {"region_code": region_code, "classes": stored}
+
+
+async def scheme_for(session: Any, region_code: str) -> list[domain.OutcomeClass]:
+    rows = (await session.execute(select(OutcomeScheme.region_code, OutcomeScheme.classes))).all()
+    matching = [r for r in rows if region_code.startswith(r.region_code)]
+    if not matching:
+        return list(domain.DEFAULT_OUTCOMES)
+    best = max(matching, key=lambda r: len(r.region_code))
+    return [domain.OutcomeClass(**c) for c in best.classes]
+
+
+# ---- submission ------------------------------------------------------------------------------
+
+
+class SuggestionIn(Strict):
+    title: str = Field(min_length=2, max_length=200)
+    content: str = Field(min_length=10, max_length=20000)
+    lead_deputy_id: str = Field(min_length=1, max_length=64)
+    co_signer_ids: list[str] = Field(default_factory=list, max_length=100)
+    year: int = Field(ge=2000, le=2100)
+    kind: Literal["session", "interim"]
+    micro: bool = Field(default=False, description="急难小: paid from the region's yearly micro-suggestion fund")
+
+
+def _suggestion_id(who: Principal, key: str | None) -> str:
+    # With a key, a retry names the same workflow and cannot start a second one.
+    return str(uuid.uuid5(ID_NAMESPACE, f"{who.sub}\n{key}")) if key else str(uuid.uuid4())
+
+
+@router.post("/suggestions", status_code=201, summary="A deputy's suggestion (代表建议)",
+             responses={409: {"description": "the Idempotency-Key was used for another body"},
+                        422: {"description": "unknown deputies, or invalid input"}})
+async def submit(body: SuggestionIn, who: Authors, runtime: RuntimeDep,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    if "npc_staff" not in who.roles and who.deputy_id != body.lead_deputy_id:
+        raise forbidden("代表只能以本人为领衔代表提出建议。")
+    retry = idempotency.for_body(IDEMPOTENCY, f"suggestions:{who.sub}", idempotency_key, body.model_dump(mode="json"))
+    async with runtime.transaction() as session:
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
+        ids = [body.lead_deputy_id, *body.co_signer_ids]
+        known = {d.id: d for d in (await session.scalars(select(DeputyView).where(DeputyView.id.in_(ids)))).all()}
+        errors = [FieldError("lead_deputy_id", f"代表 {body.lead_deputy_id} 不存在。")] if body.lead_deputy_id \
+            not in known else []
+        errors += [FieldError(f"co_signer_ids[{i}]", f"代表 {d} 不存在。") for i, d in enumerate(body.co_signer_ids)
+                   if d not in known]
+        if body.lead_deputy_id in body.co_signer_ids:
+            errors.append(FieldError("co_signer_ids", "领衔代表不必再列为附议代表。"))
+        if errors:
+            raise Problem(422, "建议的代表信息有误。", title="Validation Failed", errors=errors)
+        lead = known[body.lead_deputy_id]
+        require_region(who, lead.region_code)
+        now = datetime.now(UTC)
+        first_year, number = runtime.settings.term_first_year, runtime.settings.term_number
+        repeat = await _earlier_repeat(session, lead.region_code, body, first_year, number)
+        s = lifecycle.Suggestion(
+            id=_suggestion_id(who, idempotency_key), title=body.title, content=body.content,
+            lead_deputy_id=body.lead_deputy_id, co_signer_ids=list(body.co_signer_ids), region_code=lead.region_code,
+            year=body.year, kind=body.kind, micro=body.micro, outcomes=await scheme_for(session, lead.region_code),
+            term_first_year=first_year, term_number=number, submitted_at=now, submitted_by=who.sub,
+            repeat_of=repeat,
+        )
+        await _start(runtime, s)
+        lifecycle.submitted(s)
+        return await retry.answer(session, {**view(s), "seq": 1}, 201)
+
+
+async def _earlier_repeat(session: Any, region_code: str, body: SuggestionIn, first_year: int,
+                          number: int) -> dict[str, Any] | None:
+    """反复提: the closest earlier suggestion of the same county and term, if close enough."""
+    term = domain.term_of(body.year, first_year, number)
+    rows = (await session.execute(
+        select(SuggestionRow.id, SuggestionRow.title, SuggestionRow.content, SuggestionRow.outcome,
+               SuggestionRow.status)
+        .where(SuggestionRow.region_code.startswith(region_code[:6]), SuggestionRow.term == term)
+        .order_by(SuggestionRow.submitted_at.desc()).limit(2000))).all()
+    earlier = [domain.Earlier(r.id, r.title, r.content, r.outcome, r.status) for r in rows]
+    best = domain.closest_repeat(body.title, body.content, earlier)
+    if best is None:
+        return None
+    return {"id": best.id, "title": best.title, "outcome": best.outcome, "status": best.status,
+            "similarity": round(best.score, 3)}
+
+
+async def _start(runtime: Runtime, s: lifecycle.Suggestion) -> None:
+    try:
+        await runtime.temporal.start_workflow(
+            SuggestionWorkflow.run, Start(s), id=workflow_id(s.id), task_queue=TASK_QUEUE,
+            # A retried POST with the same key finds the suggestion it started.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    except RPCError as exc:
+        raise Problem(503, "办理引擎暂时不可用，请稍后重试。") from exc
+
+
+# ---- actions ---------------------------------------------------------------------------------
+
+
+class AssignmentIn(Strict):
+    lead_unit_id: str = Field(min_length=1, max_length=64)
+    assisting_unit_ids: list[str] = Field(default_factory=list, max_length=20)
+    key: bool = Field(default=False, description="重点建议, supervised by a named leader")
+    supervisor: str | None = Field(default=None, max_length=100, description="the supervising leader (督办领导)")
+
+
+class ExtensionIn(Strict):
+    reason: str = Field(min_length=2, max_length=2000)
+    months: int = Field(default=3, ge=1, le=3, description="at most six months after assignment in all")
+
+
+class MeetingIn(Strict):
+    stage: Literal["before", "during", "after"]
+    at: datetime
+    note: str = Field(min_length=1, max_length=4000)
+
+
+class AssistingViewIn(Strict):
+    content: str = Field(min_length=1, max_length=20000)
+
+
+class ReplyIn(Strict):
+    unit_id: str = Field(min_length=1, max_length=64)
+    content: str = Field(min_length=1, max_length=50000)
+    outcome: str = Field(pattern=r"^[A-Z]{1,2}$")
+    planned_year: int | None = Field(default=None, ge=2000, le=2100)
+    public: bool = Field(default=True, description="listed in the public disclosure, without personal data")
+
+
+class EvaluationIn(Strict):
+    result: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class ProgressIn(Strict):
+    unit_id: str = Field(min_length=1, max_length=64)
+    note: str = Field(min_length=1, max_length=20000)
+    outcome: str | None = Field(default=None, pattern=r"^[A-Z]{1,2}$")
+
+
+class DecisionIn(Strict):
+    decision: Literal["reassign", "follow_up", "close"]
+    note: str = Field(min_length=1, max_length=4000)
+
+
+async def _row(runtime: Runtime, suggestion_id: str) -> SuggestionRow:
+    """The projection row; straight after submission, before the first record lands, the workflow's own state."""
+    async with runtime.sessions()() as session:
+        row = await session.get(SuggestionRow, suggestion_id)
+    if row is not None:
+        return row
+    try:
+        state = await runtime.temporal.get_workflow_handle(workflow_id(suggestion_id)).query(SuggestionWorkflow.state)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise not_found("建议不存在。") from None
+        raise Problem(503, "办理引擎暂时不可用，请稍后重试。") from exc
+    return SuggestionRow(**row_values(state))
+
+
+def _own_unit(who: Principal, unit_id: str | None) -> str:
+    if not who.unit_id or (unit_id is not None and unit_id != who.unit_id):
+        raise forbidden("只能以本单位名义办理。")
+    return who.unit_id
+
+
+async def _update(runtime: Runtime, who: Principal, suggestion_id: str, name: str, payload: Any,
+                  key: str | None, body: dict[str, Any]) -> JSONResponse:
+    retry = idempotency.for_body(IDEMPOTENCY, f"{name}:{suggestion_id}:{who.sub}", key, body)
+    async with runtime.transaction() as session:
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
+        handle: WorkflowHandle[Any, Any] = runtime.temporal.get_workflow_handle(workflow_id(suggestion_id))
+        try:
+            state = await handle.execute_update(name, payload, id=f"{name}-{key}" if key else None)
+        except WorkflowUpdateFailedError as exc:
+            raise _problem(exc.cause) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise conflict("建议已办结或不存在，不能再办理。") from None
+            raise Problem(503, "办理引擎暂时不可用，请稍后重试。") from exc
+        return await retry.answer(session, state, 200)
+
+
+def _problem(cause: BaseException | None) -> Problem:
+    if isinstance(cause, ApplicationError) and cause.type == RULE_ERROR:
+        field_name = str(cause.details[0]) if cause.details and cause.details[0] else ""
+        return invalid(field_name, cause.message) if field_name else conflict(cause.message)
+    return Problem(500, "办理失败。")
+
+
+@router.post("/suggestions/{suggestion_id}/assignment", summary="交办: to a lead unit and assisting units")
+async def assign(suggestion_id: EntityId, body: AssignmentIn, who: Staff, runtime: RuntimeDep,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    row = await _row(runtime, suggestion_id)
+    require_region(who, row.region_code)
+    ids = [body.lead_unit_id, *body.assisting_unit_ids]
+    async with runtime.sessions()() as session:
+        known = set((await session.scalars(select(Unit.id).where(Unit.id.in_(ids)))).all())
+    missing = [FieldError("lead_unit_id" if i == 0 else f"assisting_unit_ids[{i - 1}]", f"承办单位 {u} 不存在。")
+               for i, u in enumerate(ids) if u not in known]
+    if missing:
+        raise Problem(422, "承办单位有误。", title="Validation Failed", errors=missing)
+    payload = lifecycle.Assign(who.sub, body.lead_unit_id, list(body.assisting_unit_ids), body.key, body.supervisor)
+    return await _update(runtime, who, suggestion_id, "assign", payload, idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/extension", summary="One extension, to at most six months after assignment")
+async def extend(suggestion_id: EntityId, body: ExtensionIn, who: Staff, runtime: RuntimeDep,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    require_region(who, (await _row(runtime, suggestion_id)).region_code)
+    return await _update(runtime, who, suggestion_id, "extend", lifecycle.Extend(who.sub, body.reason, body.months),
+                         idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/meetings", summary="三见面: before, during or after handling")
+async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime: RuntimeDep,
+                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    unit = _own_unit(who, None)
+    if body.at.tzinfo is None:
+        raise invalid("at", "时间须带时区。")
+    payload = lifecycle.Meeting(who.sub, unit, body.stage, body.at, body.note)
+    return await _update(runtime, who, suggestion_id, "meeting", payload, idempotency_key, body.model_dump(mode="json"))
+
+
+@router.post("/suggestions/{suggestion_id}/assisting-views", summary="An assisting unit's view to the lead unit")
+async def assisting_view(suggestion_id: EntityId, body: AssistingViewIn, who: Units, runtime: RuntimeDep,
+                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    payload = lifecycle.AssistingView(who.sub, _own_unit(who, None), body.content)
+    return await _update(runtime, who, suggestion_id, "assisting_view", payload, idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/replies", summary="答复 with an outcome class")
+async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: RuntimeDep,
+                idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    payload = lifecycle.ReplyInput(who.sub, _own_unit(who, body.unit_id), body.content, body.outcome,
+                                   body.planned_year, body.public)
+    return await _update(runtime, who, suggestion_id, "reply", payload, idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/evaluation", summary="The lead deputy's evaluation of the reply")
+async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, runtime: RuntimeDep,
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    if who.deputy_id != (await _row(runtime, suggestion_id)).lead_deputy_id:
+        raise forbidden("只有领衔代表可以评价答复。")
+    payload = lifecycle.Evaluate(who.deputy_id or who.sub, body.result, body.comment)
+    return await _update(runtime, who, suggestion_id, "evaluate", payload, idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/progress", summary="回头看: the yearly progress of a B/C item")
+async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtime: RuntimeDep,
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    payload = lifecycle.Progress(who.sub, _own_unit(who, body.unit_id), body.note, body.outcome)
+    return await _update(runtime, who, suggestion_id, "progress", payload, idempotency_key, body.model_dump())
+
+
+@router.post("/suggestions/{suggestion_id}/director-decision",
+             summary="主任会议: the decision after a second dissatisfaction")
+async def decide(suggestion_id: EntityId, body: DecisionIn, who: Staff, runtime: RuntimeDep,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    require_region(who, (await _row(runtime, suggestion_id)).region_code)
+    return await _update(runtime, who, suggestion_id, "decide", lifecycle.Decide(who.sub, body.decision, body.note),
+                         idempotency_key, body.model_dump())
+
+
+# ---- reads -----------------------------------------------------------------------------------
+
+
+def _may_read(who: Principal, row: SuggestionRow) -> bool:
+    if who.has_any(("npc_staff", "admin")) and who.can_see(row.region_code):
+        return True
+    if "deputy" in who.roles and who.deputy_id in (row.lead_deputy_id, *row.co_signer_ids):
+        return True
+    return "unit" in who.roles and who.unit_id is not None and who.unit_id in (row.lead_unit_id,
+                                                                                *row.assisting_unit_ids)
+
+
+def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
+    state = dict(row.state)
+    state["color"] = domain.color(row.status, row.next_review_at if row.status == domain.Status.FOLLOWING_UP
+                                  else row.due_at, now, reference=row.reference).value
+    return state
+
+
+@router.get("/suggestions/{suggestion_id}", summary="A suggestion, its color and its timeline")
+async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
+    row = await _row(runtime, suggestion_id)
+    if not _may_read(who, row):
+        raise forbidden("无权查看这件建议。")
+    async with runtime.sessions()() as session:
+        entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.suggestion_id == suggestion_id)
+                                         .order_by(TimelineEntry.seq))).all()
+    return {**_out(row, datetime.now(UTC)), "timeline": [
+        {"seq": e.seq, "at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "note": e.note, **e.data}
+        for e in entries]}
+
+
+@router.get("/suggestions", summary="Suggestions on a year's list, by status, unit or color")
+async def list_suggestions(who: Readers, runtime: RuntimeDep,
+                           year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+                           status: Annotated[str | None, Query(max_length=20)] = None,
+                           unit_id: Annotated[str | None, Query(max_length=64)] = None,
+                           color: Annotated[Literal["green", "yellow", "red", "blue", "grey"] | None, Query()] = None,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                           offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+    query = select(SuggestionRow)
+    if year is not None:
+        query = query.where(SuggestionRow.years.any(year))
+    if status is not None:
+        query = query.where(SuggestionRow.status == status)
+    if unit_id is not None:
+        query = query.where(or_(SuggestionRow.lead_unit_id == unit_id, SuggestionRow.assisting_unit_ids.any(unit_id)))
+    if not who.has_any(("npc_staff", "admin")):
+        if "unit" in who.roles:
+            query = query.where(or_(SuggestionRow.lead_unit_id == who.unit_id,
+                                    SuggestionRow.assisting_unit_ids.any(who.unit_id or "")))
+        else:
+            query = query.where(or_(SuggestionRow.lead_deputy_id == who.deputy_id,
+                                    SuggestionRow.co_signer_ids.any(who.deputy_id or "")))
+    elif who.region:
+        query = query.where(SuggestionRow.region_code.startswith(who.region))
+    now = datetime.now(UTC)
+    async with runtime.sessions()() as session:
+        rows = (await session.scalars(query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.id))).all()
+    out = [_out(r, now) for r in rows]
+    if color is not None:
+        out = [o for o in out if o["color"] == color]
+    return out[offset:offset + limit]

@@ -1,11 +1,28 @@
-"""Wiring of the suggestions service: its schema, stream, routers and subscriptions."""
+"""Wiring of the suggestions service: its schema, stream, routers, subscriptions and Temporal worker."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
+from temporalio.worker import Worker
+
 from services.suggestions import api, handlers
+from services.suggestions.activities import Recorder
 from services.suggestions.models import Base
+from services.suggestions.workflows import TASK_QUEUE, SuggestionWorkflow
 from shared.contracts import EVENTS, STREAMS
-from shared.service import ServiceSpec
+from shared.service import Runtime, ServiceSpec
+
+
+def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
+    async def suggestion_worker() -> None:
+        # Every process polls the same task queue: replicas share the workflows and the recording.
+        worker = Worker(runtime.temporal, task_queue=TASK_QUEUE, workflows=[SuggestionWorkflow],
+                        activities=[Recorder(runtime).record])
+        await worker.run()
+
+    return (suggestion_worker,)
+
 
 SPEC = ServiceSpec(
     name="suggestions",
@@ -14,8 +31,8 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["suggestions"],
     events=EVENTS["suggestions"],
-
     routers=(api.router,),
     subscriptions=handlers.subscriptions,
+    workers=workers,
     uses_temporal=True,
 )

@@ -38,6 +38,10 @@ log = logging.getLogger("minyi.consumer")
 Handler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 
 
+class BadEvent(ValueError):
+    """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
+
+
 @dataclass(frozen=True)
 class Subscription:
     subject: str
@@ -45,6 +49,9 @@ class Subscription:
     durable: str
     handler: Handler
     description: str = ""
+    # Above 1 only where messages are independent of each other (each about its own report, with
+    # its own row locks): they are then handled up to this many at once instead of in stream order.
+    concurrency: int = 1
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,7 @@ def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> Non
         durable=sub.durable,
         config=config,
         pull_sub=PullSub(batch_size=32, timeout=2.0),
+        max_workers=sub.concurrency,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{sub.durable}:{sub.subject}",
         description=sub.description or None,
@@ -168,6 +176,9 @@ def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> Non
             return
         try:
             applied = await process(ctx, sub, event)
+        except BadEvent as exc:
+            await send_to_dead_letter(ctx, sub, msg, f"BadEvent: {exc}")
+            return
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if delivery >= ctx.max_deliver:
