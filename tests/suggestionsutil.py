@@ -94,10 +94,12 @@ class Suggestions:
         return latest
 
 
-async def declare_identity_stream(nats_url: str) -> None:
+async def declare_consumed_streams(nats_url: str) -> None:
+    """Suggestions consumes identity's deputies and routing's hotspots; declare them where those do not run."""
     nc = await nats.connect(nats_url)
     try:
-        await declare(nc.jetstream(), STREAMS["identity"], replicas=1)
+        for name in ("identity", "routing"):
+            await declare(nc.jetstream(), STREAMS[name], replicas=1)
     finally:
         await nc.close()
 
@@ -106,7 +108,7 @@ async def declare_identity_stream(nats_url: str) -> None:
 async def suggestions_service(servers: Servers, home: Path, temporal: Client | None = None,
                               **overrides: Any) -> AsyncIterator[Suggestions]:
     """With `temporal`, the service uses that client (a time-skipping one) instead of the dev server."""
-    await declare_identity_stream(servers.nats_url)
+    await declare_consumed_streams(servers.nats_url)
     port = free_port()
     settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url,
                         temporal_address=servers.temporal_address, home=home, suggestions_port=port,

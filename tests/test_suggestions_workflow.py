@@ -52,10 +52,10 @@ def unit(unit_id: str) -> dict[str, str]:
 
 async def new_suggestion(svc: Suggestions, env: WorkflowEnvironment, **extra: Any) -> tuple[str, str]:
     """A suggestion on the list of the test server's present year (the tests share its clock)."""
-    deputy = f"d-{new_id()[:8]}"
+    deputy = f"d-{new_id()[-12:]}"
     await svc.deputy(deputy, COUNTY)
     year = domain.china_date(await now_of(env)).year
-    created = await svc.submit(deputy, title=f"关于老旧小区改造的建议 {new_id()[:6]}", content=CONTENT,
+    created = await svc.submit(deputy, title=f"关于老旧小区改造的建议 {new_id()[-6:]}", content=CONTENT,
                                year=year, **extra)
     assert created["status"] == "submitted"
     return created["id"], deputy

@@ -139,31 +139,37 @@ async def submit(body: SuggestionIn, who: Authors, runtime: RuntimeDep,
     async with runtime.transaction() as session:
         if (replay := await retry.replayed(session)) is not None:
             return replay
-        ids = [body.lead_deputy_id, *body.co_signer_ids]
-        known = {d.id: d for d in (await session.scalars(select(DeputyView).where(DeputyView.id.in_(ids)))).all()}
-        errors = [FieldError("lead_deputy_id", f"代表 {body.lead_deputy_id} 不存在。")] if body.lead_deputy_id \
-            not in known else []
-        errors += [FieldError(f"co_signer_ids[{i}]", f"代表 {d} 不存在。") for i, d in enumerate(body.co_signer_ids)
-                   if d not in known]
-        if body.lead_deputy_id in body.co_signer_ids:
-            errors.append(FieldError("co_signer_ids", "领衔代表不必再列为附议代表。"))
-        if errors:
-            raise Problem(422, "建议的代表信息有误。", title="Validation Failed", errors=errors)
-        lead = known[body.lead_deputy_id]
-        require_region(who, lead.region_code)
-        now = datetime.now(UTC)
-        first_year, number = runtime.settings.term_first_year, runtime.settings.term_number
-        repeat = await _earlier_repeat(session, lead.region_code, body, first_year, number)
-        s = lifecycle.Suggestion(
-            id=_suggestion_id(who, idempotency_key), title=body.title, content=body.content,
-            lead_deputy_id=body.lead_deputy_id, co_signer_ids=list(body.co_signer_ids), region_code=lead.region_code,
-            year=body.year, kind=body.kind, micro=body.micro, outcomes=await scheme_for(session, lead.region_code),
-            term_first_year=first_year, term_number=number, submitted_at=now, submitted_by=who.sub,
-            repeat_of=repeat,
-        )
-        await _start(runtime, s)
-        lifecycle.submitted(s)
-        return await retry.answer(session, {**view(s), "seq": 1}, 201)
+        created = await create(runtime, session, who, body, _suggestion_id(who, idempotency_key))
+        return await retry.answer(session, created, 201)
+
+
+async def create(runtime: Runtime, session: Any, who: Principal, body: SuggestionIn, suggestion_id: str, *,
+                 topic_id: str | None = None) -> dict[str, Any]:
+    """Checks the deputies and starts the suggestion's workflow; returns the suggestion as submitted."""
+    ids = [body.lead_deputy_id, *body.co_signer_ids]
+    known = {d.id: d for d in (await session.scalars(select(DeputyView).where(DeputyView.id.in_(ids)))).all()}
+    errors = [FieldError("lead_deputy_id", f"代表 {body.lead_deputy_id} 不存在。")] if body.lead_deputy_id \
+        not in known else []
+    errors += [FieldError(f"co_signer_ids[{i}]", f"代表 {d} 不存在。") for i, d in enumerate(body.co_signer_ids)
+               if d not in known]
+    if body.lead_deputy_id in body.co_signer_ids:
+        errors.append(FieldError("co_signer_ids", "领衔代表不必再列为附议代表。"))
+    if errors:
+        raise Problem(422, "建议的代表信息有误。", title="Validation Failed", errors=errors)
+    lead = known[body.lead_deputy_id]
+    require_region(who, lead.region_code)
+    first_year, number = runtime.settings.term_first_year, runtime.settings.term_number
+    s = lifecycle.Suggestion(
+        id=suggestion_id, title=body.title, content=body.content,
+        lead_deputy_id=body.lead_deputy_id, co_signer_ids=list(body.co_signer_ids), region_code=lead.region_code,
+        year=body.year, kind=body.kind, micro=body.micro, outcomes=await scheme_for(session, lead.region_code),
+        term_first_year=first_year, term_number=number, submitted_at=datetime.now(UTC), submitted_by=who.sub,
+        repeat_of=await _earlier_repeat(session, lead.region_code, body, first_year, number),
+        topic_id=topic_id, key_requested=topic_id is not None,
+    )
+    await _start(runtime, s)
+    lifecycle.submitted(s)
+    return {**view(s), "seq": 1}
 
 
 async def _earlier_repeat(session: Any, region_code: str, body: SuggestionIn, first_year: int,
@@ -242,7 +248,7 @@ class DecisionIn(Strict):
     note: str = Field(min_length=1, max_length=4000)
 
 
-async def _row(runtime: Runtime, suggestion_id: str) -> SuggestionRow:
+async def suggestion_row(runtime: Runtime, suggestion_id: str) -> SuggestionRow:
     """The projection row; straight after submission, before the first record lands, the workflow's own state."""
     async with runtime.sessions()() as session:
         row = await session.get(SuggestionRow, suggestion_id)
@@ -291,7 +297,7 @@ def _problem(cause: BaseException | None) -> Problem:
 @router.post("/suggestions/{suggestion_id}/assignment", summary="交办: to a lead unit and assisting units")
 async def assign(suggestion_id: EntityId, body: AssignmentIn, who: Staff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    row = await _row(runtime, suggestion_id)
+    row = await suggestion_row(runtime, suggestion_id)
     require_region(who, row.region_code)
     ids = [body.lead_unit_id, *body.assisting_unit_ids]
     async with runtime.sessions()() as session:
@@ -307,7 +313,7 @@ async def assign(suggestion_id: EntityId, body: AssignmentIn, who: Staff, runtim
 @router.post("/suggestions/{suggestion_id}/extension", summary="One extension, to at most six months after assignment")
 async def extend(suggestion_id: EntityId, body: ExtensionIn, who: Staff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    require_region(who, (await _row(runtime, suggestion_id)).region_code)
+    require_region(who, (await suggestion_row(runtime, suggestion_id)).region_code)
     return await _update(runtime, who, suggestion_id, "extend", lifecycle.Extend(who.sub, body.reason, body.months),
                          idempotency_key, body.model_dump())
 
@@ -340,7 +346,7 @@ async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: Run
 @router.post("/suggestions/{suggestion_id}/evaluation", summary="The lead deputy's evaluation of the reply")
 async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, runtime: RuntimeDep,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    if who.deputy_id != (await _row(runtime, suggestion_id)).lead_deputy_id:
+    if who.deputy_id != (await suggestion_row(runtime, suggestion_id)).lead_deputy_id:
         raise forbidden("只有领衔代表可以评价答复。")
     payload = lifecycle.Evaluate(who.deputy_id or who.sub, body.result, body.comment)
     return await _update(runtime, who, suggestion_id, "evaluate", payload, idempotency_key, body.model_dump())
@@ -357,7 +363,7 @@ async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtim
              summary="主任会议: the decision after a second dissatisfaction")
 async def decide(suggestion_id: EntityId, body: DecisionIn, who: Staff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    require_region(who, (await _row(runtime, suggestion_id)).region_code)
+    require_region(who, (await suggestion_row(runtime, suggestion_id)).region_code)
     return await _update(runtime, who, suggestion_id, "decide", lifecycle.Decide(who.sub, body.decision, body.note),
                          idempotency_key, body.model_dump())
 
@@ -383,7 +389,7 @@ def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
 
 @router.get("/suggestions/{suggestion_id}", summary="A suggestion, its color and its timeline")
 async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
-    row = await _row(runtime, suggestion_id)
+    row = await suggestion_row(runtime, suggestion_id)
     if not _may_read(who, row):
         raise forbidden("无权查看这件建议。")
     async with runtime.sessions()() as session:

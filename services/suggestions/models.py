@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -119,3 +119,51 @@ class TimelineEntry(Base):
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     recorded_at: Mapped[datetime] = _now()
+
+
+class SupervisionTopic(Base):
+    """A hotspot from routing, become a congress supervision topic (人大监督) for staff to take up or close."""
+
+    __tablename__ = "supervision_topics"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    category: Mapped[str] = mapped_column(String(40), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False)
+    report_ids: Mapped[list[str]] = mapped_column(ARRAY(String(36)), nullable=False)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    suggestion_id: Mapped[str | None] = mapped_column(String(36))
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class MicroFund(Base):
+    """A region's yearly fund for micro-suggestions (急难小), in fen."""
+
+    __tablename__ = "micro_funds"
+
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
+class MicroSpending(Base):
+    __tablename__ = "micro_spending"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    year: Mapped[int] = mapped_column(Integer, nullable=False)
+    suggestion_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    recorded_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_micro_spending_fund", "region_code", "year"),)
