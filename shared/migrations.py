@@ -60,3 +60,9 @@ def create_idempotency_table(schema: str) -> None:
         schema=schema,
     )
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=schema)
+
+
+def timestamp(name: str, *, nullable: bool = False, now: bool = False) -> sa.Column:
+    """A `timestamptz` column for migrations; `now` defaults it to the time of the insert."""
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable,
+                     server_default=sa.func.now() if now else None)

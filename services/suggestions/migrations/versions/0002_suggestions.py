@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from shared.migrations import create_idempotency_table
+from shared.migrations import create_idempotency_table, timestamp
 
 revision: str = "suggestions_0002"
 down_revision: str | None = "suggestions_0001"
@@ -19,11 +19,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 S = "suggestions"
-
-
-def _when(name: str, nullable: bool = False, now: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable,
-                     server_default=sa.func.now() if now else None)
 
 
 def upgrade() -> None:
@@ -34,7 +29,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("region_code", sa.String(12), nullable=False),
         sa.Column("parent_id", sa.String(64), nullable=True),
-        _when("updated_at", now=True),
+        timestamp("updated_at", now=True),
         schema=S,
     )
     op.create_table(
@@ -49,7 +44,7 @@ def upgrade() -> None:
         "outcome_schemes",
         sa.Column("region_code", sa.String(12), primary_key=True),
         sa.Column("classes", JSONB, nullable=False),
-        _when("updated_at", now=True),
+        timestamp("updated_at", now=True),
         schema=S,
     )
     op.create_table(
@@ -71,17 +66,17 @@ def upgrade() -> None:
         sa.Column("reference", sa.Boolean, nullable=False),
         sa.Column("lead_unit_id", sa.String(64), nullable=True),
         sa.Column("assisting_unit_ids", ARRAY(sa.String(64)), nullable=False),
-        _when("due_at", nullable=True),
-        _when("next_review_at", nullable=True),
+        timestamp("due_at", nullable=True),
+        timestamp("next_review_at", nullable=True),
         sa.Column("repeat_of", sa.String(36), nullable=True),
         sa.Column("topic_id", sa.String(36), nullable=True),
         sa.Column("reply_public", sa.Boolean, nullable=False),
-        _when("replied_at", nullable=True),
-        _when("submitted_at"),
-        _when("closed_at", nullable=True),
+        timestamp("replied_at", nullable=True),
+        timestamp("submitted_at"),
+        timestamp("closed_at", nullable=True),
         sa.Column("state", JSONB, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
-        _when("updated_at", now=True),
+        timestamp("updated_at", now=True),
         schema=S,
     )
     op.create_index("ix_suggestions_years", "suggestions", ["years"], schema=S, postgresql_using="gin")
@@ -91,12 +86,12 @@ def upgrade() -> None:
         "timeline",
         sa.Column("suggestion_id", sa.String(36), primary_key=True),
         sa.Column("seq", sa.Integer, primary_key=True),
-        _when("at"),
+        timestamp("at"),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(100), nullable=False),
         sa.Column("note", sa.Text, nullable=True),
         sa.Column("data", JSONB, nullable=False),
-        _when("recorded_at", now=True),
+        timestamp("recorded_at", now=True),
         schema=S,
     )
 

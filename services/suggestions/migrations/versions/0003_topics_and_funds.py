@@ -11,17 +11,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from shared.migrations import timestamp
+
 revision: str = "suggestions_0003"
 down_revision: str | None = "suggestions_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 S = "suggestions"
-
-
-def _when(name: str, nullable: bool = False, now: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable,
-                     server_default=sa.func.now() if now else None)
 
 
 def upgrade() -> None:
@@ -33,14 +30,14 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("keywords", ARRAY(sa.String(40)), nullable=False),
         sa.Column("report_ids", ARRAY(sa.String(36)), nullable=False),
-        _when("first_at"),
-        _when("last_at"),
+        timestamp("first_at"),
+        timestamp("last_at"),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("note", sa.Text, nullable=True),
         sa.Column("suggestion_id", sa.String(36), nullable=True),
         sa.Column("decided_by", sa.String(100), nullable=True),
-        _when("created_at", now=True),
-        _when("updated_at", now=True),
+        timestamp("created_at", now=True),
+        timestamp("updated_at", now=True),
         schema=S,
     )
     op.create_table(
@@ -49,7 +46,7 @@ def upgrade() -> None:
         sa.Column("year", sa.Integer, primary_key=True),
         sa.Column("amount_fen", sa.BigInteger, nullable=False),
         sa.Column("updated_by", sa.String(100), nullable=False),
-        _when("updated_at", now=True),
+        timestamp("updated_at", now=True),
         schema=S,
     )
     op.create_table(
@@ -61,7 +58,7 @@ def upgrade() -> None:
         sa.Column("amount_fen", sa.BigInteger, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("recorded_by", sa.String(100), nullable=False),
-        _when("recorded_at", now=True),
+        timestamp("recorded_at", now=True),
         schema=S,
     )
     op.create_index("ix_micro_spending_fund", "micro_spending", ["region_code", "year"], schema=S)
