@@ -19,7 +19,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from minyi.servers import free_port
-from services.suggestions.models import DeputyView
+from services.suggestions.models import DeputyView, TimelineEntry
 from services.suggestions.service import SPEC
 from shared.auth import sign_token
 from shared.bus.streams import declare
@@ -122,8 +122,6 @@ async def suggestions_service(servers: Servers, home: Path, temporal: Client | N
 
 
 async def timeline_kinds(runtime: Runtime, suggestion_id: str) -> list[str]:
-    from services.suggestions.models import TimelineEntry
-
     async with runtime.sessions()() as session:
         return list((await session.scalars(select(TimelineEntry.kind).where(
             TimelineEntry.suggestion_id == suggestion_id).order_by(TimelineEntry.seq))).all())

@@ -344,17 +344,3 @@ def _carry_over(s: Suggestion) -> list[Happening]:
     note = f"未办结，转入{year}年度继续办理" + (f"（第{term_after}届）" if term_after != term_before else "")
     return [Happening("carried_over", "system", note, None,
                       {"year": year, "term": term_after, "new_term": term_after != term_before})]
-
-
-def check(action: str, s: Suggestion, payload: Any, now: datetime) -> list[Happening]:
-    """Apply `action` to `s`; raises RuleError when the rules do not allow it."""
-    handler = ACTIONS.get(action)
-    if handler is None:
-        raise RuleError(f"未知操作 {action}。")
-    return handler(s, payload, now)
-
-
-ACTIONS: dict[str, Any] = {
-    "assign": assign, "extend": extend, "meeting": meeting, "assisting_view": assisting_view, "reply": reply,
-    "evaluate": evaluate, "progress": progress, "decide": decide,
-}
