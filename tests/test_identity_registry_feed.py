@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import nats
+import nats.js.errors
 import pytest
 from busutil import eventually, stream_messages
 from conftest import Servers
@@ -17,6 +20,8 @@ from identityutil import bearer, id_number, identity_service, with_wrong_check
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.identity.handlers import FEED_DURABLE, consume_registry
+from shared.contracts import REGISTRY_STREAM
 from shared.pii import blind_index
 from shared.service import Runtime
 
@@ -254,3 +259,39 @@ async def test_a_record_corrected_to_another_person_moves_the_merged_view(
              "b": blind_index(runtime.keyring, second, kind="id_number")})}
     await engine.dispose()
     assert persons == {blind_index(runtime.keyring, second, kind="id_number"): date(1976, 4, 4)}
+
+
+async def test_a_stopped_feed_leaves_no_subscription_for_the_shutdown_drain_to_wait_on(
+    identity: tuple[httpx.AsyncClient, Runtime], servers: Servers
+) -> None:
+    # At shutdown the connection drains every subscription it still has; the feed's pull
+    # subscription, abandoned with a late status message in its queue, held a stop for 30 s.
+    _, runtime = identity
+    cid = runtime.broker.config.connection_state.connection.client_id
+
+    async def subscriptions() -> int:
+        async with httpx.AsyncClient() as http:
+            resp = await http.get(f"http://127.0.0.1:{servers.nats.monitor_port}/connz",
+                                  params={"cid": cid, "subs": 1})
+        return int(resp.json()["connections"][0]["subscriptions"])
+
+    async def feed_pulling() -> bool:
+        js = runtime.broker.config.connection_state.stream
+        try:
+            return bool((await js.consumer_info(REGISTRY_STREAM.name, FEED_DURABLE)).num_waiting)
+        except nats.js.errors.NotFoundError:  # not created yet
+            return False
+
+    await eventually(feed_pulling, timeout=10, what="the service's own feed waiting for records")
+    before = await subscriptions()
+    feed = asyncio.create_task(consume_registry(runtime))
+    await eventually(lambda: _equals(subscriptions(), before + 1), timeout=10,
+                     what="a second feed subscribed on identity's connection")
+    feed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await feed
+    assert await subscriptions() == before
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
