@@ -1,4 +1,4 @@
-"""The `minyi` command: up, token, migrate, serve, docs."""
+"""The `minyi` command: up, token, migrate, rebuild, serve, docs."""
 
 from __future__ import annotations
 
@@ -65,6 +65,43 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+REBUILDABLE = ("suggestions",)
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    import asyncio
+    import importlib
+
+    import nats
+
+    from shared.db import Database
+
+    settings = get_settings()
+    url = settings.database_url or f"postgresql+asyncpg://postgres@127.0.0.1:{settings.postgres_port}/minyi"
+    nats_url = settings.nats_url or "nats://127.0.0.1:4222"
+    rebuild = importlib.import_module(f"services.{args.service}.rebuild").rebuild
+
+    async def run() -> int:
+        db = Database.connect(url, application_name=f"minyi-rebuild-{args.service}", pool_size=2)
+        try:
+            nc = await nats.connect(nats_url, name=f"minyi-rebuild-{args.service}", connect_timeout=5,
+                                    max_reconnect_attempts=3)
+        except Exception as exc:
+            print(f"error: cannot reach NATS at {nats_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            await db.dispose()
+            return 1
+        try:
+            done = await rebuild(db, nc.jetstream(), progress=lambda line: print(line, flush=True))
+        finally:
+            await nc.close()
+            await db.dispose()
+        print(f"rebuilt {args.service} from {done.events:,} events in {done.seconds:.1f} s"
+              + (f"; {done.malformed} malformed messages skipped" if done.malformed else ""))
+        return 0
+
+    return asyncio.run(run())
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import importlib
 
@@ -110,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
         "services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default: all)"
     )
     migrate.set_defaults(func=_cmd_migrate)
+
+    rebuild = sub.add_parser("rebuild", help="rebuild a service's projection from its event stream (idempotent)")
+    rebuild.add_argument("service", choices=REBUILDABLE)
+    rebuild.set_defaults(func=_cmd_rebuild)
 
     serve = sub.add_parser("serve", help="run one service (what the container image runs)")
     serve.add_argument("service", choices=SERVICES)

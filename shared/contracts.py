@@ -8,7 +8,9 @@ from shared.service import EventSpec
 STREAMS: dict[str, StreamSpec] = {
     "intake": StreamSpec("INTAKE", ("intake.>",), description="citizens' reports and their status"),
     "routing": StreamSpec("ROUTING", ("routing.>",), description="tickets and hotspots"),
-    "suggestions": StreamSpec("SUGGESTIONS", ("suggestions.>",), description="deputies' suggestions"),
+    # Kept for good: a suggestion lives for years, and its projection is rebuilt from this stream.
+    "suggestions": StreamSpec("SUGGESTIONS", ("suggestions.>",), max_age_days=None,
+                              description="deputies' suggestions"),
     "scoring": StreamSpec("SCORING", ("scoring.>",), description="points and rankings"),
     # Not `identity.>`: a stream answers every core publish on its subjects with a PubAck, so it
     # would answer (and store) the `identity.codes.resolve` requests meant for the responder.
@@ -59,6 +61,11 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
             ("overdue", "the reply is late"),
             ("reviewed", "yearly look-back of an unsolved item"),
             ("closed", "the suggestion is closed"),
+            # Not in the contract's list: every step is published so the projection can be rebuilt.
+            ("meeting", "the lead unit recorded a meeting with the deputy (三见面)"),
+            ("assisting_view", "an assisting unit gave its view to the lead unit"),
+            ("director_decision", "the congress director's meeting (主任会议) decided after a second dissatisfaction"),
+            ("carried_over", "unsolved at year end, carried into next year's list (滚动办理)"),
         )
     ),
     "scoring": (

@@ -107,12 +107,13 @@ async def declare_consumed_streams(nats_url: str) -> None:
 @asynccontextmanager
 async def suggestions_service(servers: Servers, home: Path, temporal: Client | None = None,
                               **overrides: Any) -> AsyncIterator[Suggestions]:
-    """With `temporal`, the service uses that client (a time-skipping one) instead of the dev server."""
+    """With `temporal`, the service uses that client (a time-skipping one) instead of the dev server;
+    `overrides` are settings, `temporal_address` among them for a Temporal server of the test's own."""
     await declare_consumed_streams(servers.nats_url)
     port = free_port()
-    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url,
-                        temporal_address=servers.temporal_address, home=home, suggestions_port=port,
-                        **{"outbox_poll_seconds": 0.1, "retry_base_seconds": 0.2, **overrides})
+    settings = Settings(**{"database_url": servers.database_url, "nats_url": servers.nats_url,
+                           "temporal_address": servers.temporal_address, "home": home, "suggestions_port": port,
+                           "outbox_poll_seconds": 0.1, "retry_base_seconds": 0.2, **overrides})
 
     def use_client(runtime: Runtime) -> None:
         runtime.temporal = temporal

@@ -154,7 +154,7 @@ async def test_extension_once_and_overdue_turns_red(svc: Suggestions, env: Workf
     assert domain.color(final["status"], datetime.fromisoformat(final["due_at"]), await now_of(env)) == "red"
     events = [json.loads(body) for subject, _h, body in await stream_messages(svc.nats_url, "SUGGESTIONS")
               if subject == "suggestions.suggestion.overdue"]
-    assert any(e["data"]["id"] == sid and e["data"]["step"]["deadline"] == "reply" for e in events)
+    assert any(e["data"]["id"] == sid and e["data"]["step"]["data"]["deadline"] == "reply" for e in events)
 
 
 async def test_double_dissatisfaction_goes_to_the_directors_meeting(svc: Suggestions,

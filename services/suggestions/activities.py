@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
+from services.suggestions.lifecycle import Happening
 from services.suggestions.models import SuggestionRow, TimelineEntry
 from services.suggestions.projection import RECORD_ACTIVITY, Record
 from shared.service import Runtime
@@ -35,6 +37,34 @@ def row_values(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_type(kind: str) -> str:
+    return f"suggestions.suggestion.{kind}"
+
+
+def event_data(state: dict[str, Any], seq: int, step: Happening, at: datetime) -> dict[str, Any]:
+    """What each step publishes: the state after it, and the step as the timeline holds it."""
+    return {**state, "step": {"seq": seq, "kind": step.kind, "actor": step.actor, "note": step.note,
+                              "at": at.isoformat(), "data": step.data}}
+
+
+async def write_step(session: Any, suggestion_id: str, seq: int, step: Happening, at: datetime) -> bool:
+    """The timeline entry of one step, unless it is there already; whether it was new."""
+    inserted = await session.scalar(
+        insert(TimelineEntry).values(suggestion_id=suggestion_id, seq=seq, at=at, kind=step.kind,
+                                     actor=step.actor, note=step.note, data=step.data)
+        .on_conflict_do_nothing(index_elements=["suggestion_id", "seq"]).returning(TimelineEntry.seq))
+    return inserted is not None
+
+
+async def write_row(session: Any, state: dict[str, Any]) -> None:
+    """The projection row, unless a later state of the suggestion is there already."""
+    values = row_values(state)
+    stmt = insert(SuggestionRow).values(**values)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["id"], set_={**{k: stmt.excluded[k] for k in values if k != "id"}, "updated_at": func.now()},
+        where=SuggestionRow.seq < stmt.excluded.seq))
+
+
 async def apply(runtime: Runtime, session: Any, rec: Record) -> int:
     """Write one record; steps already written (an activity retried after its commit) are skipped.
     Returns how many steps were new."""
@@ -42,23 +72,11 @@ async def apply(runtime: Runtime, session: Any, rec: Record) -> int:
     new = 0
     for offset, step in enumerate(rec.happened):
         seq = rec.first_seq + offset
-        inserted = await session.scalar(
-            insert(TimelineEntry).values(suggestion_id=state["id"], seq=seq, at=rec.at, kind=step.kind,
-                                         actor=step.actor, note=step.note, data=step.data)
-            .on_conflict_do_nothing(index_elements=["suggestion_id", "seq"]).returning(TimelineEntry.seq))
-        if inserted is None:
-            continue
-        new += 1
-        if step.event:
-            await runtime.emit(session, step.event, {
-                **state, "step": {"seq": seq, "kind": step.kind, "actor": step.actor, "note": step.note,
-                                  "at": rec.at.isoformat(), **step.data},
-            }, subject=state["id"])
-    values = row_values(state)
-    stmt = insert(SuggestionRow).values(**values)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"},
-        where=SuggestionRow.seq < stmt.excluded.seq))
+        if await write_step(session, state["id"], seq, step, rec.at):
+            new += 1
+            await runtime.emit(session, event_type(step.kind), event_data(state, seq, step, rec.at),
+                               subject=state["id"])
+    await write_row(session, state)
     return new
 
 

@@ -24,6 +24,7 @@ from services.suggestions import domain, lifecycle
 from services.suggestions.activities import row_values
 from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
 from services.suggestions.projection import view
+from services.suggestions.queries import color_is
 from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, Start, SuggestionWorkflow, workflow_id
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
@@ -410,24 +411,26 @@ async def list_suggestions(who: Readers, runtime: RuntimeDep,
                            offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
     query = select(SuggestionRow)
     if year is not None:
-        query = query.where(SuggestionRow.years.any(year))
+        query = query.where(SuggestionRow.years.contains([year]))
     if status is not None:
         query = query.where(SuggestionRow.status == status)
     if unit_id is not None:
-        query = query.where(or_(SuggestionRow.lead_unit_id == unit_id, SuggestionRow.assisting_unit_ids.any(unit_id)))
+        query = query.where(or_(SuggestionRow.lead_unit_id == unit_id,
+                                SuggestionRow.assisting_unit_ids.contains([unit_id])))
     if not who.has_any(("npc_staff", "admin")):
         if "unit" in who.roles:
             query = query.where(or_(SuggestionRow.lead_unit_id == who.unit_id,
-                                    SuggestionRow.assisting_unit_ids.any(who.unit_id or "")))
+                                    SuggestionRow.assisting_unit_ids.contains([who.unit_id or ""])))
         else:
             query = query.where(or_(SuggestionRow.lead_deputy_id == who.deputy_id,
-                                    SuggestionRow.co_signer_ids.any(who.deputy_id or "")))
+                                    SuggestionRow.co_signer_ids.contains([who.deputy_id or ""])))
     elif who.region:
         query = query.where(SuggestionRow.region_code.startswith(who.region))
     now = datetime.now(UTC)
-    async with runtime.sessions()() as session:
-        rows = (await session.scalars(query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.id))).all()
-    out = [_out(r, now) for r in rows]
     if color is not None:
-        out = [o for o in out if o["color"] == color]
-    return out[offset:offset + limit]
+        query = query.where(color_is(domain.Color(color), now, SuggestionRow.status, SuggestionRow.due_at,
+                                     SuggestionRow.reference))
+    query = query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.id).offset(offset).limit(limit)
+    async with runtime.sessions()() as session:
+        rows = (await session.scalars(query)).all()
+    return [_out(r, now) for r in rows]

@@ -78,12 +78,14 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class Happening:
-    """One step of the suggestion's history: a timeline entry, and the event it publishes (if any)."""
+    """One step of the suggestion's history: a timeline entry and the event `suggestions.suggestion.<kind>`.
+
+    Every step is published, so the projection and its timeline can be rebuilt from the stream alone.
+    """
 
     kind: str
     actor: str
     note: str | None = None
-    event: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -160,7 +162,7 @@ class Decide:
 def submitted(s: Suggestion) -> list[Happening]:
     s.years = [s.year]
     data: dict[str, Any] = {"repeat_of": s.repeat_of} if s.repeat_of else {}
-    return [Happening("submitted", s.submitted_by, None, "suggestions.suggestion.submitted", data)]
+    return [Happening("submitted", s.submitted_by, None, data)]
 
 
 def assign(s: Suggestion, a: Assign, now: datetime) -> list[Happening]:
@@ -173,7 +175,7 @@ def assign(s: Suggestion, a: Assign, now: datetime) -> list[Happening]:
     s.key, s.supervisor = a.key, a.supervisor
     s.assigned_at, s.due_at = now, domain.reply_due(now)
     s.assisting_due_at = domain.months_after(now, domain.ASSISTING_VIEW_MONTHS) if a.assisting_unit_ids else None
-    return [Happening("assigned", a.actor, None, "suggestions.suggestion.assigned",
+    return [Happening("assigned", a.actor, None,
                       {"due_at": s.due_at.isoformat(), "key": s.key})]
 
 
@@ -181,7 +183,7 @@ def extend(s: Suggestion, e: Extend, now: datetime) -> list[Happening]:
     require(bool(e.reason.strip()), "延期须说明理由。", "reason")
     s.due_at = domain.check_extension(s.status, s.extended, s.assigned_at, s.due_at, e.months)
     s.extended = True
-    return [Happening("extended", e.actor, e.reason, "suggestions.suggestion.extended",
+    return [Happening("extended", e.actor, e.reason,
                       {"due_at": s.due_at.isoformat()})]
 
 
@@ -195,7 +197,7 @@ def meeting(s: Suggestion, m: Meeting, now: datetime) -> list[Happening]:
     require(m.at <= now, "见面时间不能晚于现在。", "at")
     if stage.value not in s.meetings:
         s.meetings.append(stage.value)
-    return [Happening("meeting", m.actor, m.note, None, {"stage": stage.value, "at": m.at.isoformat()})]
+    return [Happening("meeting", m.actor, m.note, {"stage": stage.value, "at": m.at.isoformat()})]
 
 
 def assisting_view(s: Suggestion, v: AssistingView, now: datetime) -> list[Happening]:
@@ -203,7 +205,7 @@ def assisting_view(s: Suggestion, v: AssistingView, now: datetime) -> list[Happe
     require(v.unit_id in s.assisting_unit_ids, "只有协办单位提交协办意见。", "unit_id")
     if v.unit_id not in s.assisting_views:
         s.assisting_views.append(v.unit_id)
-    return [Happening("assisting_view", v.actor, v.content, None, {"unit_id": v.unit_id})]
+    return [Happening("assisting_view", v.actor, v.content, {"unit_id": v.unit_id})]
 
 
 def reply(s: Suggestion, r: ReplyInput, now: datetime) -> list[Happening]:
@@ -214,7 +216,7 @@ def reply(s: Suggestion, r: ReplyInput, now: datetime) -> list[Happening]:
                        planned_year=r.planned_year, reply_year=domain.china_date(now).year)
     s.reply = Reply(r.unit_id, r.content, outcome.code, r.planned_year, r.public, now)
     s.outcome, s.status, s.due_at = outcome.code, Status.REPLIED, None
-    return [Happening("replied", r.actor, None, "suggestions.suggestion.replied",
+    return [Happening("replied", r.actor, None,
                       {"outcome": outcome.code, "planned_year": r.planned_year})]
 
 
@@ -229,7 +231,7 @@ def evaluate(s: Suggestion, e: Evaluate, now: datetime) -> list[Happening]:
     outcome = s.outcome_class
     assert outcome is not None
     after = domain.after_evaluation(result, outcome, s.dissatisfied, now)
-    happened = [Happening("evaluated", e.actor, e.comment, "suggestions.suggestion.evaluated",
+    happened = [Happening("evaluated", e.actor, e.comment,
                           {"result": result.value, "referred": after.referred})]
     if result == Evaluation.DISSATISFIED:
         s.dissatisfied += 1
@@ -252,7 +254,7 @@ def progress(s: Suggestion, p: Progress, now: datetime) -> list[Happening]:
         outcome = domain.outcome_of(s.outcomes, p.outcome)
         s.outcome, solved = outcome.code, outcome.solved
     year = s.review_year or domain.china_date(now).year
-    happened = [Happening("reviewed", p.actor, p.note, "suggestions.suggestion.reviewed",
+    happened = [Happening("reviewed", p.actor, p.note,
                           {"review_year": year, "outcome": s.outcome})]
     if solved:
         return happened + _closed(s, now, p.actor)
@@ -269,7 +271,7 @@ def decide(s: Suggestion, d: Decide, now: datetime) -> list[Happening]:
         decision = domain.DirectorDecision(d.decision)
     except ValueError:
         raise RuleError("决定应为 reassign、follow_up 或 close。", "decision") from None
-    happened = [Happening("director_decision", d.actor, d.note, None, {"decision": decision.value})]
+    happened = [Happening("director_decision", d.actor, d.note, {"decision": decision.value})]
     if decision == domain.DirectorDecision.REASSIGN:
         s.status = Status.REASSIGNED
         return happened + _reassigned(s, domain.months_after(now, domain.REASSIGNED_REPLY_MONTHS), d.actor, d.note)
@@ -282,7 +284,7 @@ def decide(s: Suggestion, d: Decide, now: datetime) -> list[Happening]:
 def _reassigned(s: Suggestion, due_at: datetime | None, actor: str, note: str | None) -> list[Happening]:
     assert due_at is not None
     s.due_at, s.reply, s.meetings = due_at, None, []
-    return [Happening("reassigned", actor, note, "suggestions.suggestion.reassigned", {"due_at": due_at.isoformat()})]
+    return [Happening("reassigned", actor, note, {"due_at": due_at.isoformat()})]
 
 
 def _follow_up(s: Suggestion, now: datetime) -> list[Happening]:
@@ -294,7 +296,7 @@ def _follow_up(s: Suggestion, now: datetime) -> list[Happening]:
 
 def _closed(s: Suggestion, now: datetime, actor: str) -> list[Happening]:
     s.status, s.closed_at, s.due_at, s.next_review_at = Status.CLOSED, now, None, None
-    return [Happening("closed", actor, None, "suggestions.suggestion.closed", {"outcome": s.outcome})]
+    return [Happening("closed", actor, None, {"outcome": s.outcome})]
 
 
 # ---- time ------------------------------------------------------------------------------------
@@ -331,7 +333,7 @@ def on_clock(s: Suggestion, now: datetime) -> list[Happening]:
         if kind == "carry":
             happened += _carry_over(s)
         else:
-            happened.append(Happening("overdue", "system", None, "suggestions.suggestion.overdue",
+            happened.append(Happening("overdue", "system", None,
                                       {"deadline": kind, "due_at": when.isoformat()}))
     return happened
 
@@ -342,5 +344,5 @@ def _carry_over(s: Suggestion) -> list[Happening]:
     s.years.append(year)
     term_before, term_after = (domain.term_of(y, s.term_first_year, s.term_number) for y in (year - 1, year))
     note = f"未办结，转入{year}年度继续办理" + (f"（第{term_after}届）" if term_after != term_before else "")
-    return [Happening("carried_over", "system", note, None,
+    return [Happening("carried_over", "system", note,
                       {"year": year, "term": term_after, "new_term": term_after != term_before})]

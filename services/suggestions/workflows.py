@@ -84,7 +84,8 @@ class SuggestionWorkflow:
         await workflow.execute_activity(
             RECORD_ACTIVITY,
             Record(view(self.s), happened, first, workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30),
+            # A few statements in one transaction: a worker that died mid-way is retried soon.
+            start_to_close_timeout=timedelta(seconds=10),
             # The database may be away for a while; the workflow waits for it rather than losing a step.
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)),
         )

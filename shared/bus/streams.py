@@ -20,7 +20,7 @@ DAY = 24 * 3600
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
-    max_age_days: int = 365
+    max_age_days: int | None = 365  # None: kept until deleted
     description: str = ""
 
     def config(self, replicas: int) -> StreamConfig:
@@ -32,7 +32,7 @@ class StreamSpec:
             storage=StorageType.FILE,
             num_replicas=replicas,
             discard=DiscardPolicy.OLD,
-            max_age=float(self.max_age_days * DAY),
+            max_age=float(self.max_age_days * DAY) if self.max_age_days is not None else 0.0,
             # Longer than the relay's worst retry gap, so a republished outbox row is dropped.
             duplicate_window=float(DUPLICATE_WINDOW_SECONDS),
         )

@@ -1,0 +1,37 @@
+"""The colour rule as SQL gives what `domain.color` gives, row by row, on PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from conftest import Servers
+from sqlalchemy import Boolean, DateTime, Integer, String, column, select, values
+
+from services.suggestions.domain import YELLOW_DAYS, Color, Status, color
+from services.suggestions.queries import color_is
+from shared.db import Database
+
+NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+OFFSETS = [None, timedelta(days=-40), timedelta(seconds=-1), timedelta(0), timedelta(seconds=1), timedelta(days=3),
+           timedelta(days=YELLOW_DAYS) - timedelta(seconds=1), timedelta(days=YELLOW_DAYS),
+           timedelta(days=YELLOW_DAYS, seconds=1), timedelta(days=90)]
+
+
+async def test_each_colour_selects_exactly_the_rows_the_rule_colours_so(servers: Servers) -> None:
+    cases = [(n, str(status), NOW + offset if offset is not None else None, reference)
+             for n, (status, offset, reference) in enumerate(itertools.product(Status, OFFSETS, (False, True)))]
+    table = values(column("n", Integer), column("status", String), column("due_at", DateTime(timezone=True)),
+                   column("reference", Boolean), name="cases").data(cases)
+    db = Database.connect(servers.database_url, application_name="test-colours", pool_size=1)
+    try:
+        async with db.transaction() as session:
+            for wanted in Color:
+                chosen = set((await session.scalars(select(table.c.n).where(
+                    color_is(wanted, NOW, table.c.status, table.c.due_at, table.c.reference)))).all())
+                expected = {n for n, status, due_at, reference in cases
+                            if color(status, due_at, NOW, reference=reference) == wanted}
+                assert expected, f"no case is {wanted}"
+                assert chosen == expected, (wanted, sorted(chosen ^ expected))
+    finally:
+        await db.dispose()
