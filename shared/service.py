@@ -241,12 +241,13 @@ async def _start(runtime: Runtime) -> None:
 
     if spec.uses_temporal and runtime.temporal is None:  # a test may hand in its own client
         from temporalio.client import Client
-        from temporalio.contrib.pydantic import pydantic_data_converter
+
+        from shared.temporal_data import DATA_CONVERTER
 
         # pydantic: workflow inputs and state carry datetimes and dataclasses, checked on the way in.
         runtime.temporal = await Client.connect(
             settings.require("temporal_address"), namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
         )
 
     consumed = sorted({sub.stream for sub in runtime.subscriptions})

@@ -14,14 +14,14 @@ from busutil import stream_messages
 from conftest import Servers
 from suggestionsutil import STAFF, Suggestions, bearer, suggestions_service, timeline_kinds
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from minyi.servers import binary
 from services.suggestions import domain
-from services.suggestions.workflows import SuggestionWorkflow, workflow_id
+from services.suggestions.workflows import SANDBOX, SuggestionWorkflow, workflow_id
 from shared.ids import new_id
+from shared.temporal_data import DATA_CONVERTER
 
 HISTORIES = Path(__file__).parent / "data" / "suggestions" / "histories"
 COUNTY = "340811"
@@ -32,7 +32,7 @@ CONTENT = "建议加快实施老旧小区改造，加装电梯并完善无障碍
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     path = binary("temporal-test-server")
     async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path,
-                                                             data_converter=pydantic_data_converter) as environment:
+                                                             data_converter=DATA_CONVERTER) as environment:
         yield environment
 
 
@@ -227,7 +227,8 @@ async def test_histories_of_earlier_code_still_replay(svc: Suggestions, env: Wor
         history = await env.client.get_workflow_handle(workflow_id(sid)).fetch_history()
         (HISTORIES / "b_to_a_v1.json").write_text(history.to_json(), encoding="utf-8")
         kept = sorted(HISTORIES.glob("*.json"))
-    replayer = Replayer(workflows=[SuggestionWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[SuggestionWorkflow], data_converter=DATA_CONVERTER,
+                        workflow_runner=SANDBOX)
     for path in kept:
         history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -22,10 +22,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.suggestions import domain, lifecycle
 from services.suggestions.activities import row_values
+from services.suggestions.lifecycle import Start
 from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
 from services.suggestions.projection import view
 from services.suggestions.queries import color_is
-from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, Start, SuggestionWorkflow, workflow_id
+from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, SuggestionWorkflow, workflow_id
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found

@@ -89,6 +89,15 @@ class Happening:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Start:
+    """The workflow's input."""
+
+    suggestion: Suggestion
+    # a fresh run of a suggestion that was already going (continue-as-new)
+    continued: bool = False
+
+
 # ---- inputs of human actions -----------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from temporalio.worker import Worker
 from services.suggestions import api, funds_api, handlers, public_api, topics_api
 from services.suggestions.activities import Recorder
 from services.suggestions.models import Base
-from services.suggestions.workflows import TASK_QUEUE, SuggestionWorkflow
+from services.suggestions.workflows import SANDBOX, TASK_QUEUE, SuggestionWorkflow
 from shared.contracts import EVENTS, STREAMS
 from shared.service import Runtime, ServiceSpec
 
@@ -18,7 +18,7 @@ def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
     async def suggestion_worker() -> None:
         # Every process polls the same task queue: replicas share the workflows and the recording.
         worker = Worker(runtime.temporal, task_queue=TASK_QUEUE, workflows=[SuggestionWorkflow],
-                        activities=[Recorder(runtime).record])
+                        activities=[Recorder(runtime).record], workflow_runner=SANDBOX)
         await worker.run()
 
     return (suggestion_worker,)
