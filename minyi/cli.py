@@ -65,7 +65,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-REBUILDABLE = ("suggestions",)
+REBUILDABLE = ("suggestions", "scoring")
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ STREAMS: dict[str, StreamSpec] = {
     # Kept for good: a suggestion lives for years, and its projection is rebuilt from this stream.
     "suggestions": StreamSpec("SUGGESTIONS", ("suggestions.>",), max_age_days=None,
                               description="deputies' suggestions"),
-    "scoring": StreamSpec("SCORING", ("scoring.>",), description="points and rankings"),
+    # Kept for good: the ledger is rebuilt from it.
+    "scoring": StreamSpec("SCORING", ("scoring.>",), max_age_days=None, description="points and rankings"),
     # Not `identity.>`: a stream answers every core publish on its subjects with a PubAck, so it
     # would answer (and store) the `identity.codes.resolve` requests meant for the responder.
     "identity": StreamSpec("IDENTITY", ("identity.deputy.>", "identity.station.>", "identity.reconciliation.>"),
@@ -71,6 +72,8 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
     "scoring": (
         EventSpec("scoring.points.recorded", "a ledger entry changed a deputy's points"),
         EventSpec("scoring.ranking.published", "a ranking was published and frozen"),
+        # Not in the contract's list: rules are data, and the ledger is rebuilt from this stream.
+        EventSpec("scoring.rules.changed", "a region's points rules have a new version, in force from its date"),
     ),
     "identity": (
         EventSpec("identity.deputy.updated", "a deputy was created or changed"),

@@ -127,7 +127,7 @@ async def test_the_projection_is_rebuilt_from_the_stream_after_it_is_lost(
         again = await rebuild(svc.runtime.database, nc.jetstream())
     finally:
         await nc.close()
-    assert again.events >= len(before[1]) and again.malformed == 0
+    assert again.events >= len(before[1])
     assert await projection(servers) == before
 
 

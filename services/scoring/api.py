@@ -2,6 +2,309 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scoring import domain, ledger
+from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, Publication, RuleSetRow, Total, UnitFact
+from shared import idempotency
+from shared.auth import Principal, require_region, require_roles
+from shared.errors import Problem, conflict, invalid, not_found
+from shared.ids import new_id
+from shared.service import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
+
+EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id")]
+RegionPath = Annotated[str, Path(pattern=r"^(\d{6,12}|default)$",
+                                 description="an administrative code, or `default` for the rules everywhere")]
+Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
+Recorders = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "station_staff"))]
+Readers = Annotated[Principal, Depends(require_roles("deputy", "npc_staff", "admin"))]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="the same key and body return the first answer")]
+Year = Annotated[int, Query(ge=2000, le=2100)]
+Level = Literal["national", "provincial", "city", "county", "township"]
+ACTIVITY_NAMESPACE = uuid.UUID("0b7f3a52-9d14-4f0e-8c61-2a5d7e3c9f40")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+# ---- rules ---------------------------------------------------------------------------------
+
+
+class RuleIn(Strict):
+    code: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    on: str = Field(min_length=3, max_length=80, description="an event type, or `activity:<kind>`")
+    points: float = Field(ge=-100, le=100)
+    part: Literal["base", "bonus"] = "base"
+    dimension: Literal["exemplary", "conduct", "supervision", "advisory", "relief"]
+    role: Literal["deputy", "lead", "co_signer"] = "deputy"
+    match: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=10)
+    label: str = Field(default="", max_length=100)
+
+
+class RulesIn(Strict):
+    effective_from: date = Field(description="from this day (China time) on; tomorrow at the earliest")
+    rules: list[RuleIn] = Field(min_length=1, max_length=200)
+    grading: dict[str, Any] | None = Field(default=None, description="points_per_star, grade thresholds, talk_share,"
+                                                                       " dimension_full")
+    board: dict[str, Any] | None = Field(default=None, description="red/yellow/black thresholds of the units' board")
+
+
+def _rules_region(region: str) -> str:
+    return "" if region == "default" else region
+
+
+@router.put("/rules/{region_code}", summary="The points rules of a region from a date (a new version)")
+async def put_rules(region_code: RegionPath, body: RulesIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+    region = _rules_region(region_code)
+    if region:
+        require_region(who, region)
+    elif who.region:
+        raise Problem(403, "只有全域管理人员可以修改默认规则。")
+    today = datetime.now(domain.CHINA).date()
+    if body.effective_from <= today:
+        # Reports and suggestions of today are scored already: rules change the future, never the past.
+        raise invalid("effective_from", "新规则最早从明天起施行，不改变已计的积分。")
+    doc = {"rules": [r.model_dump() for r in body.rules], "grading": body.grading or {}, "board": body.board or {}}
+    async with runtime.transaction() as session:
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"scoring.rules:{region}"))))
+        version = int(await session.scalar(select(func.coalesce(func.max(RuleSetRow.version), 0)).where(
+            RuleSetRow.region_code == region)) or 0) + 1
+        try:
+            rs = domain.rule_set_of(region, body.effective_from, version, doc)
+        except domain.RuleError as exc:
+            raise invalid(exc.field or "rules", exc.message) from None
+        await ledger.store_rule_set(session, rs, who.sub)
+        out = domain.rule_set_doc(rs)
+        await runtime.emit(session, "scoring.rules.changed", {**out, "recorded_by": who.sub}, subject=region)
+    ledger.forget_rules(runtime)
+    return out
+
+
+@router.get("/rules/{region_code}", summary="The rules in force in a region on a day (default: today)")
+async def get_rules(region_code: RegionPath, runtime: RuntimeDep, on: date | None = None) -> dict[str, Any]:
+    day = on or datetime.now(domain.CHINA).date()
+    async with runtime.sessions()() as session:
+        sets = await ledger.load_rule_sets(session)
+    return domain.rule_set_doc(domain.in_force(sets, _rules_region(region_code), day))
+
+
+# ---- a deputy's score ---------------------------------------------------------------------
+
+
+async def _deputy(session: AsyncSession, deputy_id: str) -> DeputyRow:
+    row = await session.get(DeputyRow, deputy_id)
+    if row is None:
+        raise not_found("代表不存在。")
+    return row
+
+
+async def _grading(session: AsyncSession, region_code: str, year: int) -> domain.Grading:
+    # A year is judged by the rules in force on its last day.
+    return domain.in_force(await ledger.load_rule_sets(session), region_code, date(year, 12, 31)).grading
+
+
+def _entry_out(e: Entry) -> dict[str, Any]:
+    return {"id": e.id, "at": e.at.isoformat(), "points": _num(e.points), "part": e.part, "dimension": e.dimension,
+            "rule_code": e.rule_code, "rule_region": e.rule_region or "default", "rule_version": e.rule_version,
+            "source": e.source, "source_id": e.source_id, "reason": e.reason, "recorded_by": e.recorded_by,
+            "evidence": e.evidence, "reverses": e.reverses}
+
+
+@router.get("/deputies/{deputy_id}/score", summary="A deputy's year: base, bonus, stars, grade, five dimensions")
+async def deputy_score(deputy_id: EntityId, year: Year, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.sessions()() as session:
+        deputy = await _deputy(session, deputy_id)
+        if "deputy" in who.roles and not who.has_any(("npc_staff", "admin")):
+            if who.deputy_id != deputy_id:
+                raise Problem(403, "代表只能查看本人的履职积分。")
+        else:
+            require_region(who, deputy.region_code)
+        entries = (await session.scalars(select(Entry).where(Entry.deputy_id == deputy_id, Entry.year == year)
+                                         .order_by(Entry.at, Entry.id))).all()
+        grading = await _grading(session, deputy.region_code, year)
+    s = domain.score(((domain.Part(e.part), domain.Dimension(e.dimension), float(e.points)) for e in entries),
+                     grading)
+    return {"deputy_id": deputy_id, "name": deputy.name, "year": year, "base": s.base, "bonus": s.bonus,
+            "total": s.total, "stars": s.stars, "grade": s.grade.value, "dimensions": s.dimensions,
+            "entries": [_entry_out(e) for e in entries]}
+
+
+# ---- rankings and the talk list -------------------------------------------------------------
+
+
+async def ranking(session: AsyncSession, year: int, region_code: str, level: str | None) -> list[dict[str, Any]]:
+    """Everyone of the region (and level) with their total, zero for a deputy with no entry."""
+    query = (select(DeputyRow.id, DeputyRow.name, func.coalesce(Total.total, 0).label("total"),
+                    func.rank().over(order_by=func.coalesce(Total.total, 0).desc()).label("rank"))
+             .select_from(DeputyRow)
+             .outerjoin(Total, and_(Total.deputy_id == DeputyRow.id, Total.year == year))
+             .where(DeputyRow.region_code.startswith(region_code)))
+    if level is not None:
+        query = query.where(DeputyRow.level == level)
+    rows = (await session.execute(query.order_by(func.coalesce(Total.total, 0).desc(), DeputyRow.id))).all()
+    grading = await _grading(session, region_code, year)
+    return [{"deputy_id": r.id, "name": r.name, "total": _num(r.total), "rank": r.rank,
+             "stars": domain.stars(float(r.total), grading)} for r in rows]
+
+
+@router.get("/rankings", summary="Deputies ranked by the year's total; ties share a rank; frozen once published")
+async def get_ranking(year: Year, runtime: RuntimeDep,
+                      region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")],
+                      level: Level | None = None) -> JSONResponse:
+    async with runtime.sessions()() as session:
+        published = await session.get(Publication, (year, region_code, level or ""))
+        if published is not None:
+            return JSONResponse(published.ranking,
+                                headers={"Minyi-Published-At": published.published_at.isoformat()})
+        return JSONResponse(await ranking(session, year, region_code, level))
+
+
+class PublicationIn(Strict):
+    year: int = Field(ge=2000, le=2100)
+    region_code: str = Field(pattern=r"^\d{2,12}$")
+    level: Level | None = None
+
+
+@router.post("/rankings/publications", status_code=201,
+             summary="Publish a ranking (scoring.ranking.published); it stays as published from then on")
+async def publish(body: PublicationIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+    require_region(who, body.region_code)
+    key = (body.year, body.region_code, body.level or "")
+    async with runtime.transaction() as session:
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"scoring.publish:{key}"))))
+        if await session.get(Publication, key) is not None:
+            raise conflict("该排名已经发布，不能再次发布。")
+        ranked = await ranking(session, body.year, body.region_code, body.level)
+        pub = Publication(year=body.year, region_code=body.region_code, level=body.level or "", id=new_id(),
+                          ranking=ranked, published_by=who.sub, published_at=datetime.now(UTC))
+        session.add(pub)
+        out = {"id": pub.id, "year": body.year, "region_code": body.region_code, "level": body.level,
+               "published_by": who.sub, "published_at": pub.published_at.isoformat(), "ranking": ranked}
+        await runtime.emit(session, "scoring.ranking.published", out, subject=pub.id)
+    return out
+
+
+@router.get("/talks", summary="约谈: the bottom of the year's ranking; two years in a row are flagged")
+async def talks(year: Year, who: Staff, runtime: RuntimeDep,
+                region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")],
+                level: Level | None = None) -> list[dict[str, Any]]:
+    require_region(who, region_code)
+    async with runtime.sessions()() as session:
+        grading = await _grading(session, region_code, year)
+        this_year = await ranking(session, year, region_code, level)
+        last_year = await ranking(session, year - 1, region_code, level)
+
+    def bottom(ranked: list[dict[str, Any]]) -> list[str]:
+        return domain.talk_list([(r["deputy_id"], r["total"], r["rank"]) for r in ranked], grading.talk_share)
+
+    before = set(bottom(last_year)) if any(r["total"] for r in last_year) else set()
+    by_id = {r["deputy_id"]: r for r in this_year}
+    return [{**by_id[d], "consecutive": d in before} for d in bottom(this_year)]
+
+
+# ---- staff-recorded activities and corrections ------------------------------------------------
+
+
+class ActivityIn(Strict):
+    deputy_id: str = Field(min_length=1, max_length=64)
+    kind: str = Field(pattern="^(" + "|".join(domain.ACTIVITY_KINDS) + ")$",
+                      description=", ".join(f"{k} ({v})" for k, v in domain.ACTIVITY_KINDS.items()))
+    on: date = Field(description="the day it took place")
+    evidence: dict[str, Any] = Field(description="what proves it: sign-in sheet, photo ids, document number …",
+                                     min_length=1, max_length=20)
+    note: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/activities", status_code=201, summary="A duty staff record (attendance, reception day, 述职 …)")
+async def record_activity(body: ActivityIn, who: Recorders, runtime: RuntimeDep,
+                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    if body.on > datetime.now(domain.CHINA).date():
+        raise invalid("on", "不能登记尚未发生的履职活动。")
+    retry = idempotency.for_body(IDEMPOTENCY, f"activity:{who.sub}", idempotency_key, body.model_dump(mode="json"))
+    activity_id = str(uuid.uuid5(ACTIVITY_NAMESPACE, f"{who.sub}|{idempotency_key}")) if idempotency_key \
+        else new_id()
+    at = datetime.combine(body.on, time(12, 0), domain.CHINA)
+    async with runtime.transaction() as session:
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
+        deputy = await _deputy(session, body.deputy_id)
+        require_region(who, deputy.region_code)
+        rules = domain.in_force(await ledger.load_rule_sets(session), deputy.region_code, body.on)
+        on = f"{domain.ACTIVITY_PREFIX}{body.kind}"
+        awards = domain.awards(rules, on, {}, {domain.Role.DEPUTY: [deputy.id]}, activity_id)
+        new = await ledger.record(runtime, session, ledger.entries_of(
+            rules, awards, at, on, activity_id, recorded_by=who.sub, evidence=body.evidence, note=body.note))
+        out = {"activity_id": activity_id, "deputy_id": deputy.id, "kind": body.kind,
+               "label": domain.ACTIVITY_KINDS[body.kind], "on": body.on.isoformat(), "recorded_by": who.sub,
+               "entries": [e.as_event() for e in new]}
+        return await retry.answer(session, out, 201)
+
+
+class ReversalIn(Strict):
+    reason: str = Field(min_length=2, max_length=500)
+
+
+@router.post("/entries/{entry_id}/reversal", status_code=201, summary="Correct an entry: a new one that reverses it")
+async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.transaction() as session:
+        entry = await session.get(Entry, entry_id, with_for_update=True)
+        if entry is None:
+            raise not_found("积分记录不存在。")
+        require_region(who, (await _deputy(session, entry.deputy_id)).region_code)
+        if entry.reverses is not None:
+            raise conflict("冲正记录不能再被冲正。")
+        if await session.scalar(select(Entry.id).where(Entry.reverses == entry_id)) is not None:
+            raise conflict("该记录已经冲正。")
+        correction = ledger.NewEntry(
+            id=domain.entry_id(entry.id, "reversal", entry.deputy_id), deputy_id=entry.deputy_id, at=entry.at,
+            points=-float(entry.points), part=entry.part, dimension=entry.dimension, rule_code=entry.rule_code,
+            rule_region=entry.rule_region, rule_version=entry.rule_version, source="reversal", source_id=entry.id,
+            reason=f"冲正：{body.reason}", recorded_by=who.sub, reverses=entry.id)
+        await ledger.record(runtime, session, [correction])
+    return correction.as_event()
+
+
+# ---- the handling units' board ------------------------------------------------------------------
+
+
+@router.get("/units/board", summary="红黄黑榜: each unit's on-time reply and satisfaction rates for a year")
+async def unit_board(year: Year, runtime: RuntimeDep,
+                     region_code: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None) -> list[dict[str, Any]]:
+    replies = func.count().filter(UnitFact.kind == "reply")
+    on_time = func.count().filter(and_(UnitFact.kind == "reply", UnitFact.good))
+    evaluations = func.count().filter(UnitFact.kind == "evaluation")
+    satisfied = func.count().filter(and_(UnitFact.kind == "evaluation", UnitFact.good))
+    query = (select(UnitFact.unit_id, func.min(UnitFact.region_code).label("region_code"), replies.label("replies"),
+                    on_time.label("on_time"), evaluations.label("evaluations"), satisfied.label("satisfied"))
+             .where(UnitFact.year == year).group_by(UnitFact.unit_id).order_by(UnitFact.unit_id))
+    if region_code:
+        query = query.where(UnitFact.region_code.startswith(region_code))
+    async with runtime.sessions()() as session:
+        rows = (await session.execute(query)).all()
+        sets = await ledger.load_rule_sets(session)
+    out = []
+    for r in rows:
+        thresholds = domain.in_force(sets, r.region_code, date(year, 12, 31)).board
+        b = domain.board(r.replies, r.on_time, r.evaluations, r.satisfied, thresholds)
+        out.append({"unit_id": r.unit_id, "on_time_rate": domain.rate(r.on_time, r.replies),
+                    "satisfaction_rate": domain.rate(r.satisfied, r.evaluations),
+                    "board": b.value if b else None, "replies": r.replies, "evaluations": r.evaluations})
+    return out

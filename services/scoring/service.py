@@ -14,7 +14,6 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["scoring"],
     events=EVENTS["scoring"],
-
     routers=(api.router,),
     subscriptions=handlers.subscriptions,
     uses_temporal=False,

@@ -223,10 +223,13 @@ def reply(s: Suggestion, r: ReplyInput, now: datetime) -> list[Happening]:
     outcome = domain.outcome_of(s.outcomes, r.outcome)
     domain.check_reply(s.status, key=s.key, meetings=set(s.meetings), outcome=outcome,
                        planned_year=r.planned_year, reply_year=domain.china_date(now).year)
+    due = s.due_at
     s.reply = Reply(r.unit_id, r.content, outcome.code, r.planned_year, r.public, now)
     s.outcome, s.status, s.due_at = outcome.code, Status.REPLIED, None
+    # The unit board counts replies in time; the state after the reply no longer holds the due time.
     return [Happening("replied", r.actor, None,
-                      {"outcome": outcome.code, "planned_year": r.planned_year})]
+                      {"outcome": outcome.code, "planned_year": r.planned_year,
+                       "due_at": due.isoformat() if due else None, "on_time": due is None or now <= due})]
 
 
 def evaluate(s: Suggestion, e: Evaluate, now: datetime) -> list[Happening]:

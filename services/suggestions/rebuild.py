@@ -8,17 +8,20 @@ runs, and twice.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
 
-from services.suggestions.activities import write_row, write_step
+from services.suggestions.activities import row_values, write_row, write_step
 from services.suggestions.lifecycle import Happening
 from shared.bus.envelope import CloudEvent
 from shared.bus.replay import Progress, Replayed, replay
 from shared.contracts import STREAMS
 from shared.db import Database
+
+log = logging.getLogger("minyi.suggestions.rebuild")
 
 PREFIX = "suggestions.suggestion."
 STEP_FIELDS = ("seq", "kind", "actor", "note", "at")
@@ -38,18 +41,29 @@ def step_of(event: CloudEvent) -> tuple[dict[str, Any], int, Happening, datetime
 
 
 async def rebuild(db: Database, js: JetStreamContext, progress: Progress | None = None) -> Replayed:
+    unusable = 0
+
     async def apply(events: list[CloudEvent]) -> None:
+        nonlocal unusable
         latest: dict[str, dict[str, Any]] = {}
         async with db.transaction() as session:
             for event in events:
-                found = step_of(event)
-                if found is None:
+                try:
+                    found = step_of(event)
+                    if found is None:
+                        raise ValueError("no step")
+                    state, seq, step, at = found
+                    row_values(state)  # a state that cannot make a row is not ours to write
+                except (KeyError, TypeError, ValueError) as exc:
+                    unusable += 1
+                    log.warning("rebuild: %s %s skipped: %s: %s", event.type, event.id, type(exc).__name__, exc)
                     continue
-                state, seq, step, at = found
                 await write_step(session, state["id"], seq, step, at)
                 if state["seq"] >= latest.get(state["id"], {}).get("seq", -1):
                     latest[state["id"]] = state
             for state in latest.values():
                 await write_row(session, state)
 
-    return await replay(js, STREAMS["suggestions"].name, f"{PREFIX}>", apply, progress=progress)
+    done = await replay(js, STREAMS["suggestions"].name, f"{PREFIX}>", apply, progress=progress)
+    done.malformed += unusable
+    return done
