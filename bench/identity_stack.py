@@ -3,12 +3,14 @@ synthetic people with valid ID numbers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -117,3 +119,25 @@ def person_id(n: int, born: date) -> str:
 def birth_date(n: int, election_day: date) -> date:
     # Spread over 0–90 years (all born by now) so a few percent are under 18 on election day.
     return election_day - timedelta(days=60 + (n * 7919) % (90 * 365))
+
+
+@contextlib.asynccontextmanager
+async def ticking(note: Callable[[], Awaitable[str]], every: float = 5.0) -> AsyncIterator[None]:
+    """Prints `note()` with the seconds elapsed every few seconds while the block runs."""
+    t0 = time.monotonic()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                print(f"    … {time.monotonic() - t0:4.0f} s: {await note()}", flush=True)
+            except Exception as exc:  # a progress line must never end the run
+                print(f"    … (progress unavailable: {type(exc).__name__}: {exc})", flush=True)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -69,7 +69,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -81,7 +81,7 @@ import httpx
 import nats
 import psutil
 import uvloop
-from identity_stack import Service, Stack, stack
+from identity_stack import Service, Stack, stack, ticking
 from intake_submit import declare_foreign_streams, outbox_drain, percentile, process
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -216,28 +216,6 @@ def cpu_seconds(pids: dict[str, tuple[int, bool]]) -> dict[str, float]:
                     total += times.user + times.system
         out[label] = total
     return out
-
-
-@contextlib.asynccontextmanager
-async def ticking(note: Callable[[], Awaitable[str]]) -> AsyncIterator[None]:
-    """Prints `note()` every few seconds while the block runs."""
-    t0 = time.monotonic()
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_EVERY)
-            try:
-                print(f"    … {time.monotonic() - t0:4.0f} s: {await note()}", flush=True)
-            except Exception as exc:  # a progress line must never end the run
-                print(f"    … (progress unavailable: {type(exc).__name__}: {exc})", flush=True)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def still(label: str) -> Callable[[], Awaitable[str]]:

@@ -44,14 +44,14 @@ import contextlib
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import psutil
-from identity_stack import Stack, stack
+from identity_stack import Stack, stack, ticking
 from intake_submit import declare_foreign_streams, percentile, process
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -161,27 +161,6 @@ def suggestion(sid: str, year: int) -> lifecycle.Suggestion:
         region_code=COUNTY, year=year, kind="session", micro=False, outcomes=list(domain.DEFAULT_OUTCOMES),
         term_first_year=settings.term_first_year, term_number=settings.term_number,
         submitted_at=datetime.now(UTC), submitted_by="bench-staff")
-
-
-@contextlib.asynccontextmanager
-async def ticking(note: Callable[[], Awaitable[str]]) -> AsyncIterator[None]:
-    """Prints `note()` every few seconds while the block runs."""
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_EVERY)
-            try:
-                print(f"    … {await note()}", flush=True)
-            except Exception as exc:  # a progress line must never end the run
-                print(f"    … (progress unavailable: {type(exc).__name__}: {exc})", flush=True)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def start_all(ids: list[str], concurrency: int, start_one: Callable[[str], Awaitable[None]],
