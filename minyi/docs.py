@@ -31,6 +31,8 @@ def render() -> dict[Path, str]:
             json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
         )
         brokers.append(app.state.runtime.broker)
+        if app.state.runtime.batch_consumers:
+            brokers.append(app.state.runtime.described)
     asyncapi = AsyncAPI(
         *brokers,
         title="Minyi events",

@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -33,11 +33,12 @@ from shared import idempotency
 from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
-from shared.bus.outbox import OutboxRelay, add_event
+from shared.bus.outbox import OutboxRelay, Outgoing, add_event, add_rows, outbox_row
 from shared.bus.tables import inbox_table, outbox_table
 from shared.client_source import ClientPseudonym
 from shared.db import Database, upgrade_async
 from shared.errors import install_problem_handlers
+from shared.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from shared.pii import Keyring, ensure_dev_keyring
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_logging, setup_tracing
@@ -79,6 +80,8 @@ class ServiceSpec:
     # Largest request bodies by path prefix; other paths get `default_body_limit`. None: no limit here.
     body_limits: Mapping[str, int] = field(default_factory=dict)
     default_body_limit: int | None = None
+    # Counts of what is past its deadline and not done, by kind, for `minyi_overdue{kind}`.
+    overdue: Callable[[Runtime], Awaitable[Mapping[str, int]]] | None = None
 
     @property
     def produced_streams(self) -> list[streams.StreamSpec]:
@@ -99,6 +102,10 @@ class Runtime:
     relay: OutboxRelay | None = None
     temporal: Any = None
     subscriptions: Sequence[consumer.Subscription] = ()
+    batch_consumers: list[consumer.BatchConsumer] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    # Never connected: documents in AsyncAPI what the batch consumers fetch outside FastStream.
+    described: NatsBroker = field(default_factory=lambda: NatsBroker(log_level=logging.DEBUG))
     bus_started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _keyring: Keyring | None = None
@@ -143,6 +150,13 @@ class Runtime:
         await add_event(session, self.outbox, event, stream=stream)
         return event.id
 
+    async def emit_many(self, session: AsyncSession, events: Sequence[Outgoing]) -> list[str]:
+        """Stage many events with one statement; see `emit`."""
+        made = [(new_event(self.spec.name, e.type, e.data, e.subject), e) for e in events]
+        await add_rows(session, self.outbox, [outbox_row(event, stream=self.stream_for(e.type), trace_headers=e.trace)
+                                              for event, e in made])
+        return [event.id for event, _ in made]
+
     def stream_for(self, subject: str) -> str:
         for spec in self.spec.produced_streams:
             for pattern in spec.subjects:
@@ -175,6 +189,9 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         graceful_timeout=20.0,
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
         logger=logging.getLogger(f"minyi.{spec.name}.bus"),
+        # "Received"/"Processed" for every message: two lines per event at INFO was most of the log
+        # and a real share of a consumer's CPU. Failures are still logged at ERROR.
+        log_level=logging.DEBUG,
     )
     runtime = Runtime(
         spec=spec,
@@ -191,10 +208,15 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         max_deliver=settings.max_deliver,
         ack_wait_seconds=settings.ack_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
+        count=runtime.metrics.consumed,
     )
     runtime.subscriptions = tuple(spec.subscriptions(runtime))
     for sub in runtime.subscriptions:
-        consumer.register(broker, ctx, sub)
+        if sub.batch is None:
+            consumer.register(broker, ctx, sub)
+        else:
+            runtime.batch_consumers.append(consumer.BatchConsumer(ctx, sub))
+            consumer.describe(runtime.described, ctx, sub)
     spec.responders(runtime)
     for ev in spec.events:
         broker.publisher(ev.type, title=ev.type, description=ev.description, schema=CloudEvent)
@@ -250,9 +272,39 @@ async def _start(runtime: Runtime) -> None:
             data_converter=DATA_CONVERTER,
         )
 
+    _probe_metrics(runtime)
     consumed = sorted({sub.stream for sub in runtime.subscriptions})
     runtime._tasks.append(asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers"))
     runtime._tasks.append(asyncio.create_task(_housekeeping(runtime), name="housekeeping"))
+
+
+def _probe_metrics(runtime: Runtime) -> None:
+    """What `/metrics` reads from JetStream and PostgreSQL at each scrape."""
+    m, js = runtime.metrics, runtime.broker.config.connection_state.stream
+
+    async def lag() -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for sub in runtime.subscriptions:
+            info = await js.consumer_info(sub.stream, sub.durable)
+            out[(sub.durable, sub.stream)] = float((info.num_pending or 0) + (info.num_ack_pending or 0))
+        return out
+
+    async def outbox() -> dict[tuple[str, ...], float]:
+        return {(): float(await runtime.relay.backlog())} if runtime.relay is not None else {}
+
+    async def dead_letters() -> dict[tuple[str, ...], float]:
+        info = await js.stream_info(streams.dead_letter_stream(runtime.spec.name).name)
+        return {(): float(info.state.messages)}
+
+    m.probe("consumer_lag", m.lag, lag)
+    m.probe("outbox", m.outbox, outbox)
+    m.probe("dead_letters", m.dead_letters, dead_letters)
+    overdue = runtime.spec.overdue
+    if overdue is not None:
+        async def late() -> dict[tuple[str, ...], float]:
+            return {(kind,): float(n) for kind, n in (await overdue(runtime)).items()}
+
+        m.probe("overdue", m.overdue, late)
 
 
 async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
@@ -260,6 +312,8 @@ async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
     js = runtime.broker.config.connection_state.stream
     await streams.wait_for_streams(js, consumed)
     await runtime.broker.start()
+    for batches in runtime.batch_consumers:
+        await batches.start(js)
     for worker in runtime.spec.workers(runtime):
         runtime._tasks.append(asyncio.create_task(_supervised(runtime, worker), name=f"worker-{worker.__name__}"))
     runtime.bus_started.set()
@@ -300,6 +354,7 @@ async def _stop(runtime: Runtime) -> None:
         task.cancel()
     # Workers may be inside a transaction; let them roll back before the pool closes.
     await asyncio.gather(*runtime._tasks, return_exceptions=True)
+    await asyncio.gather(*(batches.stop() for batches in runtime.batch_consumers), return_exceptions=True)
     # The relay drains while NATS is still connected; what consumers write after that stays in the
     # outbox, durable, for the next start to publish.
     if runtime.relay is not None:
@@ -374,6 +429,10 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(await runtime.metrics.render(), media_type=CONTENT_TYPE)
+
     for router in spec.routers:
         app.include_router(router)
     # One span per request: the per-chunk receive/send spans cost more than they tell.
@@ -383,6 +442,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     if spec.default_body_limit is not None:
         limit = spec.default_body_limit
         app.add_middleware(BodyLimit, limits=spec.body_limits, default=limit)
+    app.add_middleware(HttpMetrics, metrics=runtime.metrics)
     return app
 
 

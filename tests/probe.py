@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import Column, DateTime, MetaData, String, Table, event, func, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from shared.bus.consumer import Subscription
+from shared.bus.consumer import BadEvent, Delivered, Subscription, one_by_one
 from shared.bus.envelope import CloudEvent
+from shared.bus.outbox import Outgoing
 from shared.bus.streams import StreamSpec
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
@@ -29,6 +30,8 @@ CRASH_ENV = "MINYI_PROBE_CRASH_AFTER_COMMIT"
 
 # Attempts per event id, in this process (the effect table only shows successes).
 attempts: Counter[str] = Counter()
+# Sizes of the batches a batched probe was handed, by probe name.
+batches: dict[str, list[int]] = {}
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Probe:
         return f"{self.name}-effects"
 
 
-def make_probe(name: str) -> Probe:
+def make_probe(name: str, *, batched: bool = False) -> Probe:
+    """A probe service; `batched`, its consumer writes the events in hand at once together, and
+    for each applied event stages an `<name>.echo.made` event naming it."""
     metadata: MetaData = service_metadata(name)
     effects = Table(
         "effects",
@@ -74,7 +79,26 @@ def make_probe(name: str) -> Probe:
             event.listen(session.sync_session, "after_commit", lambda s: os._exit(17), once=True)
 
     def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-        return (Subscription(f"{name}.thing.>", name.upper(), f"{name}-effects", apply),)
+        if not batched:
+            return (Subscription(f"{name}.thing.>", name.upper(), f"{name}-effects", apply),)
+
+        async def apply_batch(batch: Sequence[Delivered], session: AsyncSession) -> None:
+            batches.setdefault(name, []).append(len(batch))
+            for d in batch:
+                attempts[d.event.id] += 1
+                if d.event.data.get("sleep"):
+                    await asyncio.sleep(float(d.event.data["sleep"]))
+                if d.event.data.get("fail"):
+                    raise RuntimeError(f"refusing {d.event.data.get('value')!r} on purpose")
+                if d.event.data.get("bad"):
+                    raise BadEvent(f"{d.event.id} is bad on purpose")
+            await session.execute(insert(effects).values([
+                {"event_id": d.event.id, "value": str(d.event.data.get("value"))} for d in batch]))
+            await runtime.emit_many(session, [Outgoing(f"{name}.echo.made", {"cause": d.event.id}, trace=d.trace)
+                                              for d in batch])
+
+        return (Subscription(f"{name}.thing.>", name.upper(), f"{name}-effects", one_by_one(apply_batch),
+                             concurrency=64, batch=apply_batch),)
 
     spec = ServiceSpec(
         name=name,

@@ -2,7 +2,9 @@
 
 Covers the Dockerfile, .dockerignore, docker-compose.yml (against the compose-spec JSON
 schema vendored in check-jsonschema) and the Kustomize tree under deploy/k8s (against
-the Kubernetes OpenAPI schemas shipped with kubernetes-validate, in strict mode).
+the Kubernetes OpenAPI schemas shipped with kubernetes-validate, in strict mode): the base
+file by file, and the dev and production overlays as `kubectl kustomize` renders them
+(NATS JetStream, the OpenTelemetry collector, replicas, HPA, PDB, NetworkPolicies).
 
 No servers, no network, no Docker: plain synchronous tests that only read files.
 The per-service invariants are written as functions returning a list of problems, so
@@ -34,6 +36,9 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 K8S_BASE = K8S_DIR / "base"
 K8S_PRODUCTION = K8S_DIR / "overlays" / "production"
+K8S_DEV = K8S_DIR / "overlays" / "dev"
+K8S_COMPONENTS = K8S_DIR / "components"
+OTEL_CONFIG = REPO_ROOT / "deploy" / "otel" / "collector.yaml"
 
 # Kubernetes version whose schemas the manifests are validated against. It must be one
 # that the installed kubernetes-validate ships (checked below).
@@ -68,6 +73,32 @@ REQUIRED_EGRESS = {
     ("TCP", 4317),  # OTLP gRPC
     ("TCP", 4318),  # OTLP HTTP
 }
+# Production: the image comes from the registry, and the two services with public traffic run more pods.
+PRODUCTION_IMAGE = "registry.example.org/minyi/minyi:0.1.0"
+PRODUCTION_REPLICAS = {"intake": 4, "routing": 2, "suggestions": 2, "scoring": 2, "identity": 3}
+NATS_PRODUCTION_REPLICAS = 3
+# Namespaces (by their kubernetes.io/metadata.name label) that may reach a service port in production:
+# the ingress controller and Prometheus.
+INGRESS_NAMESPACES = {"ingress-nginx", "monitoring"}
+# (protocol, port) pairs of every production service's egress; Temporal only for the services using it.
+PRODUCTION_EGRESS = {
+    ("TCP", 5432),  # PostgreSQL
+    ("TCP", 4222),  # NATS
+    ("UDP", 53),  # DNS
+    ("TCP", 53),
+    ("TCP", 4317),  # OTLP gRPC
+    ("TCP", 4318),  # OTLP HTTP
+    ("TCP", 443),  # JWKS
+}
+TEMPORAL_EGRESS = ("TCP", 7233)
+# Egress ports whose destination lives in the namespace and must be named, by the pods' labels.
+IN_CLUSTER_EGRESS = {
+    4222: {"app.kubernetes.io/name": "nats"},
+    4317: {"app.kubernetes.io/name": "otel-collector"},
+    4318: {"app.kubernetes.io/name": "otel-collector"},
+}
+NATS_NAME = "nats"
+COLLECTOR_NAME = "otel-collector"
 SHARED_CONFIG_KEYS = (
     "MINYI_NATS_URL",
     "MINYI_TEMPORAL_ADDRESS",
@@ -89,6 +120,12 @@ def port_env_var(service: str) -> str:
 
 def resource_name(service: str) -> str:
     return f"minyi-{service}"
+
+
+def uses_temporal(service: str) -> bool:
+    """Read from the service's own wiring, so a service that starts using Temporal fails the egress check."""
+    text = (REPO_ROOT / "services" / service / "service.py").read_text(encoding="utf-8")
+    return re.search(r"uses_temporal\s*=\s*True", text) is not None
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +232,9 @@ def probe_problems(name: str, probe: dict[str, Any] | None, path: str, port: int
     return problems
 
 
-def deployment_problems(deployment: dict[str, Any], service: str, port: int) -> list[str]:
+def deployment_problems(
+    deployment: dict[str, Any], service: str, port: int, *, replicas: int = 2, image: str = IMAGE
+) -> list[str]:
     problems: list[str] = []
     spec = deployment.get("spec") or {}
     template = spec.get("template") or {}
@@ -203,8 +242,8 @@ def deployment_problems(deployment: dict[str, Any], service: str, port: int) -> 
     pod = template.get("spec") or {}
     containers = pod.get("containers") or []
 
-    if spec.get("replicas") != 2:
-        problems.append(f"replicas is {spec.get('replicas')}, expected 2")
+    if spec.get("replicas") != replicas:
+        problems.append(f"replicas is {spec.get('replicas')}, expected {replicas}")
     if not selector_matches(spec.get("selector"), pod_labels):
         problems.append("spec.selector does not select the pod template labels")
     if pod.get("terminationGracePeriodSeconds") != 30:
@@ -213,8 +252,8 @@ def deployment_problems(deployment: dict[str, Any], service: str, port: int) -> 
         return [*problems, f"expected exactly one container, found {len(containers)}"]
     container = containers[0]
 
-    if container.get("image") != IMAGE:
-        problems.append(f"image is {container.get('image')!r}, expected {IMAGE!r}")
+    if container.get("image") != image:
+        problems.append(f"image is {container.get('image')!r}, expected {image!r}")
     if container.get("command"):
         problems.append("container overrides the image ENTRYPOINT (use args)")
     if container.get("args") != ["serve", service]:
@@ -365,6 +404,348 @@ def service_resource_problems(documents: list[tuple[str, dict[str, Any]]], servi
     problems += [f"PDB: {p}" for p in pdb_problems(found["PodDisruptionBudget"][0], pod_labels)]
     problems += [f"HPA: {p}" for p in hpa_problems(found["HorizontalPodAutoscaler"][0], name)]
     problems += [f"NetworkPolicy: {p}" for p in network_policy_problems(found["NetworkPolicy"][0], pod_labels, port)]
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Rendered overlays (each check returns a list of problems)
+# ---------------------------------------------------------------------------
+
+
+_RENDERED: dict[Path, list[dict[str, Any]]] = {}
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize` (offline) of a directory, once per test session; skips without kubectl."""
+    if directory not in _RENDERED:
+        kubectl = shutil.which("kubectl")
+        if not kubectl:
+            pytest.skip("kubectl is not installed")
+        rendered = subprocess.run(
+            [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert rendered.returncode == 0, rendered.stderr
+        _RENDERED[directory] = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    return copy.deepcopy(_RENDERED[directory])
+
+
+def labelled(documents: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Rendered documents in the (file name, document) form the per-service checks take."""
+    return [("rendered", doc) for doc in documents]
+
+
+def one(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
+    found = find(labelled(documents), kind, name)
+    return found[0] if len(found) == 1 else None
+
+
+def rendered_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """Strict schema validation, plus the namespace and part-of label every rendered object needs."""
+    problems = []
+    for document in documents:
+        metadata = document.get("metadata") or {}
+        label = f"{document.get('kind')}/{metadata.get('name')}"
+        try:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{label}: {'.'.join(str(p) for p in error.path)}: {error.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
+            problems.append(f"{label}: {error.message}")
+        if document.get("kind") != "Namespace" and metadata.get("namespace") != NAMESPACE:
+            problems.append(f"{label}: namespace is {metadata.get('namespace')!r}, expected {NAMESPACE!r}")
+        if (metadata.get("labels") or {}).get("app.kubernetes.io/part-of") != NAMESPACE:
+            problems.append(f"{label}: label app.kubernetes.io/part-of is not {NAMESPACE!r}")
+    return problems
+
+
+def config_data(documents: list[dict[str, Any]]) -> dict[str, str]:
+    config_map = one(documents, "ConfigMap", CONFIG_MAP_NAME)
+    return dict((config_map or {}).get("data") or {})
+
+
+def pod_labels_of(workload: dict[str, Any]) -> dict[str, str]:
+    return ((workload.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+
+
+def mounted_config_map(workload: dict[str, Any], documents: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """(mount path, data) of the first ConfigMap volume the workload's first container mounts."""
+    pod = workload["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["configMap"] for v in pod.get("volumes") or [] if "configMap" in v}
+    for mount in pod["containers"][0].get("volumeMounts") or []:
+        if mount["name"] in volumes:
+            config_map = one(documents, "ConfigMap", volumes[mount["name"]].get("name"))
+            if config_map is not None:
+                items = {i["key"]: i["path"] for i in volumes[mount["name"]].get("items") or []}
+                data = {items.get(key, key): value for key, value in (config_map.get("data") or {}).items()}
+                return mount["mountPath"], data
+    return "", {}
+
+
+def allowed_disruptions(pdb: dict[str, Any], replicas: int) -> int | None:
+    """How many of `replicas` pods the budget lets go at once (integer budgets only)."""
+    spec = pdb.get("spec") or {}
+    if isinstance(spec.get("maxUnavailable"), int):
+        return int(spec["maxUnavailable"])
+    if isinstance(spec.get("minAvailable"), int):
+        return replicas - int(spec["minAvailable"])
+    return None
+
+
+def strip_conf_comments(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def conf_block(text: str, name: str) -> str | None:
+    """The body of a top-level `name { ... }` block of a NATS configuration (no nested braces)."""
+    match = re.search(rf"(?m)^\s*{name}\s*[:=]?\s*\{{(?P<body>[^}}]*)\}}", strip_conf_comments(text))
+    return match.group("body") if match else None
+
+
+def conf_value(body: str, key: str) -> str | None:
+    match = re.search(rf"(?m)^\s*{key}\s*[:=]\s*\"?(?P<value>[^\"\s]+)\"?\s*$", body)
+    return match.group("value") if match else None
+
+
+def url_host_port(url: str, default_port: int) -> tuple[str, int]:
+    """Host and port of a URL; the host cut to its first label, i.e. a Service name in this namespace."""
+    match = re.match(r"^[a-z]+://(?P<host>[^:/]+)(?::(?P<port>\d+))?", url or "")
+    if not match:
+        return "", 0
+    return match.group("host").split(".", 1)[0], int(match.group("port") or default_port)
+
+
+def service_port_problems(
+    documents: list[dict[str, Any]], name: str, pod_labels: dict[str, str], ports: Iterable[int]
+) -> list[str]:
+    service = one(documents, "Service", name)
+    if service is None:
+        return [f"Service {name} is missing"]
+    spec = service.get("spec") or {}
+    problems = []
+    if not selector_matches(spec.get("selector"), pod_labels):
+        problems.append(f"Service {name} does not select the pods")
+    exposed = {p.get("port") for p in spec.get("ports") or []}
+    for port in ports:
+        if port not in exposed:
+            problems.append(f"Service {name} does not expose port {port}")
+    return problems
+
+
+def nats_problems(documents: list[dict[str, Any]], replicas: int) -> list[str]:
+    """NATS JetStream: a StatefulSet of `replicas` servers with file storage on volume claims, fsync on
+    every write, cluster routes to every server, its Services and PDB, and the services pointed at it."""
+    statefulset = one(documents, "StatefulSet", NATS_NAME)
+    if statefulset is None:
+        return [f"StatefulSet {NATS_NAME} is missing or not unique"]
+    spec = statefulset.get("spec") or {}
+    labels = pod_labels_of(statefulset)
+    problems = []
+    if spec.get("replicas") != replicas:
+        problems.append(f"NATS replicas is {spec.get('replicas')}, expected {replicas}")
+    if not selector_matches(spec.get("selector"), labels):
+        problems.append("the StatefulSet selector does not select its pods")
+
+    claims = {t["metadata"]["name"]: t for t in spec.get("volumeClaimTemplates") or []}
+    if not claims:
+        problems.append("no volumeClaimTemplates: JetStream would not be on persistent volumes")
+    for name, claim in claims.items():
+        if not (((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage"):
+            problems.append(f"volume claim {name} requests no storage")
+    container = spec["template"]["spec"]["containers"][0]
+    claim_mounts = [m["mountPath"] for m in container.get("volumeMounts") or [] if m["name"] in claims]
+
+    _, data = mounted_config_map(statefulset, documents)
+    conf = next((text for key, text in data.items() if key.endswith(".conf")), None)
+    if conf is None:
+        return [*problems, "no NATS configuration file is mounted from a ConfigMap"]
+    jetstream = conf_block(conf, "jetstream")
+    if jetstream is None:
+        problems.append("the NATS configuration has no jetstream { } block")
+    else:
+        if conf_value(jetstream, "sync_interval") != "always":
+            problems.append("jetstream sync_interval is not always")
+        store_dir = conf_value(jetstream, "store_dir") or ""
+        if not any(store_dir == path or store_dir.startswith(path.rstrip("/") + "/") for path in claim_mounts):
+            problems.append(f"store_dir {store_dir!r} is not on a volume claim (mounted at {claim_mounts})")
+
+    headless = one(documents, "Service", spec.get("serviceName", ""))
+    if headless is None or (headless.get("spec") or {}).get("clusterIP") != "None":
+        problems.append(f"serviceName {spec.get('serviceName')!r} is not a headless Service")
+    elif not selector_matches(headless["spec"].get("selector"), labels):
+        problems.append("the headless Service does not select the NATS pods")
+
+    data_config = config_data(documents)
+    host, port = url_host_port(data_config.get("MINYI_NATS_URL", ""), 4222)
+    problems += service_port_problems(documents, host, labels, {port, 4222, 8222})
+    if host != NATS_NAME:
+        problems.append(f"MINYI_NATS_URL {data_config.get('MINYI_NATS_URL')!r} does not name the Service {NATS_NAME}")
+    if data_config.get("MINYI_STREAM_REPLICAS", "1") != str(replicas):
+        problems.append(f"MINYI_STREAM_REPLICAS is {data_config.get('MINYI_STREAM_REPLICAS')!r}, expected {replicas}")
+
+    if replicas > 1:
+        cluster = conf_block(conf, "cluster")
+        routes = set(re.findall(r"nats://([\w.-]+):(\d+)", cluster or ""))
+        expected = {(f"{NATS_NAME}-{i}.{spec.get('serviceName')}", "6222") for i in range(replicas)}
+        if routes != expected:
+            problems.append(f"cluster routes are {sorted(routes)}, expected {sorted(expected)}")
+        if headless is not None and 6222 not in {p.get("port") for p in headless["spec"].get("ports") or []}:
+            problems.append("the headless Service does not carry the route port 6222")
+        if headless is not None and headless["spec"].get("publishNotReadyAddresses") is not True:
+            problems.append("the headless Service hides servers that are not ready yet from their peers")
+        if spec.get("podManagementPolicy") != "Parallel":
+            problems.append("podManagementPolicy is not Parallel")
+        budgets = [
+            d for d in documents
+            if d.get("kind") == "PodDisruptionBudget" and selector_matches(d["spec"].get("selector"), labels)
+        ]
+        if len(budgets) != 1:
+            problems.append(f"{len(budgets)} PodDisruptionBudgets select the NATS pods, expected 1")
+        elif allowed_disruptions(budgets[0], replicas) != (replicas - 1) // 2:
+            problems.append("the NATS PodDisruptionBudget does not keep the JetStream quorum")
+    return problems
+
+
+def collector_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """The collector runs the pipelines of deploy/otel/collector.yaml, is reachable on 4317/4318,
+    and the services export to it."""
+    deployment = one(documents, "Deployment", COLLECTOR_NAME)
+    if deployment is None:
+        return [f"Deployment {COLLECTOR_NAME} is missing or not unique"]
+    labels = pod_labels_of(deployment)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    problems = []
+    if not str(container.get("image", "")).startswith("otel/opentelemetry-collector-contrib:"):
+        problems.append(f"collector image is {container.get('image')!r}")
+    mount_path, data = mounted_config_map(deployment, documents)
+    config_args = [a.split("=", 1)[1] for a in container.get("args") or [] if a.startswith("--config=")]
+    if len(config_args) != 1:
+        problems.append("the collector is not started with exactly one --config=")
+    else:
+        key = config_args[0].removeprefix(mount_path.rstrip("/") + "/")
+        if key not in data:
+            problems.append(f"{config_args[0]} is not a file of the mounted ConfigMap")
+        elif yaml.safe_load(data[key]) != load_yaml(OTEL_CONFIG):
+            problems.append("the collector configuration differs from deploy/otel/collector.yaml")
+    declared = {p.get("containerPort") for p in container.get("ports") or []}
+    if not {4317, 4318} <= declared:
+        problems.append(f"the collector container declares ports {sorted(declared)}, not 4317 and 4318")
+    problems += service_port_problems(documents, COLLECTOR_NAME, labels, (4317, 4318))
+    endpoint = config_data(documents).get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if url_host_port(endpoint, 4318) != (COLLECTOR_NAME, 4318):
+        problems.append(f"OTEL_EXPORTER_OTLP_ENDPOINT {endpoint!r} is not the collector's OTLP/HTTP port")
+    return problems
+
+
+def rule_ports(rule: dict[str, Any]) -> set[tuple[str, Any]]:
+    return {(p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or []}
+
+
+def production_network_policy_problems(
+    policy: dict[str, Any], pod_labels: dict[str, str], port: int, temporal: bool
+) -> list[str]:
+    """Exactly the production traffic: the service port from the ingress and monitoring namespaces,
+    egress only to the dependencies, the in-namespace ones by their pods."""
+    spec = policy.get("spec") or {}
+    problems = []
+    if not selector_matches(spec.get("podSelector"), pod_labels):
+        problems.append("podSelector does not select the Deployment's pods")
+    if set(spec.get("policyTypes") or []) != {"Ingress", "Egress"}:
+        problems.append("policyTypes is not Ingress and Egress")
+
+    sources: set[str] = set()
+    for rule in spec.get("ingress") or []:
+        if not rule.get("ports"):
+            problems.append("an ingress rule allows every port")
+        if rule_ports(rule) - {("TCP", port)}:
+            problems.append(f"ingress allows {sorted(rule_ports(rule) - {('TCP', port)}, key=str)}")
+        if not rule.get("from"):
+            problems.append("an ingress rule allows every source")
+        for peer in rule.get("from") or []:
+            namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+                "kubernetes.io/metadata.name"
+            )
+            if set(peer) != {"namespaceSelector"} or namespace not in INGRESS_NAMESPACES:
+                problems.append(f"ingress from {peer} is not the ingress controller or monitoring namespace")
+            else:
+                sources.add(namespace)
+    if sources != INGRESS_NAMESPACES:
+        problems.append(f"ingress admits {sorted(sources)}, expected {sorted(INGRESS_NAMESPACES)}")
+
+    expected = PRODUCTION_EGRESS | ({TEMPORAL_EGRESS} if temporal else set())
+    allowed: set[tuple[str, Any]] = set()
+    for rule in spec.get("egress") or []:
+        if not rule.get("ports"):
+            problems.append("an egress rule allows every port")
+        allowed |= rule_ports(rule)
+        for _, number in rule_ports(rule):
+            wanted = IN_CLUSTER_EGRESS.get(number)
+            if wanted is None:
+                continue
+            peers = rule.get("to") or []
+            if not peers or any(set(p) != {"podSelector"} or p["podSelector"].get("matchLabels") != wanted
+                                for p in peers):
+                problems.append(f"egress to {number} is not limited to the pods {wanted}")
+        if ("UDP", 53) in rule_ports(rule) and not rule.get("to"):
+            problems.append("DNS egress is not limited to the cluster DNS")
+    if allowed != expected:
+        extra, missing = sorted(allowed - expected, key=str), sorted(expected - allowed, key=str)
+        problems.append(f"egress ports differ: not allowed {extra}, missing {missing}")
+    return problems
+
+
+def production_service_problems(documents: list[dict[str, Any]], service: str, port: int) -> list[str]:
+    """A production service: hardened Deployment, Service, HPA and PDB, and the strict NetworkPolicy."""
+    name, replicas = resource_name(service), PRODUCTION_REPLICAS[service]
+    found = {kind: find(labelled(documents), kind, name) for kind in PER_SERVICE_KINDS}
+    problems = [f"{kind} {name}: found {len(d)}, expected exactly 1" for kind, d in found.items() if len(d) != 1]
+    if problems:
+        return problems
+    deployment = found["Deployment"][0]
+    labels = pod_labels_of(deployment)
+    problems += [
+        f"Deployment: {p}"
+        for p in deployment_problems(deployment, service, port, replicas=replicas, image=PRODUCTION_IMAGE)
+    ]
+    problems += [f"Service: {p}" for p in service_problems(found["Service"][0], labels, port)]
+
+    hpa = found["HorizontalPodAutoscaler"][0]["spec"]
+    if (hpa.get("scaleTargetRef") or {}).get("name") != name:
+        problems.append("HPA does not scale the Deployment")
+    if hpa.get("minReplicas") != replicas:
+        problems.append(f"HPA minReplicas is {hpa.get('minReplicas')}, expected the Deployment's {replicas}")
+    if not hpa.get("maxReplicas", 0) > replicas:
+        problems.append("HPA maxReplicas leaves no room to scale")
+
+    pdb = found["PodDisruptionBudget"][0]
+    if not selector_matches(pdb["spec"].get("selector"), labels):
+        problems.append("PDB does not select the Deployment's pods")
+    if allowed_disruptions(pdb, replicas) != 1:
+        problems.append(f"PDB lets {allowed_disruptions(pdb, replicas)} of {replicas} pods go at once, expected 1")
+
+    problems += [
+        f"NetworkPolicy: {p}"
+        for p in production_network_policy_problems(found["NetworkPolicy"][0], labels, port, uses_temporal(service))
+    ]
+    return problems
+
+
+def single_replica_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """Development: one pod of each service, the collector and NATS; nothing that scales them up or
+    keeps a node from draining."""
+    problems = []
+    workloads = [resource_name(s) for s in SERVICES] + [COLLECTOR_NAME]
+    for name in workloads:
+        deployment = one(documents, "Deployment", name)
+        if deployment is None:
+            problems.append(f"Deployment {name} is missing")
+        elif deployment["spec"].get("replicas") != 1:
+            problems.append(f"{name} runs {deployment['spec'].get('replicas')} replicas, expected 1")
+    for document in documents:
+        kind, name = document.get("kind"), document["metadata"]["name"]
+        if kind == "HorizontalPodAutoscaler" and document["spec"].get("maxReplicas") != 1:
+            problems.append(f"HPA {name} may scale to {document['spec'].get('maxReplicas')}")
+        if kind == "PodDisruptionBudget" and (allowed_disruptions(document, 1) or 0) < 1:
+            problems.append(f"PDB {name} blocks evicting the only pod")
     return problems
 
 
@@ -587,7 +968,10 @@ def test_secret_example_validates_and_is_not_applied() -> None:
     assert {"database-url", "pii-keys.json", "code-secret"} <= keys
 
 
-@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION], ids=["base", "production"])
+KUSTOMIZE_DIRS = [K8S_BASE, K8S_PRODUCTION, K8S_DEV, *sorted(p for p in K8S_COMPONENTS.iterdir() if p.is_dir())]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS, ids=[p.name for p in KUSTOMIZE_DIRS])
 def test_kustomization_references_exist(directory: Path) -> None:
     refs = kustomization_file_refs(load_kustomization(directory))
     assert refs, f"{directory} references nothing"
@@ -676,27 +1060,96 @@ def test_production_overlay() -> None:
     assert IMAGE_NAME in [image.get("name") for image in kustomization.get("images") or []]
 
 
-@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION], ids=["base", "production"])
+@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION, K8S_DEV], ids=["base", "production", "dev"])
 def test_rendered_kustomization_validates(directory: Path) -> None:
     """Render with `kubectl kustomize` (offline) when kubectl is installed."""
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        pytest.skip("kubectl is not installed")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-    for document in documents:
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-        if document["kind"] != "Namespace":
-            assert document["metadata"].get("namespace") == NAMESPACE
-        assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == NAMESPACE
-    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
-    assert set(deployments) == {resource_name(service) for service in SERVICES}
-    if directory == K8S_PRODUCTION:
-        for service in ("intake", "identity"):
-            assert deployments[resource_name(service)]["spec"]["replicas"] > 2
+    documents = render(directory)
+    problems = rendered_problems(documents)
+    assert not problems, "\n".join(problems)
+    deployments = {d["metadata"]["name"] for d in documents if d["kind"] == "Deployment"}
+    expected = {resource_name(service) for service in SERVICES}
+    if directory != K8S_BASE:
+        expected.add(COLLECTOR_NAME)
+    assert deployments == expected
+
+
+@pytest.mark.parametrize(
+    "directory", [K8S_PRODUCTION, K8S_DEV, K8S_COMPONENTS], ids=["production", "dev", "components"]
+)
+def test_overlay_files_are_all_used(directory: Path) -> None:
+    """A manifest or configuration file next to a kustomization that nothing names would be silently ignored."""
+    stray = []
+    for folder in [directory, *(p for p in directory.rglob("*") if p.is_dir())]:
+        if not any((folder / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
+            continue
+        named = {Path(ref).name for _, ref in kustomization_file_refs(load_kustomization(folder))}
+        named.add("kustomization.yaml")
+        stray += [str(f.relative_to(K8S_DIR)) for f in folder.iterdir() if f.is_file() and f.name not in named]
+    assert not stray, f"files no kustomization uses: {stray}"
+
+
+@pytest.mark.parametrize(("service", "port"), list(SERVICES.items()), ids=list(SERVICES))
+def test_production_service(service: str, port: int) -> None:
+    problems = production_service_problems(render(K8S_PRODUCTION), service, port)
+    assert not problems, f"{service}:\n" + "\n".join(problems)
+
+
+def test_production_nats_cluster() -> None:
+    problems = nats_problems(render(K8S_PRODUCTION), NATS_PRODUCTION_REPLICAS)
+    assert not problems, "\n".join(problems)
+
+
+def test_production_nats_network_policy() -> None:
+    documents = render(K8S_PRODUCTION)
+    policy = one(documents, "NetworkPolicy", NATS_NAME)
+    assert policy is not None
+    ingress = set().union(*(rule_ports(rule) for rule in policy["spec"]["ingress"]))
+    assert ingress == {("TCP", 4222), ("TCP", 6222), ("TCP", 8222)}
+    assert all(rule.get("from") for rule in policy["spec"]["ingress"])
+
+
+@pytest.mark.parametrize("directory", [K8S_PRODUCTION, K8S_DEV], ids=["production", "dev"])
+def test_overlay_runs_the_collector(directory: Path) -> None:
+    problems = collector_problems(render(directory))
+    assert not problems, "\n".join(problems)
+
+
+def test_production_external_dependencies() -> None:
+    data = config_data(render(K8S_PRODUCTION))
+    host, _, port = data["MINYI_TEMPORAL_ADDRESS"].rpartition(":")
+    assert host and port == "7233", data["MINYI_TEMPORAL_ADDRESS"]
+    assert ".svc" not in host, "production Temporal is external: set its address, not an in-cluster Service"
+    assert data.get("MINYI_TRUST_FORWARDED_FOR") == "true", "behind the ingress every caller would be the proxy"
+    assert not data.get("MINYI_PUBLIC_BASE_URL", "").startswith("http://127."), "QR codes would lead to localhost"
+
+
+def test_production_attachments_are_shared() -> None:
+    documents = render(K8S_PRODUCTION)
+    intake = one(documents, "Deployment", resource_name("intake"))
+    assert intake is not None
+    container = intake["spec"]["template"]["spec"]["containers"][0]
+    directory = {e["name"]: e.get("value") for e in container.get("env") or []}.get("MINYI_ATTACHMENTS_DIR")
+    assert directory, "intake would write attachments under the read-only root file system"
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in intake["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    mounts = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert mounts and mounts[0] in claims, f"{directory} is not a volume claim"
+    claim = one(documents, "PersistentVolumeClaim", claims[mounts[0]])
+    assert claim is not None
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "intake replicas on several nodes share the volume"
+
+
+def test_dev_overlay_runs_one_of_everything() -> None:
+    documents = render(K8S_DEV)
+    problems = single_replica_problems(documents) + nats_problems(documents, 1)
+    assert not problems, "\n".join(problems)
+    for service, port in SERVICES.items():
+        deployment = one(documents, "Deployment", resource_name(service))
+        assert deployment is not None
+        assert not deployment_problems(deployment, service, port, replicas=1)
 
 
 # ===========================================================================
@@ -883,3 +1336,173 @@ def test_broken_dockerfile_is_reported() -> None:
     assert final_stage_problems(re.sub(r"(?m)^USER .*$", "USER root", text))
     assert final_stage_problems(re.sub(r"(?m)^ENTRYPOINT .*$", 'ENTRYPOINT ["python"]', text))
     assert final_stage_problems(re.sub(r"(?m)^USER .*\n", "", text))
+
+
+def _nats_config(documents: list[dict[str, Any]]) -> dict[str, str]:
+    """The data of the ConfigMap the NATS StatefulSet mounts, to edit in place."""
+    statefulset = one(documents, "StatefulSet", NATS_NAME)
+    assert statefulset is not None
+    name = next(v["configMap"]["name"] for v in statefulset["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    config_map = one(documents, "ConfigMap", name)
+    assert config_map is not None
+    return config_map["data"]
+
+
+def _edit_nats_conf(documents: list[dict[str, Any]], old: str, new: str) -> None:
+    data = _nats_config(documents)
+    (key,) = [k for k in data if k.endswith(".conf")]
+    assert old in data[key]
+    data[key] = data[key].replace(old, new)
+
+
+NATS_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "one server": lambda docs: _set(["spec", "replicas"], 1)(one(docs, "StatefulSet", NATS_NAME) or {}),
+    "no volume claims": lambda docs: _drop(["spec", "volumeClaimTemplates"])(one(docs, "StatefulSet", NATS_NAME) or {}),
+    "default fsync": lambda docs: _edit_nats_conf(docs, "sync_interval: always", "sync_interval: 2m"),
+    "fsync only in a comment": lambda docs: _edit_nats_conf(docs, "sync_interval: always", "# sync_interval: always"),
+    "store off the volume": lambda docs: _edit_nats_conf(docs, "store_dir: /data/jetstream", "store_dir: /tmp/js"),
+    "a route missing": lambda docs: _edit_nats_conf(docs, "nats://nats-2.nats-headless:6222", ""),
+    "streams with one replica": lambda docs: (one(docs, "ConfigMap", CONFIG_MAP_NAME) or {})["data"].update(
+        {"MINYI_STREAM_REPLICAS": "1"}
+    ),
+    "no budget": lambda docs: docs.remove(one(docs, "PodDisruptionBudget", NATS_NAME)),
+    "budget losing quorum": lambda docs: _set(["spec", "maxUnavailable"], 2)(
+        one(docs, "PodDisruptionBudget", NATS_NAME) or {}
+    ),
+    "no client Service": lambda docs: docs.remove(one(docs, "Service", NATS_NAME)),
+}
+
+
+@pytest.mark.parametrize("breakage", list(NATS_BREAKAGES), ids=list(NATS_BREAKAGES))
+def test_broken_nats_is_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not nats_problems(documents, NATS_PRODUCTION_REPLICAS)
+    NATS_BREAKAGES[breakage](documents)
+    assert nats_problems(documents, NATS_PRODUCTION_REPLICAS)
+
+
+def _policy_rule(documents: list[dict[str, Any]], service: str, direction: str, port: int) -> dict[str, Any]:
+    policy = one(documents, "NetworkPolicy", resource_name(service))
+    assert policy is not None
+    return next(r for r in policy["spec"][direction] if any(p.get("port") == port for p in r.get("ports") or []))
+
+
+POLICY_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "extra ingress port": lambda docs: _policy_rule(docs, "intake", "ingress", 8101)["ports"].append(
+        {"protocol": "TCP", "port": 9090}
+    ),
+    "ingress from any source": lambda docs: _policy_rule(docs, "intake", "ingress", 8101).pop("from"),
+    "ingress from another namespace": lambda docs: _policy_rule(docs, "intake", "ingress", 8101)["from"].append(
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}
+    ),
+    "ingress from the other services": lambda docs: _policy_rule(docs, "intake", "ingress", 8101)["from"].append(
+        {"podSelector": {}}
+    ),
+    "extra egress port": lambda docs: _policy_rule(docs, "intake", "egress", 443)["ports"].append(
+        {"protocol": "TCP", "port": 8080}
+    ),
+    "egress to all ports": lambda docs: _policy_rule(docs, "intake", "egress", 443).pop("ports"),
+    "no OTLP/HTTP": lambda docs: _policy_rule(docs, "intake", "egress", 4318)["ports"].pop(),
+    "NATS anywhere": lambda docs: _policy_rule(docs, "intake", "egress", 4222).pop("to"),
+    "Temporal where unused": lambda docs: _policy_rule(docs, "intake", "egress", 443)["ports"].append(
+        {"protocol": "TCP", "port": 7233}
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", list(POLICY_BREAKAGES), ids=list(POLICY_BREAKAGES))
+def test_broken_production_network_policy_is_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not uses_temporal("intake"), "pick a service without Temporal for the Temporal breakage"
+    assert not production_service_problems(documents, "intake", SERVICES["intake"])
+    POLICY_BREAKAGES[breakage](documents)
+    assert production_service_problems(documents, "intake", SERVICES["intake"])
+
+
+def test_temporal_egress_is_required_where_used() -> None:
+    documents = render(K8S_PRODUCTION)
+    assert uses_temporal("suggestions")
+    assert not production_service_problems(documents, "suggestions", SERVICES["suggestions"])
+    rule = _policy_rule(documents, "suggestions", "egress", 7233)
+    rule["ports"] = [p for p in rule["ports"] if p["port"] != 7233] or [{"protocol": "TCP", "port": 5432}]
+    assert production_service_problems(documents, "suggestions", SERVICES["suggestions"])
+
+
+SCALING_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "no HPA": lambda docs: docs.remove(one(docs, "HorizontalPodAutoscaler", "minyi-scoring")),
+    "HPA below the replicas": lambda docs: _set(["spec", "minReplicas"], 1)(
+        one(docs, "HorizontalPodAutoscaler", "minyi-scoring") or {}
+    ),
+    "no PDB": lambda docs: docs.remove(one(docs, "PodDisruptionBudget", "minyi-scoring")),
+    "PDB blocking every drain": lambda docs: (one(docs, "PodDisruptionBudget", "minyi-scoring") or {})["spec"].update(
+        {"maxUnavailable": 0}
+    ),
+    "fewer replicas": lambda docs: _set(["spec", "replicas"], 1)(one(docs, "Deployment", "minyi-scoring") or {}),
+}
+
+
+@pytest.mark.parametrize("breakage", list(SCALING_BREAKAGES), ids=list(SCALING_BREAKAGES))
+def test_broken_production_scaling_is_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not production_service_problems(documents, "scoring", SERVICES["scoring"])
+    SCALING_BREAKAGES[breakage](documents)
+    assert production_service_problems(documents, "scoring", SERVICES["scoring"])
+
+
+def test_broken_collector_is_reported() -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not collector_problems(documents)
+
+    broken = copy.deepcopy(documents)
+    service = one(broken, "Service", COLLECTOR_NAME) or {}
+    service["spec"]["ports"] = [p for p in service["spec"]["ports"] if p["port"] != 4317]
+    assert collector_problems(broken)
+
+    broken = copy.deepcopy(documents)
+    (one(broken, "ConfigMap", CONFIG_MAP_NAME) or {})["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://localhost:4318"
+    assert collector_problems(broken)
+
+    broken = copy.deepcopy(documents)
+    collector = one(broken, "Deployment", COLLECTOR_NAME) or {}
+    name = next(v["configMap"]["name"] for v in collector["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    config_map = one(broken, "ConfigMap", name) or {}
+    (key,) = config_map["data"]
+    config_map["data"][key] = config_map["data"][key].replace("exporters: [debug]", "exporters: []", 1)
+    assert collector_problems(broken)
+
+    broken = copy.deepcopy(documents)
+    broken.remove(one(broken, "Deployment", COLLECTOR_NAME))
+    assert collector_problems(broken)
+
+
+def test_broken_dev_overlay_is_reported() -> None:
+    documents = render(K8S_DEV)
+    assert not single_replica_problems(documents)
+
+    broken = copy.deepcopy(documents)
+    _set(["spec", "replicas"], 2)(one(broken, "Deployment", resource_name("routing")) or {})
+    assert single_replica_problems(broken)
+
+    production = render(K8S_PRODUCTION)
+    hpa = one(production, "HorizontalPodAutoscaler", resource_name("routing"))
+    assert single_replica_problems([*documents, hpa])
+    pdb = copy.deepcopy(one(production, "PodDisruptionBudget", resource_name("routing")) or {})
+    pdb["spec"] = {"minAvailable": 1, "selector": pdb["spec"]["selector"]}
+    assert single_replica_problems([*documents, pdb])
+
+
+def test_broken_rendered_manifest_is_reported() -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not rendered_problems(documents)
+
+    broken = copy.deepcopy(documents)
+    (one(broken, "StatefulSet", NATS_NAME) or {})["spec"]["replica"] = 3  # typo: rejected in strict mode
+    assert rendered_problems(broken)
+
+    broken = copy.deepcopy(documents)
+    del (one(broken, "Service", COLLECTOR_NAME) or {})["metadata"]["namespace"]
+    assert rendered_problems(broken)
+
+    broken = copy.deepcopy(documents)
+    del (one(broken, "PersistentVolumeClaim", "minyi-attachments") or {})["metadata"]["labels"]
+    assert rendered_problems(broken)

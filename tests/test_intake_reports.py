@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from conftest import Servers
 from intakeutil import Intake, bearer, directory, intake_events, intake_stack, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 REGION = "340602"
 
@@ -317,3 +318,25 @@ def _event(kind: str, data: dict[str, object]) -> bytes:
 async def _status(intake: Intake, rid: object, status: str) -> bool:
     resp = await intake.client.get(f"/v1/reports/{rid}", headers=bearer("npc_staff", REGION))
     return bool(resp.json()["status"] == status)
+
+
+async def _overdue_on_metrics(intake: Intake) -> dict[str, float]:
+    resp = await intake.client.get("/metrics")
+    assert resp.status_code == 200
+    return {s.labels["kind"]: s.value for family in text_string_to_metric_families(resp.text)
+            for s in family.samples if s.name == "minyi_overdue"}
+
+
+async def test_metrics_count_reports_past_their_deadlines_until_they_are_done(intake: Intake) -> None:
+    staff = bearer("station_staff", REGION)
+    resp = await intake.client.post("/v1/reports", headers=staff, json={
+        "channel": "hotline", "code": intake.codes["S2"], "content": "逾期计数", "anonymous": True,
+        "received_at": "2026-11-02T09:00:00+08:00"})
+    assert resp.status_code == 201, resp.text
+    before = await _overdue_on_metrics(intake)
+    assert before["report_acknowledgement"] >= 1 and before["report_answer"] >= 1, before
+    resp = await intake.client.post(f"/v1/reports/{resp.json()['id']}/acknowledge", headers=staff)
+    assert resp.status_code == 200, resp.text
+    after = await _overdue_on_metrics(intake)
+    assert after["report_acknowledgement"] == before["report_acknowledgement"] - 1
+    assert after["report_answer"] == before["report_answer"], "acknowledged, still not answered"

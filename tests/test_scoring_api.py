@@ -3,14 +3,17 @@ corrections, rankings frozen when published, the talk list, the units' board, an
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import nats
 import pytest
-from busutil import eventually
+from busutil import event_body, eventually
 from conftest import Servers
 from scoringutil import STAFF, Scoring, report_event, scoring_service, suggestion_event
 from sqlalchemy import text
@@ -86,6 +89,48 @@ async def test_base_is_capped_at_100_and_bonus_is_not(svc: Scoring) -> None:
     score = await svc.score(deputy, YEAR, entries=13)
     assert (score["base"], score["bonus"], score["total"]) == (100, 16, 116)
     assert score["stars"] == 10 and score["grade"] == "excellent"
+
+
+async def test_a_burst_written_in_batches_adds_up_to_exactly_its_entries(svc: Scoring) -> None:
+    deputies = [await new_deputy(svc) for _ in range(4)]
+    kinds = [("intake.report.acknowledged", {"on_time": True}), ("intake.report.answered", {"on_time": False}),
+             ("intake.report.rated", {"stars": 5}), ("intake.report.rated", {"stars": 1}),
+             ("intake.report.answered", {"on_time": True})]
+    messages: list[tuple[str, bytes, str]] = []
+    for n in range(300):
+        kind, extra = kinds[n % len(kinds)]
+        messages.append((kind, report_event(deputies[n % 4], REGION, NOW, **extra), new_id()))
+    for n in range(40):
+        messages.append(("suggestions.suggestion.submitted", suggestion_event(
+            "submitted", new_id(), deputies[n % 4], REGION, NOW, co_signers=(deputies[(n + 1) % 4],)), new_id()))
+    nc = await nats.connect(svc.nats_url)
+    try:
+        js = nc.jetstream()
+        await asyncio.gather(*(js.publish(kind, event_body(event_id, kind, data), headers={"Nats-Msg-Id": event_id},
+                                          timeout=10) for kind, data, event_id in messages))
+    finally:
+        await nc.close()
+    await svc.caught_up()
+
+    async with svc.runtime.database.sessions() as session:
+        entries = (await session.execute(text(
+            "SELECT deputy_id, part, dimension, points FROM scoring.entries WHERE deputy_id = ANY(:ids)"),
+            {"ids": deputies})).all()
+        totals = {r.deputy_id: r for r in (await session.execute(text(
+            "SELECT deputy_id, base_sum, bonus_sum, total, dimensions FROM scoring.totals "
+            "WHERE deputy_id = ANY(:ids) AND year = :year"), {"ids": deputies, "year": YEAR})).all()}
+    assert len(entries) == 300 + 80
+    for deputy in deputies:
+        mine = [e for e in entries if e.deputy_id == deputy]
+        base = sum((e.points for e in mine if e.part == "base"), Decimal(0))
+        bonus = sum((e.points for e in mine if e.part == "bonus"), Decimal(0))
+        dims: dict[str, Decimal] = {}
+        for e in mine:
+            dims[e.dimension] = dims.get(e.dimension, Decimal(0)) + e.points
+        row = totals[deputy]
+        assert (row.base_sum, row.bonus_sum) == (base, bonus), deputy
+        assert row.total == min(Decimal(100), max(Decimal(0), base)) + max(Decimal(0), bonus)
+        assert {k: Decimal(str(v)) for k, v in row.dimensions.items()} == dims
 
 
 async def test_rules_change_from_their_date_and_never_rewrite_the_past(svc: Scoring) -> None:

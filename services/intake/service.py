@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.intake import api, attachments_api, calendar_api, handlers, receipts_api
+from services.intake import api, attachments_api, calendar_api, handlers, receipts_api, timers
 from services.intake.models import Base
 from shared.contracts import EVENTS, STREAMS
 from shared.service import ServiceSpec
@@ -25,4 +25,5 @@ SPEC = ServiceSpec(
     # A report is at most 5,000 characters; only uploads need more.
     body_limits={"/v1/attachments": attachments_api.UPLOAD_LIMIT},
     default_body_limit=256 * 1024,
+    overdue=timers.overdue,
 )

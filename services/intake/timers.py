@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 
 from services.intake import clock, lifecycle
 from services.intake.domain import TimerKind
@@ -23,6 +23,17 @@ from shared.service import Runtime
 log = logging.getLogger("minyi.intake.timers")
 
 BATCH = 200
+
+
+async def overdue(runtime: Runtime) -> dict[str, int]:
+    """Open reports past their acknowledgement or answer deadline, for `minyi_overdue{kind}`."""
+    at = clock.now(runtime)
+    async with runtime.sessions()() as session:
+        late_ack, late_answer = (await session.execute(select(
+            func.count().filter(Report.acknowledged_at.is_(None), Report.ack_due < at),
+            func.count().filter(Report.answered_at.is_(None), Report.reply_due < at),
+        ).where(Report.closed_at.is_(None)))).one()
+    return {"report_acknowledgement": int(late_ack), "report_answer": int(late_answer)}
 
 
 async def fire_due(runtime: Runtime, batch: int = BATCH) -> int:

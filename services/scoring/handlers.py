@@ -12,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import domain, ledger
 from services.scoring.models import DeputyRow
-from shared.bus.consumer import BadEvent, Subscription
+from shared.bus.consumer import BadEvent, Delivered, Subscription, one_by_one
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
 
 SATISFIED = ("satisfied", "basically_satisfied")
 DEPUTIES, REPORTS, SUGGESTIONS = "scoring-deputies", "scoring-reports", "scoring-suggestions"
+# Messages in hand at once per subscription, and so the largest batch written in one transaction.
+BATCH = 64
 
 
 def _text(event: CloudEvent, data: dict[str, Any], name: str) -> str:
@@ -73,36 +75,55 @@ def suggestion_facts(event: CloudEvent) -> tuple[dict[str, Any], dict[domain.Rol
     return facts, people, _time(event, step.get("at")), _text(event, d, "region_code")
 
 
+def unit_fact(event: CloudEvent, facts: dict[str, Any], at: datetime, region_code: str) -> dict[str, Any] | None:
+    """What a reply or an evaluation says about its lead unit, for the board."""
+    unit_id = event.data.get("lead_unit_id")
+    kind = event.type.rsplit(".", 1)[1]
+    if not unit_id or kind not in ("replied", "evaluated"):
+        return None
+    good = bool(facts.get("on_time", True)) if kind == "replied" else facts.get("result") in SATISFIED
+    return {"event_id": event.id, "unit_id": str(unit_id), "at": at, "region_code": region_code,
+            "suggestion_id": _text(event, event.data, "id"), "kind": "reply" if kind == "replied" else "evaluation",
+            "good": good}
+
+
 class Scorer:
-    """Turns report and suggestion events into entries and board facts. Live, it publishes each
-    entry and reads the rules through the runtime's cache; in a rebuild it publishes nothing."""
+    """Turns report and suggestion events into entries and board facts, many events at a time. Live,
+    it publishes each entry and reads the rules through the runtime's cache; in a rebuild it
+    publishes nothing."""
 
     def __init__(self, rules: Callable[[AsyncSession], Awaitable[list[domain.RuleSet]]],
                  runtime: Runtime | None) -> None:
         self.rules, self.runtime = rules, runtime
+        self.report_event = one_by_one(self.reports)
+        self.suggestion_event = one_by_one(self.suggestions)
 
-    async def _score(self, event: CloudEvent, session: AsyncSession, facts: dict[str, Any],
-                     people: dict[domain.Role, list[str]], at: datetime, region_code: str) -> None:
-        rules = domain.in_force(await self.rules(session), region_code, ledger.day_of(at))
+    @staticmethod
+    def _entries(sets: list[domain.RuleSet], event: CloudEvent, facts: dict[str, Any],
+                 people: dict[domain.Role, list[str]], at: datetime, region_code: str) -> list[ledger.NewEntry]:
+        rules = domain.in_force(sets, region_code, ledger.day_of(at))
         awards = domain.awards(rules, event.type, facts, people, event.id)
-        if awards:
-            await ledger.record(self.runtime, session, ledger.entries_of(rules, awards, at, event.type, event.id))
+        return ledger.entries_of(rules, awards, at, event.type, event.id) if awards else []
 
-    async def report_event(self, event: CloudEvent, session: AsyncSession) -> None:
-        found = report_facts(event)
-        if found is not None:
-            await self._score(event, session, *found)
+    async def reports(self, batch: Sequence[Delivered], session: AsyncSession) -> None:
+        sets = await self.rules(session)
+        entries: list[ledger.NewEntry] = []
+        for d in batch:
+            found = report_facts(d.event)
+            if found is not None:
+                entries += self._entries(sets, d.event, *found)
+        await ledger.record(self.runtime, session, entries, {d.event.id: d.trace for d in batch})
 
-    async def suggestion_event(self, event: CloudEvent, session: AsyncSession) -> None:
-        facts, people, at, region_code = suggestion_facts(event)
-        await self._score(event, session, facts, people, at, region_code)
-        unit_id = event.data.get("lead_unit_id")
-        kind = event.type.rsplit(".", 1)[1]
-        if unit_id and kind in ("replied", "evaluated"):
-            good = bool(facts.get("on_time", True)) if kind == "replied" else facts.get("result") in SATISFIED
-            await ledger.add_fact(session, event_id=event.id, unit_id=str(unit_id), at=at, region_code=region_code,
-                                  suggestion_id=_text(event, event.data, "id"),
-                                  kind="reply" if kind == "replied" else "evaluation", good=good)
+    async def suggestions(self, batch: Sequence[Delivered], session: AsyncSession) -> None:
+        sets = await self.rules(session)
+        entries: list[ledger.NewEntry] = []
+        for d in batch:
+            facts, people, at, region_code = suggestion_facts(d.event)
+            entries += self._entries(sets, d.event, facts, people, at, region_code)
+            fact = unit_fact(d.event, facts, at, region_code)
+            if fact is not None:
+                await ledger.add_fact(session, **fact)
+        await ledger.record(self.runtime, session, entries, {d.event.id: d.trace for d in batch})
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
@@ -112,8 +133,8 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
                      "who is ranked, at which level and in which region"),
         Subscription("intake.report.>", STREAMS["intake"].name, REPORTS, scorer.report_event,
                      "points for reports acknowledged and answered in time (or late), and for citizens' ratings",
-                     concurrency=8),
+                     concurrency=BATCH, batch=scorer.reports),
         Subscription("suggestions.suggestion.>", STREAMS["suggestions"].name, SUGGESTIONS, scorer.suggestion_event,
                      "points for suggestions led, co-signed, made key or born of a hotspot; the units' board",
-                     concurrency=8),
+                     concurrency=BATCH, batch=scorer.suggestions),
     )

@@ -3,10 +3,12 @@ the rules in force, and the units' board facts. Every write is idempotent on its
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -15,26 +17,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import domain
 from services.scoring.models import Entry, RuleSetRow, UnitFact
+from shared.bus.outbox import Outgoing
 from shared.service import Runtime
 
 RULES_CACHE_SECONDS = 30.0
 
+# One statement for a whole batch: one row per deputy and year, in a fixed order, so two batches
+# that touch the same deputies lock their totals rows in the same order and cannot deadlock.
 _ADD_TO_TOTALS = text("""
 INSERT INTO scoring.totals AS t (deputy_id, year, base_sum, bonus_sum, total, dimensions)
-SELECT :deputy_id, :year, v.base, v.bonus, LEAST(100, GREATEST(0, v.base)) + GREATEST(0, v.bonus),
-       jsonb_build_object(v.dimension, v.points)
-FROM (SELECT CAST(:base AS numeric) AS base, CAST(:bonus AS numeric) AS bonus,
-             CAST(:dimension AS text) AS dimension, CAST(:points AS numeric) AS points) AS v
+SELECT v.deputy_id, v.year, v.base, v.bonus, LEAST(100, GREATEST(0, v.base)) + GREATEST(0, v.bonus),
+       (SELECT jsonb_object_agg(d.key, CAST(d.value AS numeric)) FROM jsonb_each_text(v.dims) AS d)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(deputy_id text, year int, base numeric, bonus numeric, dims jsonb)
+ORDER BY v.deputy_id, v.year
 ON CONFLICT (deputy_id, year) DO UPDATE SET
     base_sum = t.base_sum + EXCLUDED.base_sum,
     bonus_sum = t.bonus_sum + EXCLUDED.bonus_sum,
     total = LEAST(100, GREATEST(0, t.base_sum + EXCLUDED.base_sum)) + GREATEST(0, t.bonus_sum + EXCLUDED.bonus_sum),
-    dimensions = t.dimensions || jsonb_build_object(
-        CAST(:dimension AS text),
-        COALESCE(CAST(t.dimensions ->> CAST(:dimension AS text) AS numeric), 0) + CAST(:points AS numeric))
+    dimensions = (
+        SELECT jsonb_object_agg(k.key, COALESCE(CAST(t.dimensions ->> k.key AS numeric), 0)
+                                       + COALESCE(CAST(EXCLUDED.dimensions ->> k.key AS numeric), 0))
+        FROM (SELECT jsonb_object_keys(t.dimensions) UNION SELECT jsonb_object_keys(EXCLUDED.dimensions)) AS k(key))
 """)
 
-# Built once: a statement made per entry cost more in SQLAlchemy than the insert in PostgreSQL.
+# Built once and run for many rows at a time (one multi-row INSERT): a statement made per entry cost
+# more in SQLAlchemy than the insert in PostgreSQL.
 _ENTRIES = Entry.__table__
 _INSERT_ENTRY = (
     insert(_ENTRIES)
@@ -92,24 +99,45 @@ def entries_of(rules: domain.RuleSet, awards: Sequence[domain.Award], at: dateti
             for a in awards]
 
 
-async def record(runtime: Runtime | None, session: AsyncSession, entries: Sequence[NewEntry]) -> list[NewEntry]:
-    """Append the entries not there yet, add them to their totals, and (with a runtime) publish
-    each; returns the new ones. Without a runtime (a rebuild) nothing is published again."""
-    new: list[NewEntry] = []
+def totals_delta(entries: Sequence[NewEntry]) -> list[dict[str, Any]]:
+    """What the entries add to each deputy's year, summed exactly, ordered by deputy and year."""
+    sums: dict[tuple[str, int], tuple[Decimal, Decimal, dict[str, Decimal]]] = {}
     for e in entries:
-        inserted = await session.scalar(_INSERT_ENTRY, {
-            "id": e.id, "deputy_id": e.deputy_id, "year": e.year, "at": e.at, "points": e.points, "part": e.part,
-            "dimension": e.dimension, "rule_code": e.rule_code, "rule_region": e.rule_region,
-            "rule_version": e.rule_version, "source": e.source, "source_id": e.source_id, "reason": e.reason,
-            "recorded_by": e.recorded_by, "evidence": e.evidence, "reverses": e.reverses})
-        if inserted is None:
-            continue
-        base, bonus = (e.points, 0.0) if e.part == domain.Part.BASE else (0.0, e.points)
-        await session.execute(_ADD_TO_TOTALS, {"deputy_id": e.deputy_id, "year": e.year, "base": base,
-                                               "bonus": bonus, "dimension": e.dimension, "points": e.points})
-        if runtime is not None:
-            await runtime.emit(session, "scoring.points.recorded", e.as_event(), subject=e.deputy_id)
-        new.append(e)
+        base, bonus, dims = sums.get((e.deputy_id, e.year), (Decimal(0), Decimal(0), {}))
+        points = Decimal(str(e.points))
+        if e.part == domain.Part.BASE:
+            base += points
+        else:
+            bonus += points
+        dims[e.dimension] = dims.get(e.dimension, Decimal(0)) + points
+        sums[(e.deputy_id, e.year)] = (base, bonus, dims)
+    return [{"deputy_id": deputy, "year": year, "base": str(base), "bonus": str(bonus),
+             "dims": {k: str(v) for k, v in dims.items()}}
+            for (deputy, year), (base, bonus, dims) in sorted(sums.items())]
+
+
+async def record(runtime: Runtime | None, session: AsyncSession, entries: Sequence[NewEntry],
+                 traces: Mapping[str, dict[str, str]] | None = None) -> list[NewEntry]:
+    """Append the entries not there yet, add them to their totals, and (with a runtime) publish
+    each; returns the new ones. Without a runtime (a rebuild) nothing is published again. `traces`
+    gives, by source id, the trace each entry's event continues (the current one otherwise)."""
+    unique = list({e.id: e for e in entries}.values())
+    if not unique:
+        return []
+    result = await session.execute(_INSERT_ENTRY, [{
+        "id": e.id, "deputy_id": e.deputy_id, "year": e.year, "at": e.at, "points": e.points, "part": e.part,
+        "dimension": e.dimension, "rule_code": e.rule_code, "rule_region": e.rule_region,
+        "rule_version": e.rule_version, "source": e.source, "source_id": e.source_id, "reason": e.reason,
+        "recorded_by": e.recorded_by, "evidence": e.evidence, "reverses": e.reverses} for e in unique])
+    inserted = set(result.scalars())
+    new = [e for e in unique if e.id in inserted]
+    if not new:
+        return []
+    await session.execute(_ADD_TO_TOTALS, {"rows": json.dumps(totals_delta(new))})
+    if runtime is not None:
+        await runtime.emit_many(session, [
+            Outgoing("scoring.points.recorded", e.as_event(), e.deputy_id, (traces or {}).get(e.source_id))
+            for e in new])
     return new
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 
 from services.suggestions.domain import YELLOW_DAYS, Color, Status
+from services.suggestions.models import SuggestionRow
+from shared.service import Runtime
 
 
 def color_is(color: Color, now: datetime, status: Any, due_at: Any, reference: Any) -> ColumnElement[bool]:
@@ -25,3 +27,11 @@ def color_is(color: Color, now: datetime, status: Any, due_at: Any, reference: A
     if color == Color.YELLOW:
         return and_(running, due_at.is_not(None), due_at >= now, due_at <= soon)
     return and_(running, or_(due_at.is_(None), due_at > soon))
+
+
+async def overdue(runtime: Runtime) -> dict[str, int]:
+    """Suggestions past their reply deadline (red), for `minyi_overdue{kind}`."""
+    red = color_is(Color.RED, datetime.now(UTC), SuggestionRow.status, SuggestionRow.due_at, SuggestionRow.reference)
+    async with runtime.sessions()() as session:
+        n = await session.scalar(select(func.count()).select_from(SuggestionRow).where(red))
+    return {"suggestion_reply": int(n or 0)}

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.worker import Worker
 
-from services.suggestions import api, funds_api, handlers, public_api, topics_api
+from services.suggestions import api, funds_api, handlers, public_api, queries, topics_api
 from services.suggestions.activities import Recorder
 from services.suggestions.models import Base
 from services.suggestions.workflows import SANDBOX, TASK_QUEUE, SuggestionWorkflow
@@ -35,4 +35,5 @@ SPEC = ServiceSpec(
     subscriptions=handlers.subscriptions,
     workers=workers,
     uses_temporal=True,
+    overdue=queries.overdue,
 )

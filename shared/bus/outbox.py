@@ -29,10 +29,12 @@ tracer = trace.get_tracer("minyi.outbox")
 Publish = Callable[[str, bytes, dict[str, str], str], Awaitable[bool]]
 
 
-def outbox_row(event: CloudEvent, *, stream: str) -> dict[str, Any]:
-    """The outbox row of an event, with the current trace context, for callers that write it themselves."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+def outbox_row(event: CloudEvent, *, stream: str, trace_headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """The outbox row of an event, with the given trace context or else the current one, for callers
+    that write it themselves."""
+    carrier: dict[str, str] = dict(trace_headers) if trace_headers else {}
+    if not trace_headers:
+        propagate.inject(carrier)
     return {"event_id": event.id, "subject": event.type, "stream": stream,
             "payload": event.model_dump(mode="json", exclude_none=True), "trace_headers": carrier}
 
@@ -53,6 +55,23 @@ async def add_event(session: AsyncSession, outbox: Table, event: CloudEvent, *, 
     """Stage an event in the caller's transaction; it is published only if that commits."""
     await session.execute(insert(outbox).values(**outbox_row(event, stream=stream)))
     staged(session)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An event to stage: its type, data, CloudEvents subject, and the trace it continues (None: the current)."""
+
+    type: str
+    data: dict[str, Any]
+    subject: str | None = None
+    trace: dict[str, str] | None = None
+
+
+async def add_rows(session: AsyncSession, outbox: Table, rows: list[dict[str, Any]]) -> None:
+    """Stage many outbox rows with one statement."""
+    if rows:
+        await session.execute(insert(outbox), rows)  # executemany: one INSERT, compiled once
+        staged(session, len(rows))
 
 
 @dataclass
