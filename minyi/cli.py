@@ -78,7 +78,8 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     url = settings.database_url or f"postgresql+asyncpg://postgres@127.0.0.1:{settings.postgres_port}/minyi"
-    nats_url = settings.nats_url or "nats://127.0.0.1:4222"
+    # Without a URL: the embedded stack of `minyi up`, like the database above.
+    nats_url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
     rebuild = importlib.import_module(f"services.{args.service}.rebuild").rebuild
 
     async def run() -> int:

@@ -328,7 +328,10 @@ async def test_the_whole_ledger_is_rebuilt_from_the_streams_into_an_empty_schema
             " scoring.deputies, scoring.inbox"))
     assert (await svc.client.get(f"/v1/deputies/{deputy}/score", params={"year": YEAR},
                                  headers=STAFF)).status_code == 404
-    done = subprocess.run([sys.executable, "-m", "minyi.cli", "rebuild", "scoring"], env=server_env,
+    # As on a workstation after `minyi up`: no NATS URL, only the embedded server's port.
+    env = {k: v for k, v in server_env.items() if k != "MINYI_NATS_URL"}
+    env["MINYI_NATS_PORT"] = svc.nats_url.rsplit(":", 1)[1]
+    done = subprocess.run([sys.executable, "-m", "minyi.cli", "rebuild", "scoring"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert await snapshot(svc) == before
