@@ -33,7 +33,7 @@ from shared import idempotency
 from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
-from shared.bus.outbox import OutboxRelay, Outgoing, add_event, add_rows, outbox_row
+from shared.bus.outbox import OutboxRelay, Outgoing, add_rows, outbox_row
 from shared.bus.tables import inbox_table, outbox_table
 from shared.client_source import ClientPseudonym
 from shared.db import Database, upgrade_async
@@ -145,10 +145,7 @@ class Runtime:
     async def emit(self, session: AsyncSession, event_type: str, data: dict[str, Any],
                    subject: str | None = None) -> str:
         """Stage an event in `session`'s transaction; the relay publishes it after the commit."""
-        stream = self.stream_for(event_type)
-        event = new_event(self.spec.name, event_type, data, subject)
-        await add_event(session, self.outbox, event, stream=stream)
-        return event.id
+        return (await self.emit_many(session, [Outgoing(event_type, data, subject)]))[0]
 
     async def emit_many(self, session: AsyncSession, events: Sequence[Outgoing]) -> list[str]:
         """Stage many events with one statement; see `emit`."""

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import inbox
 from shared.bus.envelope import CloudEvent, MalformedEvent, parse_event
-from shared.bus.outbox import Publish
+from shared.bus.outbox import Publish, current_trace
 from shared.bus.streams import dead_letter_stream, dead_letter_subject
 
 log = logging.getLogger("minyi.consumer")
@@ -58,12 +58,6 @@ class Delivered:
 
 
 BatchHandler = Callable[[Sequence[Delivered], AsyncSession], Awaitable[None]]
-
-
-def current_trace() -> dict[str, str]:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
 
 
 def one_by_one(batch: BatchHandler) -> Handler:

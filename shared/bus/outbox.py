@@ -29,12 +29,17 @@ tracer = trace.get_tracer("minyi.outbox")
 Publish = Callable[[str, bytes, dict[str, str], str], Awaitable[bool]]
 
 
+def current_trace() -> dict[str, str]:
+    """The current W3C trace context as headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def outbox_row(event: CloudEvent, *, stream: str, trace_headers: dict[str, str] | None = None) -> dict[str, Any]:
     """The outbox row of an event, with the given trace context or else the current one, for callers
     that write it themselves."""
-    carrier: dict[str, str] = dict(trace_headers) if trace_headers else {}
-    if not trace_headers:
-        propagate.inject(carrier)
+    carrier = dict(trace_headers) if trace_headers else current_trace()
     return {"event_id": event.id, "subject": event.type, "stream": stream,
             "payload": event.model_dump(mode="json", exclude_none=True), "trace_headers": carrier}
 
@@ -46,9 +51,8 @@ def staged(session: AsyncSession, count: int = 1) -> None:
 
 def raw_row(message_id: str, subject: str, body: dict[str, Any], *, stream: str) -> dict[str, Any]:
     """The outbox row of a message for an outside system that expects its own JSON, not a CloudEvent."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return {"event_id": message_id, "subject": subject, "stream": stream, "payload": body, "trace_headers": carrier}
+    return {"event_id": message_id, "subject": subject, "stream": stream, "payload": body,
+            "trace_headers": current_trace()}
 
 
 async def add_event(session: AsyncSession, outbox: Table, event: CloudEvent, *, stream: str) -> None:
