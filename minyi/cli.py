@@ -1,9 +1,12 @@
-"""The `minyi` command: up, token, migrate, rebuild, serve, docs."""
+"""The `minyi` command: up, token, migrate, rebuild, serve, docs, dead-letters, pii-keys."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from shared.settings import SERVICES, get_settings
 
@@ -74,7 +77,9 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
     import nats
 
+    from minyi.servers import operator_nats_options
     from shared.db import Database
+    from shared.settings import redacted_url
 
     settings = get_settings()
     url = settings.database_url or f"postgresql+asyncpg://postgres@127.0.0.1:{settings.postgres_port}/minyi"
@@ -82,13 +87,19 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     nats_url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
     rebuild = importlib.import_module(f"services.{args.service}.rebuild").rebuild
 
+    async def refused(exc: Exception) -> None:
+        # A request the server refuses gets no answer at all; say why before the wait runs out.
+        if "permissions violation" in str(exc).lower():
+            print(f"error: NATS refused this user: {exc} (rebuilding needs the ops user)", file=sys.stderr)
+
     async def run() -> int:
         db = Database.connect(url, application_name=f"minyi-rebuild-{args.service}", pool_size=2)
         try:
             nc = await nats.connect(nats_url, name=f"minyi-rebuild-{args.service}", connect_timeout=5,
-                                    max_reconnect_attempts=3)
+                                    max_reconnect_attempts=3, error_cb=refused, **operator_nats_options(settings))
         except Exception as exc:
-            print(f"error: cannot reach NATS at {nats_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"error: cannot reach NATS at {redacted_url(nats_url)}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
             await db.dispose()
             return 1
         try:
@@ -126,6 +137,140 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+# The NATS users of deploy/k8s; `minyi up` gives its embedded server the same block.
+NATS_AUTH_FILE = Path(__file__).resolve().parent.parent / "deploy/k8s/components/nats-auth/nats-auth.conf"
+
+
+def _cmd_nats_auth(args: argparse.Namespace) -> int:
+    from shared import nats_permissions
+
+    text = nats_permissions.render(nats_permissions.users(nats_permissions.service_specs()))
+    if args.print:
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        if not NATS_AUTH_FILE.exists() or NATS_AUTH_FILE.read_text() != text:
+            print(f"{NATS_AUTH_FILE} differs from the services' wiring; run `minyi nats-auth` and commit it",
+                  file=sys.stderr)
+            return 1
+        return 0
+    NATS_AUTH_FILE.write_text(text)
+    print(f"wrote {NATS_AUTH_FILE}")
+    return 0
+
+
+def _operator_command(work: Callable[[], Awaitable[int]]) -> int:
+    """Run an operator command; a refusal is one line on stderr and its exit code, not a traceback."""
+    import asyncio
+
+    from minyi import dead_letters, pii_keys
+
+    try:
+        return asyncio.run(work())
+    except (dead_letters.Refused, pii_keys.Refused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _cmd_dead_letters(args: argparse.Namespace) -> int:
+    from minyi import dead_letters as dl
+
+    settings = get_settings()
+    if args.action == "list":
+        services = [args.service] if args.service else list(SERVICES)
+        return _operator_command(lambda: dl.run_list(settings, services, consumer_name=args.consumer,
+                                                     as_json=args.json, say=_say))
+    if args.action == "show":
+        return _operator_command(lambda: dl.run_show(settings, args.service, args.id, as_json=args.json, say=_say))
+    run = dl.run_replay if args.action == "replay" else dl.run_discard
+    return _operator_command(lambda: run(settings, args.service, args.ids, every=args.all,
+                                         consumer_name=args.consumer, dry_run=args.dry_run, say=_say))
+
+
+def _cmd_pii_keys(args: argparse.Namespace) -> int:
+    from minyi import pii_keys as pk
+
+    settings = get_settings()
+
+    async def run() -> int:
+        if args.action == "create":
+            return pk.run_create(args.out, _say)
+        if args.action == "rotate":
+            return pk.run_rotate(args.file, stage=args.stage, key_id=args.key_id, say=_say)
+        if args.action == "activate":
+            return pk.run_activate(args.file, args.key_id, _say)
+        if args.action == "reencrypt":
+            return await pk.reencrypt_stored(settings, args.services, keys=args.keys, batch=args.batch,
+                                             dry_run=args.dry_run, say=_say)
+        return await pk.retire_key(settings, args.file, args.key_id, _say)
+
+    return _operator_command(run)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
+
+
+def _add_operator_commands(sub: Any) -> None:
+    letters = sub.add_parser("dead-letters", help="list, show, replay or discard the events consumers set aside")
+    letters_sub = letters.add_subparsers(dest="action", required=True)
+    listing = letters_sub.add_parser("list", help="dead letters of one service or of all, oldest first")
+    listing.add_argument("service", nargs="?", choices=SERVICES, metavar="SERVICE",
+                         help=f"any of {', '.join(SERVICES)} (default: all)")
+    listing.add_argument("--consumer", help="only those of this consumer (durable name)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=_cmd_dead_letters)
+    show = letters_sub.add_parser("show", help="one dead letter with its error and original message")
+    show.add_argument("service", choices=SERVICES, metavar="SERVICE")
+    show.add_argument("id", type=_positive, metavar="ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_cmd_dead_letters)
+    for action, text in (("replay", "apply the original events again through the consumer that failed them, "
+                                    "then remove the dead letters"),
+                         ("discard", "remove dead letters without applying them")):
+        cmd = letters_sub.add_parser(action, help=text)
+        cmd.add_argument("service", choices=SERVICES, metavar="SERVICE")
+        cmd.add_argument("ids", nargs="*", type=_positive, metavar="ID")
+        cmd.add_argument("--all", action="store_true", help="every dead letter of the service (or of --consumer)")
+        cmd.add_argument("--consumer", help="only those of this consumer (durable name)")
+        cmd.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+        cmd.set_defaults(func=_cmd_dead_letters)
+
+    keys = sub.add_parser("pii-keys", help="create and rotate the keyring of personal data; re-encrypt stored data")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="write a new keyring file (0600) for a new installation")
+    create.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write it (must not exist)")
+    create.set_defaults(func=_cmd_pii_keys)
+    rotate = keys_sub.add_parser("rotate", help="add a new data key and make it current; old keys stay for reading")
+    rotate.add_argument("file", type=Path, metavar="FILE")
+    rotate.add_argument("--stage", action="store_true",
+                        help="add the key without making it current yet (see `activate`)")
+    rotate.add_argument("--key-id", help="id of the new key (default: k<n+1>)")
+    rotate.set_defaults(func=_cmd_pii_keys)
+    activate = keys_sub.add_parser("activate", help="make a staged key the current one")
+    activate.add_argument("file", type=Path, metavar="FILE")
+    activate.add_argument("key_id", metavar="KEY_ID")
+    activate.set_defaults(func=_cmd_pii_keys)
+    reencrypt = keys_sub.add_parser("reencrypt", help="rewrite every stored blob that is not under the current key")
+    reencrypt.add_argument("services", nargs="*", metavar="SERVICE", help="default: every service with personal data")
+    reencrypt.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
+    reencrypt.add_argument("--keys", type=Path, metavar="FILE",
+                           help="the keyring (default: MINYI_PII_KEYS_FILE, else the embedded stack's)")
+    reencrypt.add_argument("--dry-run", action="store_true", help="print the counts by key id, write nothing")
+    reencrypt.set_defaults(func=_cmd_pii_keys)
+    retire = keys_sub.add_parser("retire", help="remove an old data key once no stored blob uses it")
+    retire.add_argument("file", type=Path, metavar="FILE")
+    retire.add_argument("key_id", metavar="KEY_ID")
+    retire.set_defaults(func=_cmd_pii_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minyi", description="Minyi (民意): deputies' liaison platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="generate docs/openapi/<service>.json and docs/asyncapi.yaml")
     docs.add_argument("--check", action="store_true", help="fail when the committed documents differ")
     docs.set_defaults(func=_cmd_docs)
+
+    auth = sub.add_parser("nats-auth", help="generate the NATS users and permissions of deploy/k8s from the services")
+    what = auth.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true", help="fail when the committed file differs")
+    what.add_argument("--print", action="store_true", help="print the authorization block instead of writing it")
+    auth.set_defaults(func=_cmd_nats_auth)
+
+    _add_operator_commands(sub)
     return parser
 
 

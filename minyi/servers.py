@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,9 +19,12 @@ import sys
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from shared.settings import NATS_OPS_USER, Settings, nats_inbox_prefix, nats_password_variable, new_nats_password
 
 PR_SET_PDEATHSIG = 1
 
@@ -310,6 +314,10 @@ class Nats:
     monitor_port: int
     log_path: Path
     config_path: Path
+    # Optional users: an `authorization { … }` block (shared/nats_permissions.py renders one), and
+    # the environment the server reads its `$VARIABLE`s (the passwords) from. None: no authorization.
+    authorization: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
     child: Child | None = None
 
     @property
@@ -330,11 +338,13 @@ class Nats:
             "  # fsync every write: an acknowledged event survives a crash of the machine\n"
             "  sync_interval: always\n"
             "}\n"
+            + self.authorization
         )
 
     def start(self, progress: Progress | None = None, timeout: float = 30.0) -> None:
         self.write_config()
-        self.child = Child("NATS", [binary("nats-server"), "-c", str(self.config_path)], self.log_path)
+        env = {**os.environ, **self.environment} if self.environment else None
+        self.child = Child("NATS", [binary("nats-server"), "-c", str(self.config_path)], self.log_path, env=env)
         self.child.start()
         health = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
         wait_until("NATS", lambda: http_ok(health), self.child, timeout=timeout, progress=progress)
@@ -342,6 +352,59 @@ class Nats:
     def stop(self) -> None:
         if self.child:
             self.child.stop()
+
+
+_VARIABLE = re.compile(r"(?<![\w\"])\$([A-Z][A-Z0-9_]*)")
+
+
+def referenced_variables(conf: str) -> list[str]:
+    """The `$VARIABLE`s a nats-server configuration reads from its environment (not in strings or comments)."""
+    lines = (line for line in conf.splitlines() if not line.lstrip().startswith(("#", "//")))
+    return list(dict.fromkeys(name for line in lines for name in _VARIABLE.findall(line)))
+
+
+def read_nats_passwords(path: Path) -> dict[str, str]:
+    """`VARIABLE=password` lines; nothing when the file does not exist."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def ensure_nats_passwords(path: Path, variables: Iterable[str]) -> dict[str, str]:
+    """A password for each variable: made once, then kept in `path` (0600) across restarts."""
+    known = read_nats_passwords(path)
+    wanted = list(variables)
+    missing = [v for v in wanted if v not in known]
+    if missing:
+        known.update({v: new_nats_password() for v in missing})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(path.name + ".new")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Passwords of the embedded NATS users; made by `minyi up`, kept across restarts.\n")
+            out.writelines(f"{name}={value}\n" for name, value in known.items())
+        os.replace(staged, path)
+    path.chmod(0o600)
+    return {v: known[v] for v in wanted}
+
+
+def operator_nats_options(settings: Settings) -> dict[str, Any]:
+    """How an operator's tool connects to NATS (`nats.connect` keywords): as MINYI_NATS_USER when set;
+    to the embedded stack (no MINYI_NATS_URL) as its `ops` user when `minyi up` made one; else as nobody."""
+    if settings.nats_user:
+        user = settings.nats_user
+        password = settings.nats_password.get_secret_value() if settings.nats_password else ""
+    elif not settings.nats_url:
+        found = read_nats_passwords(settings.dev_nats_passwords_file).get(nats_password_variable(NATS_OPS_USER))
+        if found is None:
+            return {}
+        user, password = NATS_OPS_USER, found
+    else:
+        return {}
+    return {"user": user, "password": password, "inbox_prefix": nats_inbox_prefix(user)}
 
 
 # ---- Temporal ---------------------------------------------------------------------------------

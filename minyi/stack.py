@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from minyi.servers import Child, Nats, Postgres, StartError, Temporal, http_ok, port_is_free, tail
+from minyi import demo, demo_county
+from minyi.demo import Endpoints, GridPlatform, Loaded
+from minyi.servers import (
+    Child,
+    Nats,
+    Postgres,
+    StartError,
+    Temporal,
+    ensure_nats_passwords,
+    http_ok,
+    port_is_free,
+    referenced_variables,
+    tail,
+)
 from shared.auth import ensure_dev_signing_key, public_key_file, sign_token
-from shared.settings import SERVICES, Settings
+from shared.settings import SERVICES, Settings, nats_password_variable
 
 READY_TIMEOUT = 90.0
 # The demo's stand-in for a grid-governance platform: a separate process, never part of production.
 GRID_SIMULATOR = Path(__file__).resolve().parent.parent / "deploy" / "gridsim" / "grid_platform_simulator.py"
-DEMO_PLATFORM = "demo-grid"
-DEMO_COUNTY = "330106"
 RESTARTS_ALLOWED = 5
 RESTART_WINDOW = 600.0
 
@@ -55,6 +68,7 @@ class Stack:
         self.temporal: Temporal | None = None
         self.services: list[ServiceProcess] = []
         self.simulator: Child | None = None
+        self.demo_loaded: Loaded | None = None
         self.stopping = threading.Event()
         self.supervising = False
 
@@ -108,10 +122,33 @@ class Stack:
             server: Postgres | Nats | Temporal = getattr(self, attr)
             say(f"[{step}/{len(plan)}] {what}")
             t0 = time.monotonic()
+            if isinstance(server, Nats):
+                self._nats_users(server)
             server.start(progress=say)
             say(f"      ready in {time.monotonic() - t0:.1f}s")
             env[var] = server.address if isinstance(server, Temporal) else server.url
         return env
+
+    def _nats_users(self, server: Nats) -> None:
+        """One NATS user per service (and `integration`, `ops`), with the permissions its wiring needs;
+        their passwords are made once and kept in the state directory, never written into nats.conf."""
+        # In a child process: the service modules it imports would otherwise stay in this long-lived
+        # supervisor's memory (about 100 MB) for nothing.
+        made = subprocess.run([sys.executable, "-m", "minyi.cli", "nats-auth", "--print"], capture_output=True,
+                              text=True, check=False)
+        if made.returncode != 0:
+            raise StartError(f"could not derive the NATS users from the services: {made.stderr.strip()[-500:]}")
+        server.authorization = made.stdout
+        server.environment = ensure_nats_passwords(self.settings.dev_nats_passwords_file,
+                                                   referenced_variables(made.stdout))
+        say(f"      {len(server.environment)} NATS users; passwords in {self.settings.dev_nats_passwords_file}")
+
+    def _nats_credentials(self, service: str) -> dict[str, str]:
+        """The service's own user on the embedded NATS; nothing for an external one (its environment decides)."""
+        if self.nats is None or not self.nats.environment:
+            return {}
+        return {"MINYI_NATS_USER": service,
+                "MINYI_NATS_PASSWORD": self.nats.environment[nats_password_variable(service)]}
 
     def start_services(self, server_env: dict[str, str]) -> None:
         if not self.settings.jwt_jwks_url and not self.settings.jwt_public_key_file:
@@ -122,7 +159,7 @@ class Stack:
         for name in SERVICES:
             port = self.settings.port_of(name)
             child = Child(name, [sys.executable, "-m", f"services.{name}"], self.logs / f"{name}.log",
-                          env=env)
+                          env={**env, **self._nats_credentials(name)})
             child.start()
             self.services.append(ServiceProcess(name, port, child))
         self.wait_services_ready()
@@ -156,7 +193,7 @@ class Stack:
             time.sleep(0.3)
 
     def start_demo(self) -> None:
-        """The grid platform simulator, registered with routing for the demo county."""
+        """The grid platform simulator, then the demo county loaded through the APIs."""
         if not GRID_SIMULATOR.exists():
             raise StartError(f"--demo needs a source checkout: {GRID_SIMULATOR} is missing")
         port = self.settings.gridsim_port
@@ -179,17 +216,29 @@ class Stack:
                 raise StartError(f"the grid platform simulator did not start; see {self.simulator.log_path}\n"
                                  f"{tail(self.simulator.log_path)}")
             time.sleep(0.2)
-        token = sign_token(ensure_dev_signing_key(self.settings.dev_signing_key_file),
-                           issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience, sub="minyi-demo",
-                           roles=["admin"], region="")
-        body = {"name": "演示县基层治理四平台（模拟器）", "region_prefixes": [DEMO_COUNTY], "transport": "http",
-                "url": url, "secret": secret_file.read_text().strip()}
-        resp = httpx.put(f"http://127.0.0.1:{self.settings.routing_port}/v1/grid-platforms/{DEMO_PLATFORM}",
-                         json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        if resp.status_code not in (200, 201):
-            raise StartError(f"could not register the demo grid platform with routing: {resp.status_code} {resp.text}")
-        say(f"  demo grid platform {DEMO_PLATFORM} serves region {DEMO_COUNTY}: reports there go to the simulator, "
-            f"which calls back accepted → in_progress → resolved")
+        say("  grid platform simulator up; it calls back accepted → in_progress → resolved after each ticket")
+        self.demo_loaded = self.load_demo(GridPlatform(url, secret_file.read_text().strip()))
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(**{name: f"http://127.0.0.1:{self.settings.port_of(name)}" for name in SERVICES})
+
+    def load_demo(self, grid: GridPlatform) -> Loaded:
+        key = ensure_dev_signing_key(self.settings.dev_signing_key_file)
+
+        def sign(roles: Sequence[str]) -> str:
+            return sign_token(key, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience,
+                              sub="minyi-demo", roles=list(roles), region="", ttl_seconds=600)
+
+        codes_file = self.home / "demo" / "codes.json"
+        known = json.loads(codes_file.read_text()) if codes_file.exists() else {}
+        try:
+            loaded = asyncio.run(demo.load(demo_county.county(), self.endpoints(), sign, grid=grid,
+                                           known_codes=known, say=say))
+        except demo.DemoError as exc:
+            raise StartError(f"loading the demo county failed: {exc}") from exc
+        codes_file.parent.mkdir(parents=True, exist_ok=True)
+        codes_file.write_text(json.dumps(loaded.codes, indent=2))
+        return loaded
 
     # -- run ------------------------------------------------------------------------------------
 
@@ -206,6 +255,9 @@ class Stack:
             say(f"  Temporal     {self.temporal.address}   (UI http://127.0.0.1:{self.settings.temporal_ui_port})")
         if self.simulator:
             say(f"  grid platform simulator  http://127.0.0.1:{self.settings.gridsim_port}/_sim/tickets")
+        if self.demo_loaded is not None:
+            for line in demo.next_steps(self.demo_loaded, self.endpoints()):
+                say(line)
         say("")
         say("A token for the APIs:  minyi token --role admin")
         say("Press Ctrl-C to stop everything.")

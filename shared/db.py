@@ -78,6 +78,30 @@ class Database:
         await self.engine.dispose()
 
 
+# A database that is away, not a statement at fault: connection exceptions (SQLSTATE class 08), a
+# server shutting down or starting up (57P01-57P03), no connection slot free (53300).
+AWAY_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a failure says the database (or the way to it) is away: worth trying again later."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionError) or getattr(cur, "connection_invalidated", False):
+            return True
+        state = getattr(cur, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(AWAY_STATES):
+            return True
+        linked = (cur.__cause__, cur.__context__, getattr(cur, "orig", None))
+        todo += [e for e in linked if isinstance(e, BaseException)]
+    return False
+
+
 # ---- migrations ---------------------------------------------------------------------------------
 
 

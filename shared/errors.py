@@ -10,7 +10,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db import unreachable
 
 log = logging.getLogger("minyi.errors")
 
@@ -196,10 +199,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, DEFAULT_DETAIL[500]), request)
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not unreachable(exc):
+            raise exc  # a fault of ours: the 500 above
+        # The database is away (restarting, failing over): not the request's fault, and the same
+        # request a little later succeeds. One line, not a traceback for every request of the outage.
+        log.warning("the database is unreachable on %s %s: %s: %s", request.method, request.url.path,
+                    type(exc).__name__, str(exc)[:200])
+        return problem_response(Problem(503, DEFAULT_DETAIL[503], headers={"Retry-After": "5"}), request)
+
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(ConnectionError, on_database_error)
 
 
 def _is_chinese(text: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 
 def create_messaging_tables(schema: str) -> None:
@@ -60,6 +60,27 @@ def create_idempotency_table(schema: str) -> None:
         schema=schema,
     )
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=schema)
+
+
+def create_audit_table(schema: str) -> None:
+    """Version 1 of the audit log (see shared/audit.py for the live shape)."""
+    op.create_table(
+        "audit_log",
+        sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("actor_roles", ARRAY(sa.String(32)), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("subject_type", sa.String(32), nullable=False),
+        sa.Column("subject_id", sa.String(128), nullable=False),
+        sa.Column("region_code", sa.String(40), nullable=False, server_default=sa.text("''")),
+        sa.Column("detail", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("trace_id", sa.String(32), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name="pk_audit_log"),
+        schema=schema,
+    )
+    op.create_index("ix_audit_log_subject", "audit_log", ["subject_type", "subject_id"], schema=schema)
+    op.create_index("ix_audit_log_at", "audit_log", ["at"], schema=schema)
 
 
 def timestamp(name: str, *, nullable: bool = False, now: bool = False) -> sa.Column:

@@ -180,6 +180,22 @@ class Keyring:
         keys[key_id] = secrets.token_bytes(KEY_BYTES)
         return Keyring(keys, key_id, self._index_key)
 
+    def with_current_key(self, key_id: str) -> Keyring:
+        """This keyring with another of its keys current: a staged key goes live, or a rotation is undone."""
+        if key_id not in self._keys:
+            raise ValueError(f"key id {key_id!r} is not in the keyring")
+        return Keyring(self._keys, key_id, self._index_key)
+
+    def without_key(self, key_id: str) -> Keyring:
+        """This keyring less a retired data key. Blobs still under it can no longer be read: the
+        caller checks that none is left. The current key cannot be removed."""
+        if key_id not in self._keys:
+            raise ValueError(f"key id {key_id!r} is not in the keyring")
+        if key_id == self._current:
+            raise ValueError(f"key id {key_id!r} is the current key; make another key current first")
+        return Keyring({kid: key for kid, key in self._keys.items() if kid != key_id}, self._current,
+                       self._index_key)
+
     def _next_key_id(self) -> str:
         # "k<n+1>" after the highest "k<n>" keeps ids short and their order readable in the secret file.
         numbers = [int(m.group(1)) for kid in self._keys if (m := _GENERATED_KEY_ID_RE.fullmatch(kid))]

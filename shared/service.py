@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import MetaData, Table
@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp
 
-from shared import idempotency
+from shared import audit, idempotency
+from shared.auth import Principal
 from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
@@ -40,7 +41,7 @@ from shared.db import Database, upgrade_async
 from shared.errors import install_problem_handlers
 from shared.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from shared.pii import Keyring, ensure_dev_keyring
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, redacted_url
 from shared.telemetry import setup_logging, setup_tracing
 
 log = logging.getLogger("minyi.service")
@@ -98,6 +99,7 @@ class Runtime:
     broker: NatsBroker
     outbox: Table
     inbox: Table
+    audit: Table
     db: Database | None = None
     relay: OutboxRelay | None = None
     temporal: Any = None
@@ -147,6 +149,14 @@ class Runtime:
         """Stage an event in `session`'s transaction; the relay publishes it after the commit."""
         return (await self.emit_many(session, [Outgoing(event_type, data, subject)]))[0]
 
+    async def record_audit(self, session: AsyncSession, who: Principal | str | None, action: str, *,
+                           subject_type: str,
+                           subject_id: str, region_code: str | None = None,
+                           detail: dict[str, Any] | None = None) -> None:
+        """An audit entry in `session`'s transaction (see shared/audit.py): no personal data in `detail`."""
+        await audit.record(session, self.audit, who, action, subject_type=subject_type, subject_id=subject_id,
+                           region_code=region_code, detail=detail)
+
     async def emit_many(self, session: AsyncSession, events: Sequence[Outgoing]) -> list[str]:
         """Stage many events with one statement; see `emit`."""
         made = [(new_event(self.spec.name, e.type, e.data, e.subject), e) for e in events]
@@ -178,9 +188,14 @@ def _subject_matches(pattern: str, subject: str) -> bool:
 
 def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     provider = setup_tracing(spec.name)
+    password = settings.nats_password.get_secret_value() if settings.nats_password else ""
     broker = NatsBroker(
         settings.nats_url or "nats://127.0.0.1:4222",
         name=f"minyi-{spec.name}",
+        # The service's own NATS user, when the server has users; its replies then arrive under that
+        # user's own inbox prefix, the only one its permissions let it subscribe to.
+        security=NatsUserPassword(settings.nats_user, password) if settings.nats_user else None,
+        inbox_prefix=settings.nats_inbox_prefix,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=20.0,
@@ -196,6 +211,7 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         broker=broker,
         outbox=_table(spec.metadata, "outbox", outbox_table),
         inbox=_table(spec.metadata, "inbox", inbox_table),
+        audit=_table(spec.metadata, audit.TABLE, audit.audit_table),
     )
     ctx = consumer.ConsumerContext(
         service=spec.name,
@@ -215,6 +231,11 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
             runtime.batch_consumers.append(consumer.BatchConsumer(ctx, sub))
             consumer.describe(runtime.described, ctx, sub)
     spec.responders(runtime)
+    # FastStream's pull subscribers fetch into inboxes of their own option (default `_INBOX.`), not the
+    # connection's: give them the user's prefix too, or the server refuses their subscriptions.
+    for subscriber in broker.subscribers:
+        if "inbox_prefix" in subscriber.extra_options:
+            subscriber.extra_options["inbox_prefix"] = f"{settings.nats_inbox_prefix}.".encode()
     for ev in spec.events:
         broker.publisher(ev.type, title=ev.type, description=ev.description, schema=CloudEvent)
     return runtime
@@ -228,7 +249,9 @@ def _table(metadata: MetaData, name: str, factory: Callable[[MetaData], Table]) 
 async def _start(runtime: Runtime) -> None:
     spec, settings = runtime.spec, runtime.settings
     database_url = settings.require("database_url")
-    settings.require("nats_url")
+    nats_url = settings.require("nats_url")
+    if settings.nats_user:
+        settings.require("nats_password")
     if settings.migrate_on_start:
         log.info("migrating schema %s", spec.name)
         await upgrade_async(spec.name, database_url)
@@ -244,6 +267,8 @@ async def _start(runtime: Runtime) -> None:
                                   pool_size=runtime.settings.db_pool_size, on_commit=after_commit)
     await runtime.database.ping(timeout=10)
 
+    log.info("connecting to NATS at %s%s", redacted_url(nats_url),
+             f" as {settings.nats_user}" if settings.nats_user else " without a user")
     await runtime.broker.connect()
     js = runtime.broker.config.connection_state.stream
     for stream in spec.produced_streams:
@@ -262,11 +287,14 @@ async def _start(runtime: Runtime) -> None:
         from temporalio.client import Client
 
         from shared.temporal_data import DATA_CONVERTER
+        from shared.temporal_tracing import TraceInterceptor
 
         # pydantic: workflow inputs and state carry datetimes and dataclasses, checked on the way in.
+        # The interceptor reaches the worker made from this client too: a request and the events its
+        # workflow step's activity emits share one trace.
         runtime.temporal = await Client.connect(
             settings.require("temporal_address"), namespace=settings.temporal_namespace,
-            data_converter=DATA_CONVERTER,
+            data_converter=DATA_CONVERTER, interceptors=[TraceInterceptor()],
         )
 
     _probe_metrics(runtime)
@@ -432,6 +460,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(audit.audit_router())
     # One span per request: the per-chunk receive/send spans cost more than they tell.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"],
                                        server_request_hook=_redactor(spec.secret_paths))

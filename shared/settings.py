@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+import string
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("intake", "routing", "suggestions", "scoring", "identity")
@@ -37,6 +40,10 @@ class Settings(BaseSettings):
     # opened and closed under load (each one costs PostgreSQL a new backend process).
     db_pool_size: int = Field(default=20, ge=1, le=200)
     nats_url: str | None = None
+    # This process's NATS user (each service has its own; see shared/nats_permissions.py). None:
+    # connect without, to a server that has no authorization.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
 
@@ -122,6 +129,15 @@ class Settings(BaseSettings):
         return self.state_dir / "keys" / "code-secret.bin"
 
     @property
+    def dev_nats_passwords_file(self) -> Path:
+        """The embedded NATS users' passwords, as `MINYI_NATS_PW_<USER>=…` lines."""
+        return self.state_dir / "keys" / "nats-passwords.env"
+
+    @property
+    def nats_inbox_prefix(self) -> str:
+        return nats_inbox_prefix(self.nats_user)
+
+    @property
     def dev_signing_key_file(self) -> Path:
         return self.state_dir / "keys" / "jwt-signing-key.pem"
 
@@ -134,6 +150,37 @@ class Settings(BaseSettings):
         if not value:
             raise RuntimeError(f"MINYI_{field.upper()} is not set; start the stack with `minyi up` or set it")
         return str(value)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@,]*):[^@/,]*@")
+
+
+def redacted_url(url: str) -> str:
+    """The URL (or comma-separated URLs) with any password in it replaced, for logs and messages."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)
+
+
+# NATS users beside the services' own (see shared/nats_permissions.py).
+NATS_OPS_USER = "ops"
+NATS_INTEGRATION_USER = "integration"
+
+
+def nats_inbox_prefix(user: str | None) -> str:
+    """Where a NATS user's replies arrive: under its own prefix, so it may subscribe to those and no others'."""
+    return f"_INBOX_{user}" if user else "_INBOX"
+
+
+def new_nats_password() -> str:
+    """A random NATS password that a server reads back from its environment unchanged: the variable's
+    value is parsed as configuration, where a leading digit or sign makes a number and punctuation
+    may end the string, so letters and digits only, a letter first."""
+    alphabet = string.ascii_letters + string.digits
+    return secrets.choice(string.ascii_letters) + "".join(secrets.choice(alphabet) for _ in range(31))
+
+
+def nats_password_variable(user: str) -> str:
+    """The environment variable a NATS server reads this user's password from."""
+    return f"MINYI_NATS_PW_{user.upper().replace('-', '_')}"
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -99,6 +100,9 @@ IN_CLUSTER_EGRESS = {
 }
 NATS_NAME = "nats"
 COLLECTOR_NAME = "otel-collector"
+# NATS users (components/nats-auth): the generated users file, and the Secret with one password per user.
+NATS_AUTH_CONF = K8S_COMPONENTS / "nats-auth" / "nats-auth.conf"
+NATS_USERS_SECRET = "minyi-nats-users"
 SHARED_CONFIG_KEYS = (
     "MINYI_NATS_URL",
     "MINYI_TEMPORAL_ADDRESS",
@@ -467,11 +471,15 @@ def pod_labels_of(workload: dict[str, Any]) -> dict[str, str]:
     return ((workload.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
 
 
-def mounted_config_map(workload: dict[str, Any], documents: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
-    """(mount path, data) of the first ConfigMap volume the workload's first container mounts."""
+def mounted_config_map(workload: dict[str, Any], documents: list[dict[str, Any]],
+                       holding: str | None = None) -> tuple[str, dict[str, str]]:
+    """(mount path, data) of the first ConfigMap volume the workload's first container mounts, or of
+    the one mounted at the directory of the file `holding` when given."""
     pod = workload["spec"]["template"]["spec"]
     volumes = {v["name"]: v["configMap"] for v in pod.get("volumes") or [] if "configMap" in v}
     for mount in pod["containers"][0].get("volumeMounts") or []:
+        if holding is not None and Path(mount["mountPath"]) != Path(holding).parent:
+            continue
         if mount["name"] in volumes:
             config_map = one(documents, "ConfigMap", volumes[mount["name"]].get("name"))
             if config_map is not None:
@@ -531,6 +539,14 @@ def service_port_problems(
     return problems
 
 
+def nats_config_file(statefulset: dict[str, Any]) -> str | None:
+    """The configuration file the NATS server is started with (`--config`/`-c`)."""
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    found = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("--config", "-c")]
+    return found[0] if found else None
+
+
 def nats_problems(documents: list[dict[str, Any]], replicas: int) -> list[str]:
     """NATS JetStream: a StatefulSet of `replicas` servers with file storage on volume claims, fsync on
     every write, cluster routes to every server, its Services and PDB, and the services pointed at it."""
@@ -554,10 +570,11 @@ def nats_problems(documents: list[dict[str, Any]], replicas: int) -> list[str]:
     container = spec["template"]["spec"]["containers"][0]
     claim_mounts = [m["mountPath"] for m in container.get("volumeMounts") or [] if m["name"] in claims]
 
-    _, data = mounted_config_map(statefulset, documents)
-    conf = next((text for key, text in data.items() if key.endswith(".conf")), None)
+    config_file = nats_config_file(statefulset) or ""
+    _, data = mounted_config_map(statefulset, documents, holding=config_file)
+    conf = data.get(Path(config_file).name)
     if conf is None:
-        return [*problems, "no NATS configuration file is mounted from a ConfigMap"]
+        return [*problems, f"the NATS configuration {config_file!r} is not mounted from a ConfigMap"]
     jetstream = conf_block(conf, "jetstream")
     if jetstream is None:
         problems.append("the NATS configuration has no jetstream { } block")
@@ -602,6 +619,78 @@ def nats_problems(documents: list[dict[str, Any]], replicas: int) -> list[str]:
             problems.append(f"{len(budgets)} PodDisruptionBudgets select the NATS pods, expected 1")
         elif allowed_disruptions(budgets[0], replicas) != (replicas - 1) // 2:
             problems.append("the NATS PodDisruptionBudget does not keep the JetStream quorum")
+    return problems
+
+
+def nats_users() -> dict[str, str]:
+    """User → the environment variable its password comes from, as the generated users file names them."""
+    text = NATS_AUTH_CONF.read_text(encoding="utf-8")
+    return dict(re.findall(r'(?m)^\s*user:\s*"([\w-]+)"\s*\n\s*password:\s*\$(\w+)\s*$', text))
+
+
+def secret_key_ref(env: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    entry = next((e for e in env if e.get("name") == name), None)
+    return ((entry or {}).get("valueFrom") or {}).get("secretKeyRef")
+
+
+def is_users_secret(name: str | None) -> bool:
+    """The Secret's own name, or the dev overlay's generated one (with its hash suffix)."""
+    return bool(name) and re.fullmatch(rf"{NATS_USERS_SECRET}(-[a-z0-9]+)?", name or "") is not None
+
+
+def nats_auth_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """One NATS user per service: each service reads only its own password from the users Secret and
+    mounts none of it; the servers include the generated users file and read every user's password."""
+    users = nats_users()
+    problems = []
+    if set(SERVICES) - set(users):
+        problems.append(f"the users file has no user for {sorted(set(SERVICES) - set(users))}")
+    secrets_used: set[str] = set()
+    for service in SERVICES:
+        deployment = one(documents, "Deployment", resource_name(service))
+        if deployment is None:
+            problems.append(f"Deployment {resource_name(service)} is missing")
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        env = pod["containers"][0].get("env") or []
+        values = {e["name"]: e.get("value") for e in env}
+        if values.get("MINYI_NATS_USER") != service:
+            problems.append(f"{service} connects as NATS user {values.get('MINYI_NATS_USER')!r}")
+        ref = secret_key_ref(env, "MINYI_NATS_PASSWORD") or {}
+        if not is_users_secret(ref.get("name")) or ref.get("key") != service or ref.get("optional"):
+            problems.append(f"{service} reads its NATS password from {ref or 'nowhere'}, not its own key")
+        secrets_used.add(str(ref.get("name")))
+        mounted = [v["secret"].get("secretName") for v in pod.get("volumes") or [] if "secret" in v]
+        mounted += [(e.get("secretRef") or {}).get("name") for e in pod["containers"][0].get("envFrom") or []]
+        if any(is_users_secret(name) for name in mounted):
+            problems.append(f"{service} mounts every NATS password")
+    statefulset = one(documents, "StatefulSet", NATS_NAME)
+    if statefulset is None:
+        return [*problems, f"StatefulSet {NATS_NAME} is missing"]
+    pod = statefulset["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = container.get("env") or []
+    for user, variable in users.items():
+        ref = secret_key_ref(env, variable) or {}
+        if not is_users_secret(ref.get("name")) or ref.get("key") != user:
+            problems.append(f"NATS reads ${variable} from {ref or 'nowhere'}, not the key {user!r}")
+        secrets_used.add(str(ref.get("name")))
+    if len(secrets_used) > 1:
+        problems.append(f"the passwords come from several Secrets: {sorted(secrets_used)}")
+    # nats.conf includes the users file by a path relative to its own directory.
+    config_file = nats_config_file(statefulset) or ""
+    mount_path, data = mounted_config_map(statefulset, documents, holding=config_file)
+    conf = data.get(Path(config_file).name, "")
+    included = re.findall(r'(?m)^\s*include\s+"?([^"\s]+)"?', strip_conf_comments(conf))
+    maps = {v["name"]: v["configMap"]["name"] for v in pod.get("volumes") or [] if "configMap" in v}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        config_map = one(documents, "ConfigMap", maps.get(mount["name"], ""))
+        for key, text in ((config_map or {}).get("data") or {}).items():
+            files[str(Path(mount["mountPath"]) / key)] = text
+    resolved = [os.path.normpath(Path(mount_path) / path) for path in included]
+    if not any(files.get(path) == NATS_AUTH_CONF.read_text(encoding="utf-8") for path in resolved):
+        problems.append(f"nats.conf includes {included}, none of which is the generated users file")
     return problems
 
 
@@ -968,6 +1057,15 @@ def test_secret_example_validates_and_is_not_applied() -> None:
     assert {"database-url", "pii-keys.json", "code-secret"} <= keys
 
 
+def test_nats_users_secret_example_validates_and_is_not_applied() -> None:
+    example = K8S_BASE / "nats-users.secret.example.yaml"
+    assert example.name not in (load_kustomization(K8S_BASE).get("resources") or [])
+    (secret,) = load_yaml_documents(example)
+    kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+    assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", NATS_USERS_SECRET)
+    assert set(secret["stringData"]) == set(nats_users())
+
+
 KUSTOMIZE_DIRS = [K8S_BASE, K8S_PRODUCTION, K8S_DEV, *sorted(p for p in K8S_COMPONENTS.iterdir() if p.is_dir())]
 
 
@@ -1008,7 +1106,7 @@ def test_base_kustomization_settings() -> None:
     )
 
     # Every manifest next to the kustomization is either applied or a documented example.
-    listed = set(resources) | {"kustomization.yaml", "secret.example.yaml"}
+    listed = set(resources) | {"kustomization.yaml", "secret.example.yaml", "nats-users.secret.example.yaml"}
     stray = sorted(p.name for p in K8S_BASE.glob("*.y*ml") if p.name not in listed)
     assert not stray, f"manifests not listed in resources: {stray}"
 
@@ -1097,6 +1195,20 @@ def test_production_service(service: str, port: int) -> None:
 def test_production_nats_cluster() -> None:
     problems = nats_problems(render(K8S_PRODUCTION), NATS_PRODUCTION_REPLICAS)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("directory", [K8S_PRODUCTION, K8S_DEV], ids=["production", "dev"])
+def test_overlay_gives_each_service_its_own_nats_user(directory: Path) -> None:
+    problems = nats_auth_problems(render(directory))
+    assert not problems, "\n".join(problems)
+
+
+def test_dev_overlay_generates_a_placeholder_for_every_nats_user() -> None:
+    (secret,) = [d for d in render(K8S_DEV) if d["kind"] == "Secret" and is_users_secret(d["metadata"]["name"])]
+    assert set(secret.get("data") or {}) == set(nats_users())
+    assert all(k8s_name != NATS_USERS_SECRET for k8s_name in [d["metadata"]["name"] for d in render(K8S_PRODUCTION)
+                                                              if d["kind"] == "Secret"]), \
+        "production gets no generated NATS passwords: the operator creates the Secret"
 
 
 def test_production_nats_network_policy() -> None:
@@ -1342,7 +1454,10 @@ def _nats_config(documents: list[dict[str, Any]]) -> dict[str, str]:
     """The data of the ConfigMap the NATS StatefulSet mounts, to edit in place."""
     statefulset = one(documents, "StatefulSet", NATS_NAME)
     assert statefulset is not None
-    name = next(v["configMap"]["name"] for v in statefulset["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    pod = statefulset["spec"]["template"]["spec"]
+    directory = Path(nats_config_file(statefulset) or "").parent
+    (volume,) = [m["name"] for m in pod["containers"][0]["volumeMounts"] if Path(m["mountPath"]) == directory]
+    name = next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == volume)
     config_map = one(documents, "ConfigMap", name)
     assert config_map is not None
     return config_map["data"]
@@ -1489,6 +1604,45 @@ def test_broken_dev_overlay_is_reported() -> None:
     pdb = copy.deepcopy(one(production, "PodDisruptionBudget", resource_name("routing")) or {})
     pdb["spec"] = {"minAvailable": 1, "selector": pdb["spec"]["selector"]}
     assert single_replica_problems([*documents, pdb])
+
+
+def _env(documents: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
+    workload = one(documents, kind, name)
+    assert workload is not None
+    return workload["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def _secret_ref(documents: list[dict[str, Any]], kind: str, name: str, variable: str) -> dict[str, Any]:
+    ref = secret_key_ref(_env(documents, kind, name), variable)
+    assert ref is not None
+    return ref
+
+
+NATS_AUTH_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "intake reads routing's password": lambda docs: _secret_ref(
+        docs, "Deployment", "minyi-intake", "MINYI_NATS_PASSWORD").update({"key": "routing"}),
+    "intake connects as routing": lambda docs: next(
+        e for e in _env(docs, "Deployment", "minyi-intake") if e["name"] == "MINYI_NATS_USER").update(
+        {"value": "routing"}),
+    "a password from elsewhere": lambda docs: _secret_ref(
+        docs, "Deployment", "minyi-scoring", "MINYI_NATS_PASSWORD").update({"name": "minyi-secrets"}),
+    "the server lacks a password": lambda docs: _env(docs, "StatefulSet", NATS_NAME).remove(
+        next(e for e in _env(docs, "StatefulSet", NATS_NAME) if e["name"] == "MINYI_NATS_PW_OPS")),
+    "the server reads the wrong key": lambda docs: _secret_ref(
+        docs, "StatefulSet", NATS_NAME, "MINYI_NATS_PW_IDENTITY").update({"key": "intake"}),
+    "users file not included": lambda docs: _edit_nats_conf(
+        docs, 'include "../nats-auth/nats-auth.conf"', "# no users"),
+    "every password mounted into a pod": lambda docs: (one(docs, "Deployment", "minyi-routing") or {})[
+        "spec"]["template"]["spec"]["volumes"].append({"name": "nats", "secret": {"secretName": NATS_USERS_SECRET}}),
+}
+
+
+@pytest.mark.parametrize("breakage", list(NATS_AUTH_BREAKAGES), ids=list(NATS_AUTH_BREAKAGES))
+def test_broken_nats_users_are_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not nats_auth_problems(documents)
+    NATS_AUTH_BREAKAGES[breakage](documents)
+    assert nats_auth_problems(documents)
 
 
 def test_broken_rendered_manifest_is_reported() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,11 +41,11 @@ def up_env(tmp_path: Path) -> dict[str, str]:
 class Up:
     """A `minyi up` process whose output we read line by line."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.env = env
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "minyi.cli", "up"], env=env, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "minyi.cli", "up", *args], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -186,3 +187,41 @@ def test_external_servers_are_used_instead_of_starting_new_ones(
     # The external servers are not ours to stop.
     assert servers.postgres.child is not None and servers.postgres.child.alive()
     assert servers.nats.child is not None and servers.nats.child.alive()
+
+
+def test_up_demo_loads_the_county_and_the_printed_walkthrough_works(up_env: dict[str, str]) -> None:
+    env = {**up_env, "MINYI_GRIDSIM_PORT": str(free_port())}
+    up = Up(env, "--demo")
+    try:
+        up.wait_for("Press Ctrl-C", timeout=150)
+        output = "".join(up.lines)
+        for step in range(1, 7):
+            assert f"demo: [{step}/6]" in output, output
+        # The curl printed for a newcomer, run as printed (its body and its URL).
+        curl = next(line for line in up.lines if "curl -s -X POST" in line and "/v1/reports" in line)
+        body = re.search(r"-d '(\{.*\})'", curl)
+        assert body is not None, curl
+        request = urllib.request.Request(re.search(r"(http://\S+/v1/reports)", curl).group(1),  # type: ignore[union-attr]
+                                         data=body.group(1).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Idempotency-Key": "try-1"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            filed = json.loads(resp.read())
+        assert resp.status == 201 and filed["target"]["id"] == "demo-dep-county", filed
+        receipt_url = next(line.split()[-1] for line in up.lines if "/v1/receipts/" in line)
+        with urllib.request.urlopen(receipt_url, timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["timeline"]
+        # The token command printed for the deputy, and the reports it lets her see.
+        command = next(line for line in up.lines if "minyi token --role deputy" in line)
+        args = re.search(r"minyi (token [^)]*)\)", command).group(1).split()  # type: ignore[union-attr]
+        tok = subprocess.run([sys.executable, "-m", "minyi.cli", *args], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{up.port('intake')}/v1/reports",
+                                         headers={"Authorization": f"Bearer {tok}"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            seen = {item["id"] for item in json.loads(resp.read())["items"]}
+        assert filed["id"] in seen
+        status, resolved = up.get("identity", f"/v1/codes/{json.loads(body.group(1))['code']}")
+        assert status == 200 and resolved["kind"] == "deputy"
+    finally:
+        up.proc.send_signal(signal.SIGINT)
+    assert up.rest(timeout=90) == 0, "".join(up.lines)

@@ -345,4 +345,9 @@ async def snapshot(svc: Scoring) -> dict[str, Any]:
                              ("publications", "id"), ("unit_facts", "event_id"), ("deputies", "id")):
             rows = (await session.execute(text(f"SELECT * FROM scoring.{table} ORDER BY {order}"))).mappings().all()
             out[table] = [{k: v for k, v in r.items() if k not in ("recorded_at",)} for r in rows]
+    # Other modules' identity services reuse deputy ids (D1, D2 …) at the same version in other regions
+    # on the shared stream; which copy a projection keeps then depends on which scoring instance saw
+    # what. The deputies the ledger speaks of are the ones its answers depend on.
+    ledger_deputies = {e["deputy_id"] for e in out["entries"]} | {t["deputy_id"] for t in out["totals"]}
+    out["deputies"] = [d for d in out["deputies"] if d["id"] in ledger_deputies]
     return out

@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import code_store, domain
 from services.identity.models import Deputy, Region, Station
+from services.inputs import StorableText
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
 from shared.pii import blind_index, decrypt, encrypt
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
 
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="opaque id chosen by the caller")]
 RegionCodePath = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{6,40}$", description="GB/T 2260 code or grid id")]
@@ -26,7 +28,7 @@ Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "statio
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-class Strict(BaseModel):
+class Strict(StorableText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -85,7 +87,8 @@ async def _region(session: AsyncSession, code: str, field: str) -> Region:
     return region
 
 
-@router.put("/regions/{code}", response_model=RegionOut, summary="Create or change an administrative region")
+@router.put("/regions/{code}", response_model=RegionOut, summary="Create or change an administrative region",
+            responses={201: {"model": RegionOut, "description": "created"}})
 async def put_region(code: RegionCodePath, body: RegionIn, who: Admin, runtime: RuntimeDep,
                      response: Response) -> RegionOut:
     try:
@@ -111,7 +114,7 @@ async def put_region(code: RegionCodePath, body: RegionIn, who: Admin, runtime: 
     return RegionOut(code=code, name=body.name, level=parsed.level, parent_code=body.parent_code)
 
 
-@router.get("/regions/{code}", response_model=RegionOut, summary="A region")
+@router.get("/regions/{code}", response_model=RegionOut, summary="A region", responses=problems(404))
 async def get_region(code: RegionCodePath, who: Staff, runtime: RuntimeDep) -> RegionOut:
     require_region(who, code)
     async with runtime.database.sessions() as session:
@@ -122,7 +125,8 @@ async def get_region(code: RegionCodePath, who: Staff, runtime: RuntimeDep) -> R
 
 
 @router.put("/stations/{station_id}", response_model=StationOut,
-            summary="Create or change a liaison station (联络站、代表之家 …)")
+            summary="Create or change a liaison station (联络站、代表之家 …)",
+            responses={201: {"model": StationOut, "description": "created"}})
 async def put_station(station_id: EntityId, body: StationIn, who: Admin, runtime: RuntimeDep,
                       response: Response) -> StationOut:
     require_region(who, body.region_code)
@@ -146,7 +150,7 @@ async def put_station(station_id: EntityId, body: StationIn, who: Admin, runtime
         return _station_out(station)
 
 
-@router.get("/stations/{station_id}", response_model=StationOut, summary="A station")
+@router.get("/stations/{station_id}", response_model=StationOut, summary="A station", responses=problems(404))
 async def get_station(station_id: EntityId, who: Staff, runtime: RuntimeDep) -> StationOut:
     async with runtime.database.sessions() as session:
         station = await session.get(Station, station_id)
@@ -160,7 +164,8 @@ def _station_out(station: Station) -> StationOut:
                       version=station.version)
 
 
-@router.put("/deputies/{deputy_id}", response_model=DeputyOut, summary="Create or change a deputy")
+@router.put("/deputies/{deputy_id}", response_model=DeputyOut, summary="Create or change a deputy",
+            responses={201: {"model": DeputyOut, "description": "created"}})
 async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: RuntimeDep,
                      response: Response) -> DeputyOut:
     require_region(who, body.region_code)
@@ -205,7 +210,7 @@ async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: R
         return _deputy_out(deputy, body.phone)
 
 
-@router.get("/deputies/{deputy_id}", response_model=DeputyOut, summary="A deputy")
+@router.get("/deputies/{deputy_id}", response_model=DeputyOut, summary="A deputy", responses=problems(404))
 async def get_deputy(deputy_id: EntityId, who: Staff, runtime: RuntimeDep) -> DeputyOut:
     async with runtime.database.sessions() as session:
         deputy = await session.get(Deputy, deputy_id)

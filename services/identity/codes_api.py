@@ -14,9 +14,10 @@ from services.identity.codes import CodeKind
 from services.identity.models import Deputy, Station
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import conflict, not_found
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
 
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="opaque id chosen by the caller")]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
@@ -27,8 +28,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 _UNKNOWN = {"deputy": "代表不存在。", "station": "联络站不存在。"}
 _NO_CODE = {"deputy": "该代表没有有效的亮码。", "station": "该联络站没有有效的亮码。"}
-_PNG = {200: {"content": {"image/png": {}}, "description": "the code with the name under it, 600 px wide"}}
-_SVG = {200: {"content": {"image/svg+xml": {}}, "description": "the code with the name under it"}}
+_PNG = {200: {"content": {"image/png": {}}, "description": "the code with the name under it, 600 px wide"},
+        **problems((404, "no live code, or outside the caller's region"))}
+_SVG = {200: {"content": {"image/svg+xml": {}}, "description": "the code with the name under it"},
+        **problems((404, "no live code, or outside the caller's region"))}
+_ISSUED = problems((404, "unknown deputy or station"),
+                   (409, "the code issued with this Idempotency-Key was revoked or replaced"))
+_REVOKED = problems((404, "unknown deputy or station, or no live code"))
 
 
 class CodeOut(BaseModel):
@@ -64,6 +70,9 @@ async def _issue(kind: CodeKind, target_id: str, who: Principal, runtime: Runtim
                     raise conflict("该幂等键签发的亮码已被撤销或重新签发，请使用新的幂等键。")
                 return CodeOut(code=earlier.code, url=book.url(earlier.code))
         code = await code_store.issue(runtime, session, kind, target_id, name, region_code, issue_key=key)
+        # The code itself is a bearer secret of sorts (it files reports in the owner's name): not recorded.
+        await runtime.record_audit(session, who, "code.issued", subject_type=kind, subject_id=target_id,
+                                   region_code=region_code)
     return CodeOut(code=code, url=book.url(code))
 
 
@@ -73,6 +82,8 @@ async def _revoke(kind: CodeKind, target_id: str, who: Principal, runtime: Runti
         require_region(who, region_code)
         if not await code_store.revoke(runtime, session, kind, target_id):
             raise not_found(_NO_CODE[kind])
+        await runtime.record_audit(session, who, "code.revoked", subject_type=kind, subject_id=target_id,
+                                   region_code=region_code)
     return Response(status_code=204)
 
 
@@ -100,27 +111,27 @@ async def _png(kind: CodeKind, target_id: str, who: Principal, runtime: Runtime)
                              "Content-Disposition": f'inline; filename="{kind}-{target_id}-code.png"'})
 
 
-@router.post("/deputies/{deputy_id}/code", response_model=CodeOut, status_code=201,
+@router.post("/deputies/{deputy_id}/code", response_model=CodeOut, status_code=201, responses=_ISSUED,
              summary="Issue the deputy's QR code (亮码), revoking the previous one")
 async def issue_deputy_code(deputy_id: EntityId, who: Admin, runtime: RuntimeDep,
                             idempotency_key: IdempotencyKey = None) -> CodeOut:
     return await _issue("deputy", deputy_id, who, runtime, idempotency_key)
 
 
-@router.post("/stations/{station_id}/code", response_model=CodeOut, status_code=201,
+@router.post("/stations/{station_id}/code", response_model=CodeOut, status_code=201, responses=_ISSUED,
              summary="Issue the station's QR code (亮码), revoking the previous one")
 async def issue_station_code(station_id: EntityId, who: Admin, runtime: RuntimeDep,
                              idempotency_key: IdempotencyKey = None) -> CodeOut:
     return await _issue("station", station_id, who, runtime, idempotency_key)
 
 
-@router.delete("/deputies/{deputy_id}/code", status_code=204, response_class=Response,
+@router.delete("/deputies/{deputy_id}/code", status_code=204, response_class=Response, responses=_REVOKED,
                summary="Revoke the deputy's QR code without issuing another")
 async def revoke_deputy_code(deputy_id: EntityId, who: Admin, runtime: RuntimeDep) -> Response:
     return await _revoke("deputy", deputy_id, who, runtime)
 
 
-@router.delete("/stations/{station_id}/code", status_code=204, response_class=Response,
+@router.delete("/stations/{station_id}/code", status_code=204, response_class=Response, responses=_REVOKED,
                summary="Revoke the station's QR code without issuing another")
 async def revoke_station_code(station_id: EntityId, who: Admin, runtime: RuntimeDep) -> Response:
     return await _revoke("station", station_id, who, runtime)
@@ -151,7 +162,7 @@ async def station_code_png(station_id: EntityId, who: Staff, runtime: RuntimeDep
 
 
 @router.get("/codes/{code}", response_model=ResolvedCode, summary="What a scanned QR code leads to (no token)",
-            responses={404: {"description": "forged, malformed or revoked code"}})
+            responses=problems((404, "forged, malformed or revoked code")))
 async def resolve_code(code: str, runtime: RuntimeDep) -> ResolvedCode:
     found = await code_store.resolve(runtime, code)
     if found is None:

@@ -21,16 +21,18 @@ from shared.auth import Principal, require_region, require_roles
 from shared.errors import conflict, invalid, not_found
 from shared.ids import new_id
 from shared.pii import blind_index, decrypt, encrypt
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
 
 MAX_VOTERS_PER_BATCH: Final = 10_000
 PAGE_SIZE: Final = 50
 VOTER_ID_CONTEXT: Final = "identity.voter.id_number"
 VOTER_NAME_CONTEXT: Final = "identity.voter.name"
 
-NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff", "admin"))]
+# CONTRACT: congress staff only; voter rolls carry personal data an operator account has no need for.
+NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ElectionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="opaque id chosen by the caller")]
 KindQuery = Literal["wrong_district", "duplicate", "missing", "deceased", "underage", "deprived"]
@@ -128,7 +130,9 @@ async def _districts(session: AsyncSession, election_id: str) -> list[DistrictIn
 
 
 @router.put("/elections/{election_id}", response_model=ElectionOut,
-            summary="Create or change an election and its districts (选区)")
+            summary="Create or change an election and its districts (选区)",
+            responses={201: {"model": ElectionOut, "description": "created"},
+                       **problems((409, "voters are registered in a district the change would remove"))})
 async def put_election(election_id: ElectionId, body: ElectionIn, who: NpcStaff, runtime: RuntimeDep,
                        response: Response) -> ElectionOut:
     require_region(who, body.region_code)
@@ -155,12 +159,17 @@ async def put_election(election_id: ElectionId, body: ElectionIn, who: NpcStaff,
         session.add_all(DistrictRegion(election_id=election_id, district_id=d.id, region_prefix=code)
                         for d in body.districts for code in sorted(set(d.region_codes)))
         voters = await session.scalar(select(func.count()).select_from(Voter).where(Voter.election_id == election_id))
+        await runtime.record_audit(session, who, "election.changed", subject_type="election", subject_id=election_id,
+                                   region_code=body.region_code,
+                                   detail={"election_date": body.election_date.isoformat(),
+                                           "districts": sorted(d.id for d in body.districts)})
         districts = [DistrictIn(id=d.id, region_codes=sorted(set(d.region_codes))) for d in body.districts]
     return ElectionOut(id=election_id, region_code=body.region_code, election_date=body.election_date,
                        districts=districts, voters=voters or 0)
 
 
-@router.get("/elections/{election_id}", response_model=ElectionOut, summary="An election")
+@router.get("/elections/{election_id}", response_model=ElectionOut, summary="An election",
+            responses=problems(404))
 async def get_election(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDep) -> ElectionOut:
     async with runtime.database.sessions() as session:
         election = await _election(session, election_id, who)
@@ -196,7 +205,7 @@ RETURNING person_index, district_id
 """
 
 
-@router.post("/elections/{election_id}/voters", response_model=VoterBatchResult,
+@router.post("/elections/{election_id}/voters", response_model=VoterBatchResult, responses=problems(404),
              summary="Register voters in a batch; a bad item is rejected alone")
 async def post_voters(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDep,
                       body: Annotated[list[Any], Body(max_length=MAX_VOTERS_PER_BATCH,
@@ -205,7 +214,7 @@ async def post_voters(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDe
     keyring = runtime.keyring
     rejected: list[Rejection] = []
     async with runtime.transaction() as session:
-        await _election(session, election_id, who)
+        election = await _election(session, election_id, who)
         districts = {d.id for d in await _districts(session, election_id)}
         batch: dict[tuple[bytes, str], int] = {}
         columns: tuple[list[Any], ...] = ([], [], [], [], [])
@@ -232,16 +241,20 @@ async def post_voters(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDe
         for key, index in batch.items():
             if key not in fresh:
                 rejected.append(Rejection(index=index, error="该选民已在本选区登记"))
+        await runtime.record_audit(session, who, "voters.registered", subject_type="election",
+                                   subject_id=election_id, region_code=election.region_code,
+                                   detail={"accepted": len(fresh), "rejected": len(rejected)})
     rejected.sort(key=lambda r: r.index)
     return VoterBatchResult(accepted=len(fresh), unchanged=0, rejected=rejected)
 
 
 @router.post("/elections/{election_id}/reconciliation", status_code=202, response_model=JobStarted,
+             responses=problems(404),
              summary="Start reconciling the roll against the registries")
 async def start_reconciliation(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDep) -> JobStarted:
     async with runtime.transaction() as session:
         await session.get(Election, election_id, with_for_update=True)
-        await _election(session, election_id, who)
+        election = await _election(session, election_id, who)
         active = await session.scalar(
             select(ReconciliationJob).where(ReconciliationJob.election_id == election_id,
                                             ReconciliationJob.status.in_(("pending", "running"))))
@@ -250,6 +263,9 @@ async def start_reconciliation(election_id: ElectionId, who: NpcStaff, runtime: 
         job = ReconciliationJob(id=new_id(), election_id=election_id, status="pending", progress=0.0,
                                 counts={}, attempts=0)
         session.add(job)
+        await runtime.record_audit(session, who, "reconciliation.started", subject_type="election",
+                                   subject_id=election_id, region_code=election.region_code,
+                                   detail={"job_id": job.id})
     reconciliation_job.wake(runtime)
     return JobStarted(job_id=job.id, status="running")
 
@@ -274,12 +290,13 @@ LIMIT :limit OFFSET :offset
 
 
 @router.get("/elections/{election_id}/reconciliation", response_model=ReconciliationOut,
+            responses=problems((404, "unknown election, or never reconciled")),
             summary="Progress and findings of the latest reconciliation, paged, with masked ID numbers")
 async def get_reconciliation(election_id: ElectionId, who: NpcStaff, runtime: RuntimeDep,
                              kind: Annotated[KindQuery | None, Query()] = None,
                              page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> ReconciliationOut:
-    async with runtime.database.sessions() as session:
-        await _election(session, election_id, who)
+    async with runtime.transaction() as session:
+        election = await _election(session, election_id, who)
         job = await session.scalar(
             select(ReconciliationJob).where(ReconciliationJob.election_id == election_id)
             .order_by(ReconciliationJob.created_at.desc()).limit(1))
@@ -290,6 +307,11 @@ async def get_reconciliation(election_id: ElectionId, who: NpcStaff, runtime: Ru
             rows = list((await session.execute(_PERSONAL, {
                 "election_id": election_id, "job_id": job.id, "kind": kind, "order": list(KINDS),
                 "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE})).all())
+        if rows:
+            # Names are shown in clear (ID numbers masked): each page shown is a disclosure on record.
+            await runtime.record_audit(session, who, "reconciliation.items_shown", subject_type="election",
+                                       subject_id=election_id, region_code=election.region_code,
+                                       detail={"job_id": job.id, "kind": kind, "page": page, "items": len(rows)})
     counts = {k: int(job.counts.get(k, 0)) for k in KINDS} if job.status == "done" else dict.fromkeys(KINDS, 0)
     total = counts[kind] if kind else sum(counts.values())
     items = [_item(runtime, row) for row in rows]

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
 
@@ -35,6 +36,7 @@ class Base(DeclarativeBase):
 
 OUTBOX = outbox_table(Base.metadata)
 INBOX = inbox_table(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 
 
 class Region(Base):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
+from services.inputs import MESSAGE, storable
 from shared import idnumber
 from shared.calendar import SHANGHAI
 from shared.pii import Keyring, blind_index, encrypt
@@ -60,6 +61,8 @@ def _text(obj: Mapping[str, Any], name: str, max_length: int) -> str:
     value = obj.get(name)
     if not isinstance(value, str) or not value.strip():
         raise RecordError(f"{name}: 缺少或不是文本")
+    if not storable(value):
+        raise RecordError(f"{name}: {MESSAGE}")
     value = value.strip()
     if len(value) > max_length:
         raise RecordError(f"{name}: 长度不能超过{max_length}")

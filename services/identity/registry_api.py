@@ -19,9 +19,10 @@ from services.identity import registry
 from services.identity.registry_store import store_rows
 from shared.auth import Principal, require_roles
 from shared.errors import Problem
+from shared.problems import COMMON
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
 
 CHUNK: Final = 2000
 # The answer lists every rejected record up to this many; beyond it only the count grows.
@@ -29,7 +30,8 @@ MAX_LISTED_REJECTIONS: Final = 10_000
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                                  "application/x-jsonlines", "application/json-seq"})
 
-Integration = Annotated[Principal, Depends(require_roles("integration", "admin"))]
+# CONTRACT: integration only (an operator account is no registry feed).
+Integration = Annotated[Principal, Depends(require_roles("integration"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SourcePath = Annotated[str, Path(pattern="^(population|social_security|migrant)$",
                                  description="population, social_security or migrant")]

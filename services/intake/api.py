@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.inputs import StorableText
 from services.intake import clock, domain, lifecycle, submission, targets
 from services.intake.models import IDEMPOTENCY, Attachment, DeputyView, Report, TimelineEntry, Unmasking
 from shared import idempotency
@@ -21,9 +22,10 @@ from shared.errors import FieldError, Problem, forbidden, not_found
 from shared.flood import FloodGuard
 from shared.ids import new_id
 from shared.pii import blind_index, decrypt, encrypt
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["intake"])
+router = APIRouter(prefix="/v1", tags=["intake"], responses=COMMON)
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Handler = Annotated[Principal, Depends(require_roles("deputy", "station_staff"))]
@@ -33,13 +35,15 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                               description="a retried POST with the same key and body gets the "
                                                           "first answer and creates nothing new")]
 REGION_PATTERN = r"^[0-9A-Za-z-]{6,40}$"
+# Deputy and station ids as identity takes them.
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # Callers who submit on others' behalf (staff at a counter, a city system) are not flood-limited.
 UNLIMITED_ROLES = frozenset({"station_staff", "integration"})
 PII_CONTEXT = {"name": "intake.report.reporter_name", "phone": "intake.report.reporter_phone",
                "id_number": "intake.report.reporter_id_number"}
 
 
-class Strict(BaseModel):
+class Strict(StorableText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -225,10 +229,10 @@ def _created(report: Report) -> dict[str, Any]:
 
 @router.post("/reports", status_code=201, response_model=ReportCreated,
              summary="A citizen's report (群众意见), from any channel, real-name or anonymous",
-             responses={409: {"description": "the Idempotency-Key was used for another body"},
-                        422: {"description": "invalid input, with the field at fault"},
-                        429: {"description": "too many reports from one source"},
-                        503: {"description": "the QR code cannot be checked right now; retry"}})
+             responses=problems((409, "the Idempotency-Key was used for another body"),
+                                (422, "invalid input, with the field at fault"),
+                                (429, "too many reports from one source"),
+                                (503, "the QR code cannot be checked right now; retry")))
 async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal, runtime: RuntimeDep,
                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
     await limit_flood(request, runtime, who, "reports")
@@ -382,8 +386,8 @@ async def list_reports(
     runtime: RuntimeDep,
     status: domain.Status | None = None,
     region_code: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
-    deputy_id: Annotated[str | None, Query(max_length=64)] = None,
-    station_id: Annotated[str | None, Query(max_length=64)] = None,
+    deputy_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    station_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     overdue: bool | None = None,
     received_from: AwareDatetime | None = None,
     received_to: AwareDatetime | None = None,
@@ -448,7 +452,8 @@ async def detail(runtime: Runtime, session: AsyncSession, report: Report) -> Rep
 
 
 @router.get("/reports/{report_id}", response_model=ReportDetail,
-            summary="One report with its whole timeline (internal notes included); the reporter masked")
+            summary="One report with its whole timeline (internal notes included); the reporter masked",
+            responses=problems(404))
 async def get_report(report_id: ReportId, who: Viewer, runtime: RuntimeDep) -> ReportDetail:
     async with runtime.database.sessions() as session:
         report = await report_for(session, who, report_id, handle=False)
@@ -467,7 +472,7 @@ def _role_of(who: Principal, report: Report) -> Literal["deputy", "station_staff
 
 @router.post("/reports/{report_id}/acknowledge", response_model=ReportDetail,
              summary="The deputy takes the report up (受理), within 2 working days",
-             responses={409: {"description": "the report is closed"}})
+             responses=problems(404, (409, "the report is closed")))
 async def acknowledge_report(report_id: ReportId, who: Handler, runtime: RuntimeDep) -> ReportDetail:
     at = clock.now(runtime)
     async with runtime.transaction() as session:
@@ -476,12 +481,15 @@ async def acknowledge_report(report_id: ReportId, who: Handler, runtime: Runtime
             await lifecycle.acknowledge(runtime, session, report, by=_role_of(who, report), at=at)
         except domain.Refused as exc:
             raise Problem(409, exc.message) from exc
+        await runtime.record_audit(session, who, "report.acknowledged", subject_type="report", subject_id=report.id,
+                                   region_code=report.region_code, detail={"as": _role_of(who, report)})
         return await detail(runtime, session, report)
 
 
 @router.post("/reports/{report_id}/reply", response_model=ReportDetail,
              summary="The answer to the citizen (答复), within 7 working days",
-             responses={409: {"description": "already answered in this round, or closed"}})
+             responses=problems(404, (409, "already answered in this round, or closed, or the Idempotency-Key "
+                                               "was used for another body")))
 async def reply_report(report_id: ReportId, body: ReplyIn, who: Handler, runtime: RuntimeDep,
                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
     at = clock.now(runtime)
@@ -497,13 +505,15 @@ async def reply_report(report_id: ReportId, body: ReplyIn, who: Handler, runtime
             await lifecycle.answer(runtime, session, report, book, content=body.content, by=role, at=at)
         except domain.Refused as exc:
             raise Problem(409, exc.message) from exc
+        await runtime.record_audit(session, who, "report.replied", subject_type="report", subject_id=report.id,
+                                   region_code=report.region_code, detail={"as": role, "round": report.round})
         out = (await detail(runtime, session, report)).model_dump(mode="json")
         return await retry.answer(session, out, 200)
 
 
 @router.post("/reports/{report_id}/reporter/unmask", response_model=ReporterOut,
              summary="A real-name reporter's name, phone and ID number in clear; every call is audited",
-             responses={404: {"description": "anonymous report: there is nothing to unmask"}})
+             responses=problems((404, "unknown report, or an anonymous one: there is nothing to unmask")))
 async def unmask_reporter(report_id: ReportId, body: UnmaskIn, request: Request, who: Handler,
                           runtime: RuntimeDep) -> ReporterOut:
     async with runtime.transaction() as session:
@@ -512,6 +522,11 @@ async def unmask_reporter(report_id: ReportId, body: UnmaskIn, request: Request,
             raise not_found("匿名反映没有登记个人信息。")
         session.add(Unmasking(report_id=report.id, actor_sub=who.sub, actor_roles=sorted(who.roles),
                               reason=body.reason, source=source_of(request)))
+        await runtime.record_audit(
+            session, who, "report.reporter_unmasked", subject_type="report", subject_id=report.id,
+            region_code=report.region_code,
+            detail={"reason": body.reason, "fields": ["name", "phone"]
+                    + (["id_number"] if report.reporter_id_number is not None else [])})
         keyring = runtime.keyring
         return ReporterOut(
             name=decrypt(keyring, report.reporter_name, context=PII_CONTEXT["name"]),

@@ -17,17 +17,18 @@ from sqlalchemy import delete, select
 from services.intake import clock
 from services.intake.api import IdempotencyKey, ReportId, RuntimeDep, Viewer, limit_flood, report_for
 from services.intake.attachment_store import AttachmentStore, FileStore, storage_key
-from services.intake.attachments import MAX_BYTES, detect, strip_photo_metadata
+from services.intake.attachments import ACCEPTED, MAX_BYTES, detect, strip_photo_metadata
 from services.intake.models import IDEMPOTENCY, Attachment
 from shared import idempotency
 from shared.auth import OptionalPrincipal
 from shared.errors import Problem, not_found
 from shared.ids import new_id
+from shared.problems import problems
 from shared.service import Runtime
 
 log = logging.getLogger("minyi.intake.attachments")
 
-router = APIRouter(prefix="/v1", tags=["intake"])
+router = APIRouter(prefix="/v1", tags=["intake"], responses=problems(400, 401, 422))
 
 # Room for the multipart framing around a file of the largest allowed size.
 UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
@@ -54,9 +55,9 @@ def store(runtime: Runtime) -> AttachmentStore:
 
 @router.post("/attachments", status_code=201, response_model=AttachmentCreated,
              summary="Upload a photo (jpeg/png/webp) or voice recording (amr/mp3/m4a/wav/ogg), up to 10 MB",
-             responses={413: {"description": "larger than 10 MB"},
-                        415: {"description": "not one of the accepted types (checked by content, not by name)"},
-                        429: {"description": "too many uploads from one source"}})
+             responses=problems((413, "larger than 10 MB"),
+                                (415, "not one of the accepted types (checked by content, not by name)"),
+                                (422, "an empty file"), (429, "too many uploads from one source")))
 async def upload(request: Request, who: OptionalPrincipal, runtime: RuntimeDep,
                  file: Annotated[UploadFile, File(description="the photo or recording")],
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -95,7 +96,8 @@ async def upload(request: Request, who: OptionalPrincipal, runtime: RuntimeDep,
 
 @router.get("/reports/{report_id}/attachments/{attachment_id}", response_class=Response,
             summary="An attachment of a report, for those who handle or supervise it",
-            responses={200: {"content": {"image/jpeg": {}, "audio/mpeg": {}}, "description": "the file"}})
+            responses={200: {"content": {kind.media_type: {} for kind in ACCEPTED}, "description": "the file"},
+                       **problems((404, "unknown report or attachment"))})
 async def download(report_id: ReportId, attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
                    who: Viewer, runtime: RuntimeDep) -> Response:
     async with runtime.database.sessions() as session:

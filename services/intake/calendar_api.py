@@ -22,9 +22,10 @@ from services.intake.models import CalendarDay, CalendarYear, ClockRule, Report
 from shared.auth import Principal, require_region, require_roles
 from shared.calendar import WorkCalendar, known_years
 from shared.errors import FieldError, Problem, not_found
+from shared.problems import COMMON, problems
 from shared.service import Runtime
 
-router = APIRouter(prefix="/v1", tags=["intake"])
+router = APIRouter(prefix="/v1", tags=["intake"], responses=COMMON)
 
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
@@ -67,7 +68,8 @@ def _check_year(year: int, body: CalendarIn) -> list[FieldError]:
 
 
 @router.put("/calendar/{year}", response_model=CalendarOut,
-            summary="Load a year's statutory holidays and make-up working days (for a year not built in)")
+            summary="Load a year's statutory holidays and make-up working days (for a year not built in)",
+            responses=problems((409, "the year's calendar is built in")))
 async def load_calendar(year: Year, body: CalendarIn, who: Admin, runtime: RuntimeDep) -> CalendarOut:
     if year in known_years():
         raise Problem(409, f"{year} 年的法定节假日已内置，无需导入。")
@@ -114,7 +116,8 @@ async def _recount_provisional(runtime: Runtime, session: AsyncSession) -> int:
     return len(reports)
 
 
-@router.get("/calendar/{year}", response_model=CalendarOut, summary="A year's holidays and make-up working days")
+@router.get("/calendar/{year}", response_model=CalendarOut, summary="A year's holidays and make-up working days",
+            responses=problems((404, "neither built in nor loaded yet")))
 async def get_calendar(year: Year, who: Staff, runtime: RuntimeDep) -> CalendarOut:
     book = await clock.book(runtime)
     if year in known_years():

@@ -46,10 +46,12 @@ async def load_in(session: AsyncSession) -> ClockBook:
     )
 
 
-async def book(runtime: Runtime) -> ClockBook:
+async def book(runtime: Runtime, session: AsyncSession | None = None) -> ClockBook:
+    """The book in force; when it is stale, read again through `session` if given (a caller inside a
+    transaction), else through a connection of its own."""
     current: ClockBook | None = runtime.state.get(_STATE_KEY)
     if current is None or time.monotonic() - current.loaded > TTL:
-        current = await load(runtime)
+        current = await (load_in(session) if session is not None else load(runtime))
         runtime.state[_STATE_KEY] = current
     return current
 

@@ -79,10 +79,19 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         report = await lifecycle.lock(session, _field(event, "report_id"))
         if report is None:
             raise BadEvent(f"routing.ticket.updated {event.id} names an unknown report")
+        ticket_id, at = _field(event, "ticket_id"), _time(event)
+        if report.ticket_id is None and status != "failed":
+            # routing.ticket.created comes through another consumer and can come later; the platform's
+            # word proves the ticket reached it (a refused ticket never did).
+            platform = event.data.get("platform_id")
+            await lifecycle.dispatch(runtime, session, report, ticket_id=ticket_id,
+                                     platform_id=platform if isinstance(platform, str) else None, at=at)
         note = event.data.get("note")
-        await lifecycle.grid_update(runtime, session, report, await clock.book(runtime),
-                                    ticket_id=_field(event, "ticket_id"), status=status,
-                                    note_text=note if isinstance(note, str) else None, at=_time(event))
+        # The book through this session: a handler holding a connection and the report's lock must not
+        # wait for a second connection from a pool its peers, waiting for that lock, may have emptied.
+        await lifecycle.grid_update(runtime, session, report, await clock.book(runtime, session),
+                                    ticket_id=ticket_id, status=status,
+                                    note_text=note if isinstance(note, str) else None, at=at)
 
     identity, routing = STREAMS["identity"].name, STREAMS["routing"].name
     return (

@@ -111,6 +111,8 @@ async def dispatch(runtime: Runtime, session: AsyncSession, report: Report, *, t
                    platform_id: str | None, at: datetime) -> bool:
     if report.ticket_id == ticket_id or report.status in ("answered", "closed"):
         return False
+    if report.ticket_id is None and await heard_from_grid(session, report.id):
+        return False  # a late announcement: the ticket's own news came first and handed the report back
     report.ticket_id = ticket_id
     report.status = domain.advanced(report.status, "dispatched")
     report.version += 1
@@ -118,6 +120,13 @@ async def dispatch(runtime: Runtime, session: AsyncSession, report: Report, *, t
     await emit(runtime, session, report, "dispatched", ticket_id=ticket_id, platform_id=platform_id,
                at=at.isoformat())
     return True
+
+
+async def heard_from_grid(session: AsyncSession, report_id: str) -> bool:
+    """Whether a grid platform's ticket has left its mark on the report already (routing opens one a report)."""
+    found = await session.scalar(select(TimelineEntry.seq).where(TimelineEntry.report_id == report_id,
+                                                                 TimelineEntry.actor == "grid").limit(1))
+    return found is not None
 
 
 async def grid_update(runtime: Runtime, session: AsyncSession, report: Report, book: ClockBook, *,

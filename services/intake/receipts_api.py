@@ -21,9 +21,10 @@ from shared import idempotency
 from shared.auth import OptionalPrincipal
 from shared.client_source import source_of
 from shared.errors import Problem, invalid, not_found
+from shared.problems import problems
 from shared.service import Runtime
 
-router = APIRouter(prefix="/v1", tags=["intake"])
+router = APIRouter(prefix="/v1", tags=["intake"], responses=problems(400, 422))
 
 ReceiptCode = Annotated[str, Path(max_length=32, description="as printed: case, spaces and dashes do not matter")]
 
@@ -103,8 +104,9 @@ async def _receipt(runtime: Runtime, report: Report) -> Receipt:
 
 
 @router.get("/receipts/{receipt_code}", response_model=Receipt, summary="Follow a report by its receipt code",
-            responses={404: {"description": "no report has this code"},
-                       422: {"description": "the code's check character is wrong (a typo)"}})
+            responses=problems((404, "no report has this code"),
+                               (422, "the code's check character is wrong (a typo)"),
+                               (429, "too many lookups from one source")))
 async def get_receipt(receipt_code: ReceiptCode, request: Request, runtime: RuntimeDep) -> Receipt:
     await flood_guard(runtime, "lookup").check("receipts", source_of(request))
     code = _code(receipt_code)
@@ -117,8 +119,10 @@ async def get_receipt(receipt_code: ReceiptCode, request: Request, runtime: Runt
 
 @router.post("/receipts/{receipt_code}/rating", status_code=201, response_model=RatingOut,
              summary="Rate the answer (1–5 stars), once per answer",
-             responses={404: {"description": "no report has this code"},
-                        409: {"description": "not answered yet, or rated already"}})
+             responses=problems(401, (404, "no report has this code"),
+                                (409, "not answered yet, or rated already, or the Idempotency-Key was used for "
+                                      "another body"),
+                                (429, "too many ratings from one source")))
 async def rate_answer(receipt_code: ReceiptCode, body: RatingIn, request: Request, who: OptionalPrincipal,
                       runtime: RuntimeDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     await limit_flood(request, runtime, who, "ratings")

@@ -9,24 +9,27 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 
+from services.inputs import StorableText
 from services.routing import domain, hotspots, platforms, tickets
 from services.routing.models import GridPlatform, Hotspot, RoutingDecision, Ticket, TicketEntry
 from services.routing.taxonomy import BY_CODE, GRID_CATEGORIES
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["routing"])
+router = APIRouter(prefix="/v1", tags=["routing"], responses=COMMON)
 
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id chosen by the caller")]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 PlatformReaders = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
-TicketReaders = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "station_staff"))]
-HotspotReaders = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "deputy"))]
+# CONTRACT: tickets for npc_staff and station_staff, hotspots for npc_staff and deputies; not admin.
+TicketReaders = Annotated[Principal, Depends(require_roles("npc_staff", "station_staff"))]
+HotspotReaders = Annotated[Principal, Depends(require_roles("npc_staff", "deputy"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-class PlatformIn(BaseModel):
+class PlatformIn(StorableText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
@@ -96,7 +99,8 @@ async def _queued(runtime: Runtime, platform_id: str) -> int:
 
 
 @router.put("/grid-platforms/{platform_id}", response_model=PlatformOut,
-            summary="Register or change a grid-governance platform (基层治理四平台, 12345)")
+            summary="Register or change a grid-governance platform (基层治理四平台, 12345)",
+            responses={201: {"model": PlatformOut, "description": "registered"}})
 async def put_platform(platform_id: EntityId, body: PlatformIn, who: Admin, runtime: RuntimeDep,
                        response: Response) -> PlatformOut:
     for prefix in body.region_prefixes:
@@ -118,6 +122,10 @@ async def put_platform(platform_id: EntityId, body: PlatformIn, who: Admin, runt
         platform.transport, platform.url = body.transport, body.url
         platform.secret = platforms.seal(runtime.keyring, body.secret)
         session.info[tickets.QUEUED] = True
+        await runtime.record_audit(session, who, "grid_platform.changed", subject_type="grid_platform",
+                                   subject_id=platform_id, region_code=min(body.region_prefixes, key=len),
+                                   detail={"version": platform.version, "region_prefixes": body.region_prefixes,
+                                           "transport": body.transport, "url": body.url, "categories": categories})
     return _platform_out(platform, await _queued(runtime, platform_id))
 
 
@@ -131,7 +139,8 @@ async def list_platforms(who: PlatformReaders, runtime: RuntimeDep) -> list[Plat
     return [_platform_out(p, int(counts.get(p.id, 0))) for p in rows if _concerns(who, p)]
 
 
-@router.get("/grid-platforms/{platform_id}", response_model=PlatformOut, summary="A grid platform and its health")
+@router.get("/grid-platforms/{platform_id}", response_model=PlatformOut, summary="A grid platform and its health",
+            responses=problems(404))
 async def get_platform(platform_id: EntityId, who: PlatformReaders, runtime: RuntimeDep) -> PlatformOut:
     async with runtime.sessions()() as session:
         platform = await session.get(GridPlatform, platform_id)
@@ -177,7 +186,8 @@ def _ticket_out(t: Ticket, history: list[TicketEntry] | None = None) -> TicketOu
     )
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketOut, summary="A ticket and its history")
+@router.get("/tickets/{ticket_id}", response_model=TicketOut, summary="A ticket and its history",
+            responses=problems(404))
 async def get_ticket(ticket_id: EntityId, who: TicketReaders, runtime: RuntimeDep) -> TicketOut:
     async with runtime.sessions()() as session:
         ticket = await session.get(Ticket, ticket_id)
@@ -194,8 +204,8 @@ TicketStatusFilter = Literal["queued", "sent", "accepted", "in_progress", "resol
 @router.get("/tickets", response_model=list[TicketOut], summary="Tickets in the caller's region, newest first")
 async def list_tickets(who: TicketReaders, runtime: RuntimeDep,
                        status: Annotated[TicketStatusFilter | None, Query()] = None,
-                       platform_id: Annotated[str | None, Query(max_length=64)] = None,
-                       report_id: Annotated[str | None, Query(max_length=36)] = None,
+                       platform_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+                       report_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,36}$")] = None,
                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[TicketOut]:
     query = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
     if who.region:
@@ -224,7 +234,8 @@ class DecisionOut(BaseModel):
     decided_at: datetime
 
 
-@router.get("/decisions/{report_id}", response_model=DecisionOut, summary="How a report was classified and routed")
+@router.get("/decisions/{report_id}", response_model=DecisionOut, summary="How a report was classified and routed",
+            responses=problems((404, "not routed (yet), or outside the caller's region")))
 async def get_decision(report_id: EntityId, who: TicketReaders, runtime: RuntimeDep) -> DecisionOut:
     async with runtime.sessions()() as session:
         d = await session.get(RoutingDecision, report_id)

@@ -15,17 +15,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.inputs import StorableText
 from services.routing import domain, platforms, tickets
 from services.routing.models import GridPlatform
 from shared.errors import FieldError, Problem, field_path, validation_message
+from shared.problems import problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["routing"])
+router = APIRouter(prefix="/v1", tags=["routing"], responses=problems(400, 422))
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-class CallbackIn(BaseModel):
+class CallbackIn(StorableText):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     ticket_id: str = Field(min_length=1, max_length=64)
@@ -46,7 +48,7 @@ def _unauthorized(detail: str) -> Problem:
 
 @router.post("/grid/callbacks", response_model=CallbackOut,
              summary="A grid platform's status for one of its tickets (signed)",
-             responses={401: {"description": "unsigned, stale, wrongly signed, or an unknown ticket"}})
+             responses=problems((401, "unsigned, stale, wrongly signed, or an unknown ticket")))
 async def callback(request: Request, runtime: RuntimeDep,
                    x_minyi_timestamp: Annotated[str | None, Header()] = None,
                    x_minyi_signature: Annotated[str | None, Header()] = None) -> CallbackOut:

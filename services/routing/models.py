@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
 
@@ -34,6 +35,7 @@ class Base(DeclarativeBase):
 
 OUTBOX = outbox_table(Base.metadata)
 INBOX = inbox_table(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 
 
 def _created() -> Mapped[datetime]:

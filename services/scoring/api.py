@@ -9,26 +9,30 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.inputs import StorableText
 from services.scoring import domain, ledger
 from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, Publication, RuleSetRow, Total, UnitFact
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import Problem, conflict, invalid, not_found
 from shared.ids import new_id
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["scoring"])
+router = APIRouter(prefix="/v1", tags=["scoring"], responses=COMMON)
 
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id")]
 RegionPath = Annotated[str, Path(pattern=r"^(\d{6,12}|default)$",
                                  description="an administrative code, or `default` for the rules everywhere")]
 Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
 Recorders = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "station_staff"))]
-Readers = Annotated[Principal, Depends(require_roles("deputy", "npc_staff", "admin"))]
+# CONTRACT: a deputy's score for the deputy and npc_staff, the rules for npc_staff; not admin.
+Readers = Annotated[Principal, Depends(require_roles("deputy", "npc_staff"))]
+NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="the same key and body return the first answer")]
@@ -37,7 +41,7 @@ Level = Literal["national", "provincial", "city", "county", "township"]
 ACTIVITY_NAMESPACE = uuid.UUID("0b7f3a52-9d14-4f0e-8c61-2a5d7e3c9f40")
 
 
-class Strict(BaseModel):
+class Strict(StorableText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -72,7 +76,7 @@ def _rules_region(region: str) -> str:
 
 
 @router.put("/rules/{region_code}", summary="The points rules of a region from a date (a new version)")
-async def put_rules(region_code: RegionPath, body: RulesIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
+async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runtime: RuntimeDep) -> dict[str, Any]:
     region = _rules_region(region_code)
     if region:
         require_region(who, region)
@@ -94,6 +98,9 @@ async def put_rules(region_code: RegionPath, body: RulesIn, who: Staff, runtime:
         await ledger.store_rule_set(session, rs, who.sub)
         out = domain.rule_set_doc(rs)
         await runtime.emit(session, "scoring.rules.changed", {**out, "recorded_by": who.sub}, subject=region)
+        await runtime.record_audit(session, who, "rules.changed", subject_type="rule_set", subject_id=region,
+                                   region_code=region, detail={"version": version,
+                                                               "effective_from": body.effective_from.isoformat()})
     ledger.forget_rules(runtime)
     return out
 
@@ -128,7 +135,8 @@ def _entry_out(e: Entry) -> dict[str, Any]:
             "evidence": e.evidence, "reverses": e.reverses}
 
 
-@router.get("/deputies/{deputy_id}/score", summary="A deputy's year: base, bonus, stars, grade, five dimensions")
+@router.get("/deputies/{deputy_id}/score", summary="A deputy's year: base, bonus, stars, grade, five dimensions",
+            responses=problems(404))
 async def deputy_score(deputy_id: EntityId, year: Year, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.sessions()() as session:
         deputy = await _deputy(session, deputy_id)
@@ -184,7 +192,8 @@ class PublicationIn(Strict):
 
 
 @router.post("/rankings/publications", status_code=201,
-             summary="Publish a ranking (scoring.ranking.published); it stays as published from then on")
+             summary="Publish a ranking (scoring.ranking.published); it stays as published from then on",
+             responses=problems((409, "published already")))
 async def publish(body: PublicationIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     require_region(who, body.region_code)
     key = (body.year, body.region_code, body.level or "")
@@ -199,6 +208,9 @@ async def publish(body: PublicationIn, who: Staff, runtime: RuntimeDep) -> dict[
         out = {"id": pub.id, "year": body.year, "region_code": body.region_code, "level": body.level,
                "published_by": who.sub, "published_at": pub.published_at.isoformat(), "ranking": ranked}
         await runtime.emit(session, "scoring.ranking.published", out, subject=pub.id)
+        await runtime.record_audit(session, who, "ranking.published", subject_type="publication", subject_id=pub.id,
+                                   region_code=body.region_code,
+                                   detail={"year": body.year, "level": body.level, "deputies": len(ranked)})
     return out
 
 
@@ -233,7 +245,8 @@ class ActivityIn(Strict):
     note: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/activities", status_code=201, summary="A duty staff record (attendance, reception day, 述职 …)")
+@router.post("/activities", status_code=201, summary="A duty staff record (attendance, reception day, 述职 …)",
+             responses=problems((404, "unknown deputy"), (409, "the Idempotency-Key was used for another body")))
 async def record_activity(body: ActivityIn, who: Recorders, runtime: RuntimeDep,
                           idempotency_key: IdempotencyKey = None) -> JSONResponse:
     if body.on > datetime.now(domain.CHINA).date():
@@ -255,6 +268,10 @@ async def record_activity(body: ActivityIn, who: Recorders, runtime: RuntimeDep,
         out = {"activity_id": activity_id, "deputy_id": deputy.id, "kind": body.kind,
                "label": domain.ACTIVITY_KINDS[body.kind], "on": body.on.isoformat(), "recorded_by": who.sub,
                "entries": [e.as_event() for e in new]}
+        await runtime.record_audit(session, who, "activity.recorded", subject_type="deputy", subject_id=deputy.id,
+                                   region_code=deputy.region_code,
+                                   detail={"activity_id": activity_id, "kind": body.kind, "on": body.on.isoformat(),
+                                           "points": sum(e.points for e in new)})
         return await retry.answer(session, out, 201)
 
 
@@ -262,7 +279,8 @@ class ReversalIn(Strict):
     reason: str = Field(min_length=2, max_length=500)
 
 
-@router.post("/entries/{entry_id}/reversal", status_code=201, summary="Correct an entry: a new one that reverses it")
+@router.post("/entries/{entry_id}/reversal", status_code=201, summary="Correct an entry: a new one that reverses it",
+             responses=problems((404, "unknown entry"), (409, "reversed already, or itself a reversal")))
 async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.transaction() as session:
         entry = await session.get(Entry, entry_id, with_for_update=True)
@@ -279,6 +297,10 @@ async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: Run
             rule_region=entry.rule_region, rule_version=entry.rule_version, source="reversal", source_id=entry.id,
             reason=f"冲正：{body.reason}", recorded_by=who.sub, reverses=entry.id)
         await ledger.record(runtime, session, [correction])
+        await runtime.record_audit(session, who, "entry.reversed", subject_type="entry", subject_id=entry.id,
+                                   region_code=(await _deputy(session, entry.deputy_id)).region_code,
+                                   detail={"deputy_id": entry.deputy_id, "points": float(entry.points),
+                                           "reason": body.reason})
     return correction.as_event()
 
 

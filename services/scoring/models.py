@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
 from shared.idempotency import idempotency_table
@@ -23,6 +24,7 @@ class Base(DeclarativeBase):
 
 OUTBOX = outbox_table(Base.metadata)
 INBOX = inbox_table(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 IDEMPOTENCY = idempotency_table(Base.metadata)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
@@ -13,6 +14,8 @@ from services.suggestions.lifecycle import Happening
 from services.suggestions.models import SuggestionRow, TimelineEntry
 from services.suggestions.projection import RECORD_ACTIVITY, Record
 from shared.service import Runtime
+
+tracer = trace.get_tracer("minyi.suggestions")
 
 
 def row_values(state: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +79,10 @@ async def apply(runtime: Runtime, session: Any, rec: Record) -> int:
             new += 1
             await runtime.emit(session, event_type(step.kind), event_data(state, seq, step, rec.at),
                                subject=state["id"])
+            # The workflow decided on someone's request; its step is the decision on record.
+            await runtime.record_audit(session, step.actor, f"suggestion.{step.kind}", subject_type="suggestion",
+                                       subject_id=state["id"], region_code=state["region_code"],
+                                       detail={"seq": seq, "note": step.note, **step.data})
     await write_row(session, state)
     return new
 
@@ -86,5 +93,8 @@ class Recorder:
 
     @activity.defn(name=RECORD_ACTIVITY)
     async def record(self, rec: Record) -> int:
-        async with self.runtime.transaction() as session:
-            return await apply(self.runtime, session, rec)
+        # A span of its own, child of whoever started the workflow step: the events it stages carry it.
+        with tracer.start_as_current_span(f"{RECORD_ACTIVITY} activity", attributes={
+                "suggestion.id": rec.state["id"], "suggestion.steps": [s.kind for s in rec.happened]}):
+            async with self.runtime.transaction() as session:
+                return await apply(self.runtime, session, rec)

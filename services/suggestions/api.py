@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -20,6 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from services.inputs import StorableText
 from services.suggestions import domain, lifecycle
 from services.suggestions.activities import row_values
 from services.suggestions.lifecycle import Start
@@ -30,25 +31,36 @@ from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, SuggestionWor
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
-router = APIRouter(prefix="/v1", tags=["suggestions"])
+router = APIRouter(prefix="/v1", tags=["suggestions"], responses=COMMON)
 
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id")]
 RegionCode = Annotated[str, Path(pattern=r"^\d{2,12}$", description="administrative code prefix")]
 Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
+# CONTRACT: assignment and extension are congress staff's alone.
+NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 Authors = Annotated[Principal, Depends(require_roles("deputy", "npc_staff"))]
 Units = Annotated[Principal, Depends(require_roles("unit"))]
 Deputies = Annotated[Principal, Depends(require_roles("deputy"))]
-Readers = Annotated[Principal, Depends(require_roles("deputy", "unit", "npc_staff", "admin"))]
+# CONTRACT: deputy, unit, npc_staff; not admin.
+Readers = Annotated[Principal, Depends(require_roles("deputy", "unit", "npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="the same key and body return the first answer")]
 
 ID_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4c43-9a55-8d0f3f6a2b10")
+# Beyond any list's length, and within what PostgreSQL takes for an OFFSET (int64).
+MAX_OFFSET = 10_000_000
+UNAVAILABLE = (503, "the workflow engine does not answer; retry")
+# What every action on a suggestion may meet besides bad input.
+ACTION_PROBLEMS = problems((404, "unknown suggestion"),
+                           (409, "not allowed in its current state, closed, or the Idempotency-Key was used for "
+                                 "another body"), UNAVAILABLE)
 
 
-class Strict(BaseModel):
+class Strict(StorableText):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -131,8 +143,8 @@ def _suggestion_id(who: Principal, key: str | None) -> str:
 
 
 @router.post("/suggestions", status_code=201, summary="A deputy's suggestion (代表建议)",
-             responses={409: {"description": "the Idempotency-Key was used for another body"},
-                        422: {"description": "unknown deputies, or invalid input"}})
+             responses=problems((409, "the Idempotency-Key was used for another body"),
+                                (422, "unknown deputies, or invalid input"), UNAVAILABLE))
 async def submit(body: SuggestionIn, who: Authors, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
     if "npc_staff" not in who.roles and who.deputy_id != body.lead_deputy_id:
@@ -296,8 +308,9 @@ def _problem(cause: BaseException | None) -> Problem:
     return Problem(500, "办理失败。")
 
 
-@router.post("/suggestions/{suggestion_id}/assignment", summary="交办: to a lead unit and assisting units")
-async def assign(suggestion_id: EntityId, body: AssignmentIn, who: Staff, runtime: RuntimeDep,
+@router.post("/suggestions/{suggestion_id}/assignment", summary="交办: to a lead unit and assisting units",
+             responses=ACTION_PROBLEMS)
+async def assign(suggestion_id: EntityId, body: AssignmentIn, who: NpcStaff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
     row = await suggestion_row(runtime, suggestion_id)
     require_region(who, row.region_code)
@@ -312,15 +325,17 @@ async def assign(suggestion_id: EntityId, body: AssignmentIn, who: Staff, runtim
     return await _update(runtime, who, suggestion_id, "assign", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/extension", summary="One extension, to at most six months after assignment")
-async def extend(suggestion_id: EntityId, body: ExtensionIn, who: Staff, runtime: RuntimeDep,
+@router.post("/suggestions/{suggestion_id}/extension", summary="One extension, to at most six months after assignment",
+             responses=ACTION_PROBLEMS)
+async def extend(suggestion_id: EntityId, body: ExtensionIn, who: NpcStaff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
     require_region(who, (await suggestion_row(runtime, suggestion_id)).region_code)
     return await _update(runtime, who, suggestion_id, "extend", lifecycle.Extend(who.sub, body.reason, body.months),
                          idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/meetings", summary="三见面: before, during or after handling")
+@router.post("/suggestions/{suggestion_id}/meetings", summary="三见面: before, during or after handling",
+             responses=ACTION_PROBLEMS)
 async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime: RuntimeDep,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     unit = _own_unit(who, None)
@@ -330,14 +345,15 @@ async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime:
     return await _update(runtime, who, suggestion_id, "meeting", payload, idempotency_key, body.model_dump(mode="json"))
 
 
-@router.post("/suggestions/{suggestion_id}/assisting-views", summary="An assisting unit's view to the lead unit")
+@router.post("/suggestions/{suggestion_id}/assisting-views", summary="An assisting unit's view to the lead unit",
+             responses=ACTION_PROBLEMS)
 async def assisting_view(suggestion_id: EntityId, body: AssistingViewIn, who: Units, runtime: RuntimeDep,
                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
     payload = lifecycle.AssistingView(who.sub, _own_unit(who, None), body.content)
     return await _update(runtime, who, suggestion_id, "assisting_view", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/replies", summary="答复 with an outcome class")
+@router.post("/suggestions/{suggestion_id}/replies", summary="答复 with an outcome class", responses=ACTION_PROBLEMS)
 async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: RuntimeDep,
                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
     payload = lifecycle.ReplyInput(who.sub, _own_unit(who, body.unit_id), body.content, body.outcome,
@@ -345,7 +361,8 @@ async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: Run
     return await _update(runtime, who, suggestion_id, "reply", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/evaluation", summary="The lead deputy's evaluation of the reply")
+@router.post("/suggestions/{suggestion_id}/evaluation", summary="The lead deputy's evaluation of the reply",
+             responses=ACTION_PROBLEMS)
 async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, runtime: RuntimeDep,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
     if who.deputy_id != (await suggestion_row(runtime, suggestion_id)).lead_deputy_id:
@@ -354,7 +371,8 @@ async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, r
     return await _update(runtime, who, suggestion_id, "evaluate", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/progress", summary="回头看: the yearly progress of a B/C item")
+@router.post("/suggestions/{suggestion_id}/progress", summary="回头看: the yearly progress of a B/C item",
+             responses=ACTION_PROBLEMS)
 async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtime: RuntimeDep,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
     payload = lifecycle.Progress(who.sub, _own_unit(who, body.unit_id), body.note, body.outcome)
@@ -362,7 +380,7 @@ async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtim
 
 
 @router.post("/suggestions/{suggestion_id}/director-decision",
-             summary="主任会议: the decision after a second dissatisfaction")
+             summary="主任会议: the decision after a second dissatisfaction", responses=ACTION_PROBLEMS)
 async def decide(suggestion_id: EntityId, body: DecisionIn, who: Staff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
     require_region(who, (await suggestion_row(runtime, suggestion_id)).region_code)
@@ -389,7 +407,8 @@ def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
     return state
 
 
-@router.get("/suggestions/{suggestion_id}", summary="A suggestion, its color and its timeline")
+@router.get("/suggestions/{suggestion_id}", summary="A suggestion, its color and its timeline",
+            responses=problems((404, "unknown suggestion"), UNAVAILABLE))
 async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
     row = await suggestion_row(runtime, suggestion_id)
     if not _may_read(who, row):
@@ -405,11 +424,11 @@ async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: Runtime
 @router.get("/suggestions", summary="Suggestions on a year's list, by status, unit or color")
 async def list_suggestions(who: Readers, runtime: RuntimeDep,
                            year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-                           status: Annotated[str | None, Query(max_length=20)] = None,
-                           unit_id: Annotated[str | None, Query(max_length=64)] = None,
+                           status: Annotated[domain.Status | None, Query()] = None,
+                           unit_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
                            color: Annotated[Literal["green", "yellow", "red", "blue", "grey"] | None, Query()] = None,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                           offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+                           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
     query = select(SuggestionRow)
     if year is not None:
         query = query.where(SuggestionRow.years.contains([year]))

@@ -11,13 +11,14 @@ from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from services.suggestions.api import EntityId, RegionCode, RuntimeDep, Staff, Strict, suggestion_row
+from services.suggestions.api import UNAVAILABLE, EntityId, RegionCode, RuntimeDep, Staff, Strict, suggestion_row
 from services.suggestions.models import MicroFund, MicroSpending
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import conflict, forbidden
 from shared.ids import new_id
+from shared.problems import COMMON, problems
 
-router = APIRouter(prefix="/v1", tags=["micro-suggestion funds"])
+router = APIRouter(prefix="/v1", tags=["micro-suggestion funds"], responses=COMMON)
 Year = Annotated[int, Path(ge=2000, le=2100)]
 Spenders = Annotated[Principal, Depends(require_roles("npc_staff", "unit"))]
 Yuan = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2, description="yuan, up to fen")]
@@ -49,7 +50,8 @@ async def _report(session: Any, region_code: str, year: int) -> dict[str, Any]:
                        "recorded_by": i.recorded_by, "recorded_at": i.recorded_at.isoformat()} for i in items]}
 
 
-@router.put("/micro-funds/{region_code}/{year}", summary="Set a region's micro-suggestion fund for a year")
+@router.put("/micro-funds/{region_code}/{year}", summary="Set a region's micro-suggestion fund for a year",
+            responses=problems((409, "less than what is spent already")))
 async def put_fund(region_code: RegionCode, year: Year, body: FundIn, who: Staff, runtime: RuntimeDep
                    ) -> dict[str, Any]:
     require_region(who, region_code)
@@ -76,7 +78,10 @@ async def get_fund(region_code: RegionCode, year: Year, who: Staff, runtime: Run
 
 
 @router.post("/suggestions/{suggestion_id}/spending", status_code=201,
-             summary="Money spent from the fund on a micro-suggestion")
+             summary="Money spent from the fund on a micro-suggestion",
+             responses=problems((404, "unknown suggestion"),
+                                (409, "not a micro-suggestion, no fund for its year and region, or not enough left"),
+                                UNAVAILABLE))
 async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtime: RuntimeDep) -> dict[str, Any]:
     row = await suggestion_row(runtime, suggestion_id)
     if not row.micro:

@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Te
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.bus.tables import inbox_table, outbox_table
 from shared.db import service_metadata
 from shared.idempotency import idempotency_table
@@ -27,6 +28,7 @@ class Base(DeclarativeBase):
 
 OUTBOX = outbox_table(Base.metadata)
 INBOX = inbox_table(Base.metadata)
+AUDIT = audit_table(Base.metadata)
 IDEMPOTENCY = idempotency_table(Base.metadata)
 
 

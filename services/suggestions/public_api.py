@@ -8,17 +8,18 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from services.suggestions import domain
-from services.suggestions.api import RuntimeDep
+from services.suggestions.api import MAX_OFFSET, RuntimeDep
 from services.suggestions.models import SuggestionRow, Unit
+from shared.problems import problems
 
-router = APIRouter(prefix="/v1", tags=["public"])
+router = APIRouter(prefix="/v1", tags=["public"], responses=problems(422))
 
 
 @router.get("/public/replies", summary="Public replies to suggestions: no deputy, no phone, no ID number")
 async def public_replies(runtime: RuntimeDep, year: Annotated[int, Query(ge=2000, le=2100)],
                          region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")] = "",
                          limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+                         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
     query = (select(SuggestionRow, Unit.name).outerjoin(Unit, Unit.id == SuggestionRow.lead_unit_id)
              .where(SuggestionRow.reply_public.is_(True), SuggestionRow.year == year,
                     SuggestionRow.region_code.startswith(region_code))

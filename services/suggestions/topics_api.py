@@ -9,12 +9,22 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 from sqlalchemy import select
 
-from services.suggestions.api import ID_NAMESPACE, EntityId, RuntimeDep, Staff, Strict, SuggestionIn, create
+from services.suggestions.api import (
+    ID_NAMESPACE,
+    UNAVAILABLE,
+    EntityId,
+    RuntimeDep,
+    Staff,
+    Strict,
+    SuggestionIn,
+    create,
+)
 from services.suggestions.models import SupervisionTopic
 from shared.auth import require_region
 from shared.errors import conflict, not_found
+from shared.problems import COMMON, problems
 
-router = APIRouter(prefix="/v1", tags=["supervision topics"])
+router = APIRouter(prefix="/v1", tags=["supervision topics"], responses=COMMON)
 
 
 def _out(t: SupervisionTopic) -> dict[str, Any]:
@@ -59,7 +69,8 @@ async def _open_topic(session: Any, topic_id: str, who: Any) -> SupervisionTopic
 
 
 @router.post("/supervision-topics/{topic_id}/conversion", status_code=201,
-             summary="Make the topic a suggestion to be assigned as a key one (重点督办)")
+             summary="Make the topic a suggestion to be assigned as a key one (重点督办)",
+             responses=problems((404, "unknown topic"), (409, "converted or closed already"), UNAVAILABLE))
 async def convert(topic_id: EntityId, body: ConversionIn, who: Staff, runtime: RuntimeDep,
                   idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None
                   ) -> dict[str, Any]:
@@ -71,12 +82,18 @@ async def convert(topic_id: EntityId, body: ConversionIn, who: Staff, runtime: R
         created = await create(runtime, session, who, suggestion, str(uuid.uuid5(ID_NAMESPACE, f"topic\n{topic.id}")),
                                topic_id=topic.id)
         topic.status, topic.suggestion_id, topic.decided_by = "converted", created["id"], who.sub
+        await runtime.record_audit(session, who, "topic.converted", subject_type="supervision_topic",
+                                   subject_id=topic.id, region_code=topic.region_code,
+                                   detail={"suggestion_id": created["id"], "lead_deputy_id": body.lead_deputy_id})
         return {"topic": _out(topic), "suggestion": created}
 
 
-@router.post("/supervision-topics/{topic_id}/closure", summary="Close the topic with a note")
+@router.post("/supervision-topics/{topic_id}/closure", summary="Close the topic with a note",
+             responses=problems((404, "unknown topic"), (409, "converted or closed already")))
 async def close(topic_id: EntityId, body: ClosureIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.transaction() as session:
         topic = await _open_topic(session, topic_id, who)
         topic.status, topic.note, topic.decided_by = "closed", body.note, who.sub
+        await runtime.record_audit(session, who, "topic.closed", subject_type="supervision_topic",
+                                   subject_id=topic.id, region_code=topic.region_code, detail={"note": body.note})
         return _out(topic)

@@ -9,7 +9,8 @@ one. A batch that fails is taken apart and each of its events applied alone, so 
 never holds back the others and every message keeps its own retries and dead letter.
 A failing handler is retried with growing delays; on its last allowed delivery the message goes
 to `deadletter.<service>.<subject>` with the error and is acknowledged. A message that is not an
-event at all goes there at once: retrying cannot fix it.
+event at all goes there at once: retrying cannot fix it. A database that is away is waited for,
+the messages held: only a failure of the event itself uses up its deliveries.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from faststream import AckPolicy
@@ -41,6 +43,7 @@ from shared.bus import inbox
 from shared.bus.envelope import CloudEvent, MalformedEvent, parse_event
 from shared.bus.outbox import Publish, current_trace
 from shared.bus.streams import dead_letter_stream, dead_letter_subject
+from shared.db import unreachable
 
 log = logging.getLogger("minyi.consumer")
 tracer = trace.get_tracer("minyi.consumer")
@@ -105,6 +108,37 @@ class ConsumerContext:
 
 def retry_delay(ctx: ConsumerContext, delivery: int) -> float:
     return float(min(ctx.retry_max_seconds, ctx.retry_base_seconds * 2 ** max(0, delivery - 1)))
+
+
+# How long a held message waits at most before the database is tried again.
+HOLD_MAX_SECONDS = 5.0
+T = TypeVar("T")
+
+
+async def patiently(ctx: ConsumerContext, sub: Subscription, msgs: Sequence[Msg], work: Callable[[], Awaitable[T]],
+                    stopping: Callable[[], bool] = lambda: False) -> T:
+    """Run `work`; while the database is away, keep the messages in hand and try again.
+
+    Counted as failed deliveries, an outage would use up the retries meant for poison and send good
+    events to dead letters whenever PostgreSQL takes longer to come back than those retries last.
+    So the messages are held (their ack deadline pushed back) until the database answers; only a
+    failure of the event itself counts. A stopping consumer lets go: the messages come again."""
+    attempt = 0
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if isinstance(exc, BadEvent) or not unreachable(exc) or stopping():
+                raise
+            attempt += 1
+            delay = min(retry_delay(ctx, attempt), ctx.ack_wait_seconds / 2, HOLD_MAX_SECONDS)
+            if attempt == 1 or attempt % 12 == 0:
+                log.warning("%s: the database is unreachable (%s: %s); holding %d message(s), next try in %.1fs",
+                            sub.durable, type(exc).__name__, str(exc)[:200], len(msgs), delay)
+            for raw in msgs:
+                with contextlib.suppress(Exception):  # NATS may be away too: the message then comes again
+                    await raw.in_progress()
+            await asyncio.sleep(delay)
 
 
 async def process(ctx: ConsumerContext, sub: Subscription, event: CloudEvent) -> bool:
@@ -238,9 +272,14 @@ class BatchConsumer:
             batch.append((raw, Delivered(event, carrier), span))
         if not batch:
             return
+
+        def stopping() -> bool:
+            return self._stopping
+
         try:
-            outcomes: list[bool | Exception] = list(
-                await process_batch(self.ctx, self.sub, [d for _, d, _ in batch]))
+            outcomes: list[bool | Exception] = list(await patiently(
+                self.ctx, self.sub, [raw for raw, _, _ in batch],
+                lambda: process_batch(self.ctx, self.sub, [d for _, d, _ in batch]), stopping))
         except Exception as exc:
             if len(batch) == 1:
                 outcomes = [exc]
@@ -248,9 +287,11 @@ class BatchConsumer:
                 log.info("%s: a batch of %d failed (%s: %s); applying its events one by one",
                          self.sub.durable, len(batch), type(exc).__name__, exc)
                 outcomes = []
-                for _, d, _ in batch:
+                for raw, d, _ in batch:
                     try:
-                        outcomes.append((await process_batch(self.ctx, self.sub, [d]))[0])
+                        outcomes.append((await patiently(self.ctx, self.sub, [raw],
+                                                         partial(process_batch, self.ctx, self.sub, [d]),
+                                                         stopping))[0])
                     except Exception as alone:
                         outcomes.append(alone)
         for (raw, d, span), outcome in zip(batch, outcomes, strict=True):
@@ -361,7 +402,9 @@ def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> Non
         stream=JStream(sub.stream, declare=False),
         durable=sub.durable,
         config=config,
-        pull_sub=PullSub(batch_size=32, timeout=2.0),
+        # FastStream hands every message of a fetch to a task of its own: a subscription meant to go
+        # in stream order (concurrency 1) must fetch them one at a time.
+        pull_sub=PullSub(batch_size=32 if sub.concurrency > 1 else 1, timeout=2.0),
         max_workers=sub.concurrency,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{sub.durable}:{sub.subject}",
@@ -379,7 +422,7 @@ def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> Non
             await dead_letter(ctx, sub, raw, f"malformed: {exc}")
             return
         try:
-            applied = await process(ctx, sub, event)
+            applied = await patiently(ctx, sub, [raw], lambda: process(ctx, sub, event))
         except Exception as exc:
             delay = await on_failure(ctx, sub, raw, exc)
             if delay is None:
