@@ -11,7 +11,8 @@ from typing import Any
 
 import nats
 from nats.js.errors import NotFoundError
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
@@ -85,3 +86,19 @@ def event_body(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
     return json.dumps(
         {"specversion": "1.0", "id": event_id, "source": "/tests", "type": event_type, "data": data}
     ).encode()
+
+
+async def fresh_database(database_url: str, name: str) -> str:
+    """A new, empty database `name` on the same PostgreSQL (dropped first if a run left it); its URL.
+
+    For tests whose data must not meet the rest of the session's (a whole-database sweep, a queue
+    of another module's tickets)."""
+    url = make_url(database_url)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)

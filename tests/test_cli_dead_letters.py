@@ -21,12 +21,11 @@ from typing import Any
 
 import nats
 import pytest
-from busutil import event_body, eventually, publish, stream_messages, unique_name
+from busutil import event_body, eventually, fresh_database, publish, stream_messages, unique_name
 from conftest import Servers
 from intakeutil import Clock, declare_upstream_streams, intake_app
 from scoringutil import report_event, scoring_service
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from minyi import dead_letters
@@ -108,12 +107,7 @@ def own_nats(tmp_path: Path) -> Iterator[Nats]:
 async def own_database(servers: Servers) -> Servers:
     """The session's PostgreSQL with a fresh database of the test's own."""
     name = unique_name("minyi_dead_letters_")
-    admin = create_async_engine(make_url(servers.database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
+    await fresh_database(servers.database_url, name)
     return replace(servers, postgres=replace(servers.postgres, database=name))
 
 

@@ -23,11 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from busutil import eventually, unique_name
+from busutil import eventually, fresh_database, unique_name
 from conftest import Servers
 from identityutil import bearer, id_number, identity_service
 from sqlalchemy import LargeBinary, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from minyi import pii_keys as pk
@@ -69,12 +68,7 @@ def own_nats(tmp_path: Path) -> Iterator[Nats]:
 @pytest.fixture
 async def env(servers: Servers, own_nats: Nats, tmp_path: Path) -> AsyncIterator[Env]:
     name = unique_name("minyi_pii_keys_")
-    admin = create_async_engine(make_url(servers.database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
+    await fresh_database(servers.database_url, name)
     mine = replace(servers, postgres=replace(servers.postgres, database=name), nats=own_nats)
     env = {**os.environ, "MINYI_DATABASE_URL": mine.database_url, "MINYI_NATS_URL": mine.nats_url,
            "MINYI_HOME": str(tmp_path / "home")}

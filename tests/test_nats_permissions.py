@@ -28,7 +28,7 @@ import nats
 import nats.errors
 import psutil
 import pytest
-from busutil import eventually
+from busutil import eventually, fresh_database
 from conftest import Servers
 from identityutil import id_number
 from nats.aio.client import Client as NatsClient
@@ -370,8 +370,9 @@ ADMIN = bearer("admin")
 REGION = "330106"
 
 
-def _settings(servers: Servers, secured: Secured, home: Path, service: str, port: int) -> Settings:
-    return Settings(database_url=servers.database_url, nats_url=secured.url, nats_user=service,
+def _settings(database_url: str, servers: Servers, secured: Secured, home: Path, service: str, port: int
+              ) -> Settings:
+    return Settings(database_url=database_url, nats_url=secured.url, nats_user=service,
                     nats_password=secured.passwords[service], temporal_address=servers.temporal_address,
                     home=home / service, outbox_poll_seconds=0.1, retry_base_seconds=0.2, clock_poll_seconds=3600,
                     grid_dispatch_poll_seconds=0.2, hotspot_threshold=2, **{f"{service}_port": port})
@@ -395,12 +396,14 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
                                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     await secured.declare_all()
+    # A database of its own: another module's queued tickets must not stand before this one's.
+    database_url = await fresh_database(servers.database_url, "minyi_nats_users")
     async with AsyncExitStack() as stack:
         running = {}
         for service in SERVICES:
             port = free_port()
             running[service] = await stack.enter_async_context(
-                served(SPECS[service], _settings(servers, secured, tmp_path, service, port), port))
+                served(SPECS[service], _settings(database_url, servers, secured, tmp_path, service, port), port))
         for service, svc in running.items():
             ready = await svc.client.get("/readyz")
             assert ready.status_code == 200, f"{service}: {ready.text}"

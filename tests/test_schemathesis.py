@@ -30,6 +30,7 @@ import nats
 import pytest
 import requests
 import schemathesis
+from busutil import fresh_database
 from conftest import Servers
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
@@ -43,9 +44,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from serviceutil import served
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.testing import WorkflowEnvironment
 
 from minyi.servers import Nats, binary, free_port
@@ -121,18 +119,6 @@ class World:
 # ---- the services, on servers of their own -----------------------------------------------------
 
 
-async def _own_database(servers: Servers, name: str) -> str:
-    url = make_url(servers.database_url)
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 async def _declare_all_streams(nats_url: str) -> None:
     """Services wait for the streams they consume; with every producer's stream declared they start in any order."""
     nc = await nats.connect(nats_url)
@@ -146,7 +132,7 @@ async def _declare_all_streams(nats_url: str) -> None:
 @pytest.fixture(scope="module")
 async def world(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     root = tmp_path_factory.mktemp("schemathesis")
-    database_url = await _own_database(servers, "minyi_schemathesis")
+    database_url = await fresh_database(servers.database_url, "minyi_schemathesis")
     bus = Nats(root / "nats" / "js", free_port(), free_port(), root / "logs" / "nats.log", root / "nats" / "nats.conf")
     await asyncio.to_thread(bus.start)
     try:
