@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from shared.db import Database
-from shared.pii import BLOB_VERSION, Keyring, PiiError, reencrypt
+from shared.pii import BLOB_VERSION, Keyring, PiiError, fsync_dir, reencrypt
 from shared.settings import SERVICES, Settings
 
 Say = Callable[[str], None]
@@ -102,19 +102,6 @@ def tables_of(services: Sequence[str]) -> list[Table]:
 # ---- the keyring file --------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every filesystem can; the file itself is already on disk
-    finally:
-        os.close(fd)
-
-
 def load(path: Path) -> Keyring:
     try:
         return Keyring.from_file(path)
@@ -142,7 +129,7 @@ def create(path: Path) -> Keyring:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return keyring
 
 
@@ -159,7 +146,7 @@ def replace(path: Path, keyring: Keyring) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def rotate(path: Path, *, stage: bool = False, key_id: str | None = None) -> tuple[Keyring, str]:

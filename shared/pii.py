@@ -278,11 +278,12 @@ def ensure_dev_keyring(path: Path) -> Keyring:
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return keyring
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in `directory` survive a crash of the machine."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -102,3 +102,17 @@ async def fresh_database(database_url: str, name: str) -> str:
     finally:
         await admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def declare_all_streams(nats_url: str) -> None:
+    """Every producer's stream, declared up front: services wait for the streams they consume, so
+    with all of them there they start in any order."""
+    from shared.bus.streams import declare
+    from shared.contracts import STREAMS
+
+    nc = await nats.connect(nats_url)
+    try:
+        for spec in STREAMS.values():
+            await declare(nc.jetstream(), spec, replicas=1)
+    finally:
+        await nc.close()

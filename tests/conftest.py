@@ -69,3 +69,14 @@ def server_env(servers: Servers) -> dict[str, str]:
         "MINYI_NATS_URL": servers.nats_url,
         "MINYI_TEMPORAL_ADDRESS": servers.temporal_address,
     }
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[Nats]:
+    """A NATS server of the test's own: one it may kill and restart, or fill without touching others'."""
+    server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

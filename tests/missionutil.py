@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import nats
+from busutil import declare_all_streams
 from conftest import Servers
 from identityutil import KEY
 from nats.js.errors import NotFoundError
@@ -20,23 +21,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from routingutil import Simulator, grid_simulator
-from serviceutil import Served, served
+from serviceutil import Served, all_served
 
 from minyi import demo, demo_county
-from minyi.servers import free_port
-from services.identity.service import SPEC as IDENTITY
-from services.intake.service import SPEC as INTAKE
-from services.routing.service import SPEC as ROUTING
-from services.scoring.service import SPEC as SCORING
-from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import sign_token
-from shared.bus.streams import declare
-from shared.contracts import STREAMS
-from shared.service import ServiceSpec
 from shared.settings import Settings
 from shared.telemetry import setup_tracing
 
-SPECS: tuple[ServiceSpec, ...] = (IDENTITY, INTAKE, ROUTING, SUGGESTIONS, SCORING)
 GRID_SECRET = "mission-grid-secret-000000000001"
 
 
@@ -139,12 +130,7 @@ async def mission_stack(servers: Servers, home: Path, county_code: str) -> Async
     # What production writes (services log at INFO), whatever level the test run set.
     level, root.level = root.level, logging.INFO
     root.addHandler(log)
-    nc = await nats.connect(servers.nats_url)
-    try:
-        for spec in STREAMS.values():
-            await declare(nc.jetstream(), spec, replicas=1)
-    finally:
-        await nc.close()
+    await declare_all_streams(servers.nats_url)
     start = await _stream_positions(servers.nats_url)
     error_bodies: list[str] = []
 
@@ -157,11 +143,8 @@ async def mission_stack(servers: Servers, home: Path, county_code: str) -> Async
         async with AsyncExitStack() as stack:
             sim = await stack.enter_async_context(
                 grid_simulator(GRID_SECRET, "--callback-delay-ms", "200", log_file=home / "gridsim.log"))
-            services: dict[str, Served] = {}
-            for spec in SPECS:
-                port = free_port()
-                services[spec.name] = await stack.enter_async_context(
-                    served(spec, _settings(spec.name, servers, home, port), port))
+            services = await stack.enter_async_context(
+                all_served(servers.nats_url, lambda spec, port: _settings(spec.name, servers, home, port)))
             county = demo_county.county(county_code)
             endpoints = demo.Endpoints(**{name: s.base_url for name, s in services.items()})
             loaded = await demo.load(county, endpoints, lambda roles: token(roles),

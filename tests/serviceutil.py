@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 import uvicorn
+from busutil import declare_all_streams
 from fastapi import FastAPI
 from identityutil import KEY
 
+from minyi.servers import free_port
+from services.identity.service import SPEC as IDENTITY
+from services.intake.service import SPEC as INTAKE
+from services.routing.service import SPEC as ROUTING
+from services.scoring.service import SPEC as SCORING
+from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import TokenVerifier, public_pem
 from shared.service import Runtime, ServiceSpec, build_app
 from shared.settings import Settings
@@ -51,3 +58,19 @@ async def served(spec: ServiceSpec, settings: Settings, port: int,
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=60)
+
+
+@asynccontextmanager
+async def all_served(nats_url: str, settings_of: Callable[[ServiceSpec, int], Settings],
+                     prepare: Callable[[ServiceSpec, Runtime], None] | None = None
+                     ) -> AsyncIterator[dict[str, Served]]:
+    """The five services in this process, each over real HTTP on a free port with the settings
+    `settings_of(spec, port)` gives it; every stream is declared first."""
+    await declare_all_streams(nats_url)
+    async with AsyncExitStack() as stack:
+        running: dict[str, Served] = {}
+        for spec in (IDENTITY, INTAKE, ROUTING, SUGGESTIONS, SCORING):
+            port = free_port()
+            hook = (lambda runtime, spec=spec: prepare(spec, runtime)) if prepare is not None else None
+            running[spec.name] = await stack.enter_async_context(served(spec, settings_of(spec, port), port, hook))
+        yield running

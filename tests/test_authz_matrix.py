@@ -14,14 +14,12 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from authz_table import INSIDE, OUTSIDE, ROWS, SERVICES, SIGNED, Case, Row, cases
 from busutil import event_body, eventually, publish
@@ -30,10 +28,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from identityutil import KEY
 from PIL import Image
-from serviceutil import served
+from serviceutil import all_served
 from starlette.routing import Route
 
-from minyi.servers import free_port
 from services.identity.service import SPEC as IDENTITY
 from services.intake.service import SPEC as INTAKE
 from services.routing import domain as routing_domain
@@ -43,8 +40,6 @@ from services.scoring.service import SPEC as SCORING
 from services.suggestions.models import DeputyView
 from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import sign_token
-from shared.bus.streams import declare
-from shared.contracts import STREAMS
 from shared.ids import new_id
 from shared.service import Runtime, ServiceSpec, build_app
 from shared.settings import Settings
@@ -111,16 +106,6 @@ class Stack:
 # ---- the five services ----------------------------------------------------------------------
 
 
-async def declare_streams(nats_url: str) -> None:
-    """Each service consumes others' streams: declared up front, the services start in any order."""
-    nc = await nats.connect(nats_url)
-    try:
-        for spec in STREAMS.values():
-            await declare(nc.jetstream(), spec, replicas=1)
-    finally:
-        await nc.close()
-
-
 def settings_for(servers: Servers, name: str, home: Path, port: int) -> Settings:
     values: dict[str, Any] = {
         "database_url": servers.database_url, "nats_url": servers.nats_url, "home": home,
@@ -134,16 +119,11 @@ def settings_for(servers: Servers, name: str, home: Path, port: int) -> Settings
 
 @pytest.fixture(scope="module")
 async def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    await declare_streams(servers.nats_url)
     home = tmp_path_factory.mktemp("authz")
-    async with AsyncExitStack() as running:
-        clients, runtimes = {}, {}
-        for name in SERVICES:
-            port = free_port()
-            service = await running.enter_async_context(
-                served(SPECS[name], settings_for(servers, name, home / name, port), port))
-            clients[name], runtimes[name] = service.client, service.runtime
-        s = Stack(clients, runtimes, servers.nats_url)
+    async with all_served(servers.nats_url,
+                          lambda spec, port: settings_for(servers, spec.name, home / spec.name, port)) as running:
+        s = Stack({n: r.client for n, r in running.items()}, {n: r.runtime for n, r in running.items()},
+                  servers.nats_url)
         await set_up(s)
         yield s
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from conftest import Servers
 from probe import CRASH_ENV, attempts, create_schema, make_probe, probe_settings
 from sqlalchemy import update
 
-from minyi.servers import Nats, free_port
+from minyi.servers import Nats
 from shared.service import build_app
 
 HERE = Path(__file__).parent
@@ -152,17 +151,6 @@ async def test_a_malformed_message_goes_straight_to_dead_letters(servers: Server
     assert letter["deliveries"] == 1, "retrying cannot fix bytes that are not an event"
     assert letter["error"].startswith("malformed: not JSON")
     assert letter["original"]["text"] == "{not json"
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[Nats]:
-    """A NATS server of the test's own, so it can be killed and restarted."""
-    server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow

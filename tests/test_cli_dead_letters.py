@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,16 +92,6 @@ class Stack:
 
     async def letters(self, stream: str = DEAD) -> list[dict[str, Any]]:
         return [json.loads(data) for _, _, data in await stream_messages(self.nats_url, stream)]
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[Nats]:
-    server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def own_database(servers: Servers) -> Servers:

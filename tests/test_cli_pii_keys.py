@@ -15,7 +15,7 @@ import stat
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -53,16 +53,6 @@ class Env:
     @property
     def settings(self) -> Settings:
         return Settings(database_url=self.servers.database_url, nats_url=self.servers.nats_url)
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[Nats]:
-    server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

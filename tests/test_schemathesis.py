@@ -19,14 +19,12 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import hypothesis
-import nats
 import pytest
 import requests
 import schemathesis
@@ -43,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from serviceutil import served
+from serviceutil import all_served
 from temporalio.testing import WorkflowEnvironment
 
 from minyi.servers import Nats, binary, free_port
@@ -53,8 +51,6 @@ from services.routing.service import SPEC as ROUTING
 from services.scoring.service import SPEC as SCORING
 from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import ROLES, sign_token
-from shared.bus.streams import declare
-from shared.contracts import STREAMS
 from shared.service import Runtime, ServiceSpec
 from shared.settings import Settings
 from shared.temporal_data import DATA_CONVERTER
@@ -119,16 +115,6 @@ class World:
 # ---- the services, on servers of their own -----------------------------------------------------
 
 
-async def _declare_all_streams(nats_url: str) -> None:
-    """Services wait for the streams they consume; with every producer's stream declared they start in any order."""
-    nc = await nats.connect(nats_url)
-    try:
-        for spec in STREAMS.values():
-            await declare(nc.jetstream(), spec, replicas=1)
-    finally:
-        await nc.close()
-
-
 @pytest.fixture(scope="module")
 async def world(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     root = tmp_path_factory.mktemp("schemathesis")
@@ -136,24 +122,22 @@ async def world(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> A
     bus = Nats(root / "nats" / "js", free_port(), free_port(), root / "logs" / "nats.log", root / "nats" / "nats.conf")
     await asyncio.to_thread(bus.start)
     try:
-        await _declare_all_streams(bus.url)
         async with await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=binary("temporal-test-server"), data_converter=DATA_CONVERTER
-        ) as temporal, AsyncExitStack() as stack:
+        ) as temporal:
 
-            def use_temporal(runtime: Runtime) -> None:
-                runtime.temporal = temporal.client
+            def settings_of(spec: ServiceSpec, port: int) -> Settings:
+                return Settings(database_url=database_url, nats_url=bus.url, home=root / spec.name,
+                                db_pool_size=5, outbox_poll_seconds=0.2, retry_base_seconds=0.2,
+                                **{f"{spec.name}_port": port})
 
-            urls: dict[str, str] = {}
-            for name, spec in SPECS.items():
-                port = free_port()
-                settings = Settings(database_url=database_url, nats_url=bus.url, home=root / name,
-                                    db_pool_size=5, outbox_poll_seconds=0.2, retry_base_seconds=0.2,
-                                    **{f"{name}_port": port})
-                prepare: Callable[[Runtime], None] | None = use_temporal if spec.uses_temporal else None
-                service = await stack.enter_async_context(served(spec, settings, port, prepare))
-                urls[name] = service.base_url
-            yield World(urls, await _seed(urls))
+            def use_temporal(spec: ServiceSpec, runtime: Runtime) -> None:
+                if spec.uses_temporal:
+                    runtime.temporal = temporal.client
+
+            async with all_served(bus.url, settings_of, use_temporal) as running:
+                urls = {name: service.base_url for name, service in running.items()}
+                yield World(urls, await _seed(urls))
     finally:
         await asyncio.to_thread(bus.stop)
 

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import code_store, domain
 from services.identity.models import Deputy, Region, Station
-from services.inputs import StorableText
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
+from shared.inputs import StorableText
 from shared.pii import blind_index, decrypt, encrypt
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
-from services.inputs import MESSAGE, storable
 from shared import idnumber
 from shared.calendar import SHANGHAI
+from shared.inputs import MESSAGE, storable
 from shared.pii import Keyring, blind_index, encrypt
 
 SOURCES: Final = ("population", "social_security", "migrant")

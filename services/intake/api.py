@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.inputs import StorableText
 from services.intake import clock, domain, lifecycle, submission, targets
 from services.intake.models import IDEMPOTENCY, Attachment, DeputyView, Report, TimelineEntry, Unmasking
 from shared import idempotency
@@ -21,6 +20,7 @@ from shared.client_source import source_of
 from shared.errors import FieldError, Problem, forbidden, not_found
 from shared.flood import FloodGuard
 from shared.ids import new_id
+from shared.inputs import StorableText
 from shared.pii import blind_index, decrypt, encrypt
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime

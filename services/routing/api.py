@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 
-from services.inputs import StorableText
 from services.routing import domain, hotspots, platforms, tickets
 from services.routing.models import GridPlatform, Hotspot, RoutingDecision, Ticket, TicketEntry
 from services.routing.taxonomy import BY_CODE, GRID_CATEGORIES
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
+from shared.inputs import StorableText
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 

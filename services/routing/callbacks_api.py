@@ -15,10 +15,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.inputs import StorableText
 from services.routing import domain, platforms, tickets
 from services.routing.models import GridPlatform
 from shared.errors import FieldError, Problem, field_path, validation_message
+from shared.inputs import StorableText
 from shared.problems import problems
 from shared.service import Runtime, get_runtime
 

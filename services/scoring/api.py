@@ -13,13 +13,13 @@ from pydantic import ConfigDict, Field
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.inputs import StorableText
 from services.scoring import domain, ledger
 from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, Publication, RuleSetRow, Total, UnitFact
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import Problem, conflict, invalid, not_found
 from shared.ids import new_id
+from shared.inputs import StorableText
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 

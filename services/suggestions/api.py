@@ -20,7 +20,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.inputs import StorableText
 from services.suggestions import domain, lifecycle
 from services.suggestions.activities import row_values
 from services.suggestions.lifecycle import Start
@@ -31,6 +30,7 @@ from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, SuggestionWor
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found
+from shared.inputs import StorableText
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
