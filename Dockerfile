@@ -45,8 +45,10 @@ ENV PYTHONUNBUFFERED=1 \
 RUN groupadd --system --gid 10001 minyi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /home/minyi --create-home \
        --shell /usr/sbin/nologin minyi \
-    && install -d -o 10001 -g 10001 -m 0750 /var/lib/minyi/attachments
-# ↑ intake's uploads; a fresh named volume mounted there takes this owner (the root file system is read-only).
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/minyi/attachments \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/minyi/secrets
+# ↑ intake's uploads, and where `minyi init-secrets` writes in docker-compose: a fresh named volume
+# mounted there takes this owner (the root file system is read-only).
 
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels minyi

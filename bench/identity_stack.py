@@ -41,6 +41,7 @@ class Stack:
             "MINYI_NATS_URL": self.nats.url,
             "MINYI_IDENTITY_PORT": str(port),
             "MINYI_PII_KEYS_FILE": str(self.keys_file),
+            "MINYI_DEV_SECRETS": "true",  # the code secret
             "MINYI_LOG_LEVEL": "WARNING",
         }
 

@@ -18,7 +18,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from shared.auth import ROLES, ensure_dev_signing_key, sign_token
+    from shared.auth import ROLES, ensure_dev_signing_key, load_signing_key, sign_token
 
     settings = get_settings()
     roles = args.role
@@ -32,7 +32,15 @@ def _cmd_token(args: argparse.Namespace) -> int:
     if args.ttl <= 0:
         print("error: --ttl must be a positive number of seconds", file=sys.stderr)
         return 2
-    key = ensure_dev_signing_key(settings.dev_signing_key_file)
+    if args.key is not None:
+        # An operator's key is read, never made: a new one would sign tokens nothing accepts.
+        try:
+            key = load_signing_key(args.key)
+        except (OSError, ValueError) as exc:
+            print(f"error: --key {args.key}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        key = ensure_dev_signing_key(settings.dev_signing_key_file)
     sub = args.sub or args.deputy or args.unit or f"dev-{roles[0]}"
     print(
         sign_token(
@@ -211,6 +219,15 @@ def _cmd_pii_keys(args: argparse.Namespace) -> int:
     return _operator_command(run)
 
 
+def _cmd_init_secrets(args: argparse.Namespace) -> int:
+    from minyi import init_secrets as init
+
+    async def run() -> int:
+        return init.init_secrets(args.directory, dev_jwt=args.dev_jwt, users=init.nats_permissions(), say=_say)
+
+    return _operator_command(run)
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -286,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--unit", help="handling unit id (for role unit)")
     token.add_argument("--sub", help="subject; defaults to the deputy, unit or role")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument("--key", type=Path, help="the signing key (default: the embedded stack's, made on first use)")
     token.set_defaults(func=_cmd_token)
 
     migrate = sub.add_parser("migrate", help="bring service schemas to the latest migration")
@@ -311,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--check", action="store_true", help="fail when the committed file differs")
     what.add_argument("--print", action="store_true", help="print the authorization block instead of writing it")
     auth.set_defaults(func=_cmd_nats_auth)
+
+    secrets = sub.add_parser("init-secrets", help="make the secret files a new deployment needs (never overwrites)")
+    secrets.add_argument("directory", type=Path, help="where to write them (an existing directory)")
+    secrets.add_argument("--dev-jwt", action="store_true",
+                         help="also a token signing key pair, for a stack without an identity provider")
+    secrets.set_defaults(func=_cmd_init_secrets)
 
     _add_operator_commands(sub)
     return parser

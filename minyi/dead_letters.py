@@ -385,8 +385,11 @@ async def run_replay(settings: Settings, service: str, ids: Sequence[int], *, ev
             shown = make_url(url).render_as_string(hide_password=True)
             raise Refused(f"cannot reach PostgreSQL at {shown}: {type(exc).__name__}: {exc}") from None
         # The handlers read the service's settings (callback URL, thresholds): the same as the service's.
-        consumers = Consumers(service, settings.model_copy(update={"database_url": url,
-                                                                   "nats_url": nats_url(settings)}), db)
+        # Against the embedded stack they use its keys, as its services do.
+        embedded = not settings.database_url
+        consumers = Consumers(service, settings.model_copy(update={
+            "database_url": url, "nats_url": nats_url(settings), "dev_secrets": settings.dev_secrets or embedded,
+        }), db)
         outcomes: list[Outcome] = []
         for letter in letters:
             outcome = await replay_one(js, consumers, letter, dry_run=dry_run)

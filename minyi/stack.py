@@ -154,7 +154,9 @@ class Stack:
         if not self.settings.jwt_jwks_url and not self.settings.jwt_public_key_file:
             ensure_dev_signing_key(self.settings.dev_signing_key_file)
             server_env["MINYI_JWT_PUBLIC_KEY_FILE"] = str(public_key_file(self.settings.dev_signing_key_file))
-        env = {**os.environ, **server_env, "MINYI_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        # The stack's own keyring and code secret under MINYI_HOME, unless the operator named files.
+        env = {**os.environ, **server_env, "MINYI_HOME": str(self.home), "MINYI_DEV_SECRETS": "true",
+               "PYTHONUNBUFFERED": "1"}
         say(f"starting services: {', '.join(SERVICES)} (logs in {self.logs})")
         for name in SERVICES:
             port = self.settings.port_of(name)

@@ -51,13 +51,17 @@ class Principal:
 # ---- keys -------------------------------------------------------------------------------------
 
 
+def load_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} is not an EC private key")
+    return key
+
+
 def ensure_dev_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """Load the development signing key, creating it (0600) on first use."""
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise RuntimeError(f"{path} is not an EC private key; delete it to have a new one made")
-        return key
+        return load_signing_key(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(

@@ -206,16 +206,21 @@ def _list(key: str, subjects: Sequence[str], indent: str) -> list[str]:
     return [f"{indent}{key}: [", *(f"{indent}  {json.dumps(s)}" for s in subjects), f"{indent}]"]
 
 
-def render(permissions: Mapping[str, Permissions]) -> str:
-    """The `authorization` block of a nats-server configuration, passwords read from the environment."""
+def render(permissions: Mapping[str, Permissions], passwords: Mapping[str, str] | None = None) -> str:
+    """The `authorization` block of a nats-server configuration, passwords read from the environment;
+    or, given `passwords`, written in (nats-server does not let one included file read variables that
+    another defines, so a file-only setup such as docker-compose's needs them in place)."""
+    source = ("# Each password comes from the server's environment: $MINYI_NATS_PW_<USER>." if passwords is None
+              else "# The passwords are in this file: keep it 0600, readable by nats-server only.")
     lines = [
         "# Generated from the services' wiring by `minyi nats-auth` (shared/nats_permissions.py); do not edit.",
-        "# Each password comes from the server's environment: $MINYI_NATS_PW_<USER>.",
+        source,
         "authorization {",
         "  users = [",
     ]
     for user, p in permissions.items():
-        lines += ["    {", f"      user: {json.dumps(user)}", f"      password: ${nats_password_variable(user)}",
+        password = f"${nats_password_variable(user)}" if passwords is None else json.dumps(passwords[user])
+        lines += ["    {", f"      user: {json.dumps(user)}", f"      password: {password}",
                   "      permissions: {", "        publish: {", *_list("allow", p.publish, "          ")]
         if p.publish_deny:
             lines += _list("deny", p.publish_deny, "          ")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+
 from shared.errors import PROBLEM_JSON
 
-# Inline in every operation (FastAPI offers a router no way to add a shared component), so kept terse:
-# RFC 9457 names the members; `detail` and `errors[].message` are Chinese, `title` English.
+# RFC 9457 names the members; `detail` and `errors[].message` are Chinese, `title` English. One
+# component of each document, which every error answer refers to (see `declare_component`).
+COMPONENT = "Problem"
+PROBLEM_REF: dict[str, Any] = {"$ref": f"#/components/schemas/{COMPONENT}"}
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status", "detail"],
@@ -45,7 +49,7 @@ DESCRIPTIONS: dict[int, str] = {
 def problem(status: int, description: str | None = None) -> dict[str, Any]:
     """One error answer for `responses=`: a description and the problem+json body."""
     return {"description": description or DESCRIPTIONS[status],
-            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
 
 
 def problems(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -60,3 +64,17 @@ def problems(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]
 # Every router whose calls need a token: an unreadable body, a bad token, a role or region that does not
 # fit, invalid input.
 COMMON = problems(400, 401, 403, 422)
+
+
+def declare_component(app: FastAPI) -> None:
+    """Add the `Problem` schema that the operations' error answers refer to. FastAPI copies a route's
+    `responses=` into the document as given and offers no hook for a shared component, so the
+    document is completed once, when it is first built."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})[COMPONENT] = PROBLEM_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

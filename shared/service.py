@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp
 
-from shared import audit, idempotency
+from shared import audit, idempotency, problems
 from shared.auth import Principal
 from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
 from shared.bus.envelope import CloudEvent, new_event
+from shared.bus.fetch_timeouts import FetchTimeouts
 from shared.bus.outbox import OutboxRelay, Outgoing, add_rows, outbox_row
 from shared.bus.tables import inbox_table, outbox_table
 from shared.client_source import ClientPseudonym
@@ -48,6 +50,11 @@ log = logging.getLogger("minyi.service")
 
 # Longer than the longest stream retention, so a replayed event is still recognised.
 INBOX_RETENTION = timedelta(days=400)
+# A worker that crashed this recently makes the service not ready. Longer than the restart pause, so
+# a worker that crashes on every start (a missing Temporal namespace, a broken registration) keeps
+# the service out of rotation, while one crash a while ago does not.
+WORKER_RESTART_SECONDS = 5.0
+WORKER_FAILURE_WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,9 @@ class ServiceSpec:
     default_body_limit: int | None = None
     # Counts of what is past its deadline and not done, by kind, for `minyi_overdue{kind}`.
     overdue: Callable[[Runtime], Awaitable[Mapping[str, int]]] | None = None
+    # Loads the secrets the service cannot work without, before it connects to anything: a missing or
+    # unreadable one stops the start with its name, instead of failing the first citizen's request.
+    load_secrets: Callable[[Runtime], None] = lambda runtime: None
 
     @property
     def produced_streams(self) -> list[streams.StreamSpec]:
@@ -115,13 +125,15 @@ class Runtime:
     state: dict[str, Any] = field(default_factory=dict)
     # After a commit whose session.info holds one of these keys, its hook runs (wakes a worker).
     commit_hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # Each supervised worker's last crash: (time.monotonic(), what it raised). Read by /readyz.
+    worker_failures: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def keyring(self) -> Keyring:
-        """Keys for personal data: the operator's secret file, or the embedded stack's own."""
+        """Keys for personal data: the operator's secret file, or with MINYI_DEV_SECRETS a development one."""
         if self._keyring is None:
-            path = self.settings.pii_keys_file
-            self._keyring = Keyring.from_file(path) if path else ensure_dev_keyring(self.settings.dev_pii_keys_file)
+            path, dev = self.settings.secret_file("pii_keys_file", self.settings.dev_pii_keys_file)
+            self._keyring = ensure_dev_keyring(path) if dev else Keyring.from_file(path)
         return self._keyring
 
     @property
@@ -176,6 +188,11 @@ class Runtime:
         return bool(getattr(ack, "duplicate", False))
 
 
+def load_keyring(runtime: Runtime) -> None:
+    """`ServiceSpec.load_secrets` of a service that keeps personal data."""
+    runtime.keyring  # noqa: B018 (loading is the point)
+
+
 def _subject_matches(pattern: str, subject: str) -> bool:
     p_tokens, s_tokens = pattern.split("."), subject.split(".")
     for i, token in enumerate(p_tokens):
@@ -188,6 +205,9 @@ def _subject_matches(pattern: str, subject: str) -> bool:
 
 def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     provider = setup_tracing(spec.name)
+    bus_log = logging.getLogger(f"minyi.{spec.name}.bus")
+    if not any(isinstance(f, FetchTimeouts) for f in bus_log.filters):
+        bus_log.addFilter(FetchTimeouts())
     password = settings.nats_password.get_secret_value() if settings.nats_password else ""
     broker = NatsBroker(
         settings.nats_url or "nats://127.0.0.1:4222",
@@ -200,7 +220,7 @@ def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         reconnect_time_wait=1,
         graceful_timeout=20.0,
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
-        logger=logging.getLogger(f"minyi.{spec.name}.bus"),
+        logger=bus_log,
         # "Received"/"Processed" for every message: two lines per event at INFO was most of the log
         # and a real share of a consumer's CPU. Failures are still logged at ERROR.
         log_level=logging.DEBUG,
@@ -248,6 +268,7 @@ def _table(metadata: MetaData, name: str, factory: Callable[[MetaData], Table]) 
 
 async def _start(runtime: Runtime) -> None:
     spec, settings = runtime.spec, runtime.settings
+    spec.load_secrets(runtime)
     database_url = settings.require("database_url")
     nats_url = settings.require("nats_url")
     if settings.nats_user:
@@ -346,16 +367,20 @@ async def _start_consumers(runtime: Runtime, consumed: list[str]) -> None:
 
 
 async def _supervised(runtime: Runtime, worker: Callable[[], Awaitable[None]]) -> None:
-    """Keep a worker running: a crash is logged and the worker starts again after a pause."""
+    """Keep a worker running: a crash is logged, remembered for /readyz, and the worker starts again
+    after a pause."""
+    name = worker.__name__
     while True:
         try:
             await worker()
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("%s: worker %s failed; restarting in 5 s", runtime.spec.name, worker.__name__)
-            await asyncio.sleep(5)
+        except Exception as exc:
+            runtime.worker_failures[name] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+            log.exception("%s: worker %s failed; restarting in %.0f s", runtime.spec.name, name,
+                          WORKER_RESTART_SECONDS)
+            await asyncio.sleep(WORKER_RESTART_SECONDS)
 
 
 async def _housekeeping(runtime: Runtime) -> None:
@@ -413,13 +438,21 @@ async def readiness(runtime: Runtime) -> dict[str, str]:
         if not runtime.bus_started.is_set():
             raise RuntimeError("consumers not started (waiting for streams)")
 
+    async def workers() -> None:
+        now = time.monotonic()
+        recent = sorted((name, what) for name, (at, what) in runtime.worker_failures.items()
+                        if now - at < WORKER_FAILURE_WINDOW_SECONDS)
+        if recent:
+            raise RuntimeError("; ".join(f"{name} crashed: {what}" for name, what in recent))
+
     async def temporal() -> None:
         if runtime.temporal is None:
             raise ConnectionError("not connected")
         if not await runtime.temporal.service_client.check_health():
             raise ConnectionError("unhealthy")
 
-    probes: list[tuple[str, Callable[[], Any]]] = [("database", database), ("nats", nats), ("consumers", bus)]
+    probes: list[tuple[str, Callable[[], Any]]] = [("database", database), ("nats", nats), ("consumers", bus),
+                                                   ("workers", workers)]
     if runtime.spec.uses_temporal:
         probes.append(("temporal", temporal))
     await asyncio.gather(*(check(n, p) for n, p in probes))
@@ -441,6 +474,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
     install_problem_handlers(app)
+    problems.declare_component(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -518,6 +552,13 @@ def serve(spec: ServiceSpec) -> None:
     settings = get_settings()
     setup_logging(spec.name, settings.log_level)
     app = build_app(spec, settings)
+    try:
+        spec.load_secrets(app.state.runtime)
+    except (RuntimeError, OSError, ValueError) as exc:
+        # A configuration error, not a crash: one line that names it, no traceback, and a status
+        # that tells an orchestrator not to expect a different outcome from a restart alone.
+        log.error("%s cannot start: %s", spec.name, exc)
+        raise SystemExit(2) from None
     config = uvicorn.Config(
         app,
         host=settings.http_host,

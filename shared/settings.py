@@ -8,7 +8,7 @@ import string
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("intake", "routing", "suggestions", "scoring", "identity")
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # connect without, to a server that has no authorization.
     nats_user: str | None = None
     nats_password: SecretStr | None = None
+    # Or the password in a file (a mounted secret); read once, when the settings are made.
+    nats_password_file: Path | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
 
@@ -68,11 +70,15 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwt_leeway_seconds: int = 30
 
-    # JSON keyring for personal data (see shared/pii.py); the embedded stack makes one under MINYI_HOME.
+    # JSON keyring for personal data (see shared/pii.py, `minyi pii-keys create`).
     pii_keys_file: Path | None = None
 
-    # Secret for signing QR codes (raw bytes, at least 32); the embedded stack makes one under MINYI_HOME.
+    # Secret for signing QR codes (raw bytes, at least 32).
     code_secret_file: Path | None = None
+    # Without the two files above, make development ones under MINYI_HOME. Only the embedded stack
+    # (`minyi up`) and tests say so: a production service that silently made its own keyring would
+    # encrypt citizens' data under a key nobody keeps, so it refuses to start instead.
+    dev_secrets: bool = False
     # Where a scanned code leads: the citizen's report page, `{public_base_url}/q/{code}`.
     public_base_url: str = "http://127.0.0.1:8101"
     # A font with CJK glyphs for names under printed codes; the packaged Noto Sans CJK by default.
@@ -113,6 +119,15 @@ class Settings(BaseSettings):
     # Production runs JetStream with three replicas; the embedded server has one.
     stream_replicas: int = 1
 
+    @model_validator(mode="after")
+    def _read_nats_password_file(self) -> Settings:
+        if self.nats_password is None and self.nats_password_file is not None:
+            try:
+                self.nats_password = SecretStr(self.nats_password_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ValueError(f"MINYI_NATS_PASSWORD_FILE: {exc}") from None
+        return self
+
     def port_of(self, name: str) -> int:
         return int(getattr(self, f"{name}_port"))
 
@@ -123,6 +138,19 @@ class Settings(BaseSettings):
     @property
     def dev_pii_keys_file(self) -> Path:
         return self.state_dir / "keys" / "pii-keys.json"
+
+    def secret_file(self, field: str, dev_file: Path) -> tuple[Path, bool]:
+        """Where the secret named by `field` lives, and whether it is a development one that may be
+        made on first use. Refuses when neither the file nor MINYI_DEV_SECRETS is set."""
+        path: Path | None = getattr(self, field)
+        if path is not None:
+            return path, False
+        if self.dev_secrets:
+            return dev_file, True
+        raise RuntimeError(
+            f"MINYI_{field.upper()} is not set: point it at the secret file"
+            f" (or set MINYI_DEV_SECRETS=true to make a development one under MINYI_HOME)"
+        )
 
     @property
     def dev_code_secret_file(self) -> Path:

@@ -16,6 +16,10 @@ import pytest
 
 from minyi.servers import Nats, Postgres, Temporal, free_port
 
+# Services in tests make their keyring and code secret under their MINYI_HOME, as `minyi up`'s do;
+# tests of the refusal without them set it back to false.
+os.environ.setdefault("MINYI_DEV_SECRETS", "true")
+
 
 @dataclass
 class Servers:

@@ -147,7 +147,8 @@ class Stack:
         env.update({
             "MINYI_DATABASE_URL": self.database_url, "MINYI_NATS_URL": self.nats_url,
             "MINYI_TEMPORAL_ADDRESS": self.servers.temporal.address, "MINYI_HOME": str(self.root / "home"),
-            "MINYI_JWT_PUBLIC_KEY_FILE": str(self.key_file), "PYTHONUNBUFFERED": "1", **FAST,
+            "MINYI_JWT_PUBLIC_KEY_FILE": str(self.key_file), "MINYI_DEV_SECRETS": "true", "PYTHONUNBUFFERED": "1",
+            **FAST,
         })
         env.update({f"MINYI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
         return env

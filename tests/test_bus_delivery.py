@@ -299,3 +299,41 @@ async def test_the_trace_continues_from_the_writing_transaction_through_the_outb
     names = {s.name for s in exporter.get_finished_spans() if s.context.trace_id == trace_id}
     assert f"{probe.subject} relay" in names, names
     assert any(probe.subject in n for n in consumer_spans()), names
+
+
+async def test_readyz_reports_a_crashing_worker_until_it_has_run_a_while(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared import service as service_module
+
+    monkeypatch.setattr(service_module, "WORKER_RESTART_SECONDS", 0.2)
+    monkeypatch.setattr(service_module, "WORKER_FAILURE_WINDOW_SECONDS", 2.0)
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    starts = 0
+    steady = asyncio.Event()
+
+    async def flaky_feed() -> None:
+        nonlocal starts
+        starts += 1
+        if starts <= 3:
+            raise ConnectionRefusedError(f"feed refused, start {starts}")
+        steady.set()
+        await asyncio.Event().wait()
+
+    probe.spec.workers = lambda runtime: (flaky_feed,)
+    app = build_app(probe.spec, probe_settings(servers.database_url, servers.nats_url))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://probe"
+    ) as client:
+        await asyncio.wait_for(steady.wait(), timeout=15)
+        answer = await client.get("/readyz")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["checks"]["workers"] == "failing: RuntimeError: flaky_feed crashed: " \
+            "ConnectionRefusedError: feed refused, start 3"
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready, timeout=10, what="ready once the worker has run past the window")
+        assert starts == 4, "a running worker is not restarted"

@@ -929,6 +929,42 @@ def compose_service_problems(compose: dict[str, Any], service: str, port: int) -
             problems.append(f"environment {key} is not set")
     if environment.get("MINYI_HTTP_HOST") != "0.0.0.0":
         problems.append("MINYI_HTTP_HOST is not 0.0.0.0")
+    problems += compose_secret_problems(definition, environment, service)
+    return problems
+
+
+COMPOSE_SECRETS = "/run/minyi/secrets"
+
+
+def named_volume_targets(definition: dict[str, Any]) -> dict[str, str]:
+    """Mount target -> `volume[:ro]` of a compose service's short-form named-volume mounts."""
+    out: dict[str, str] = {}
+    for volume in definition.get("volumes") or []:
+        parts = str(volume).split(":")
+        if len(parts) >= 2 and not parts[0].startswith((".", "/")):
+            out[parts[1]] = parts[0] + (":ro" if parts[2:3] == ["ro"] else "")
+    return out
+
+
+def compose_secret_problems(definition: dict[str, Any], environment: dict[str, str], service: str) -> list[str]:
+    """The service reads its secrets from the volume secrets-init fills, and connects as its own NATS user."""
+    problems = []
+    if named_volume_targets(definition).get(COMPOSE_SECRETS) != "minyi-secrets:ro":
+        problems.append(f"minyi-secrets is not mounted read-only at {COMPOSE_SECRETS}")
+    depends_on = definition.get("depends_on") or {}
+    if (depends_on.get("secrets-init") or {}).get("condition") != "service_completed_successfully":
+        problems.append("does not wait for secrets-init to complete")
+    wanted = {
+        "MINYI_PII_KEYS_FILE": f"{COMPOSE_SECRETS}/pii-keys.json",
+        "MINYI_CODE_SECRET_FILE": f"{COMPOSE_SECRETS}/code-secret",
+        "MINYI_JWT_PUBLIC_KEY_FILE": f"{COMPOSE_SECRETS}/jwt-public-key.pem",
+        "MINYI_NATS_USER": service,
+        "MINYI_NATS_PASSWORD_FILE": f"{COMPOSE_SECRETS}/nats/{service}",
+    }
+    problems += [f"{key} is {environment.get(key)!r}, expected {value!r}"
+                 for key, value in wanted.items() if environment.get(key) != value]
+    if environment.get("MINYI_DEV_SECRETS", "false") != "false":
+        problems.append("MINYI_DEV_SECRETS is set: the services must use the made secrets")
     return problems
 
 
@@ -1301,6 +1337,14 @@ def test_compose_infrastructure() -> None:
     assert "8222" in " ".join(command) or "http_port: 8222" in (REPO_ROOT / "deploy/nats/nats.conf").read_text()
     assert "./deploy/nats/nats.conf" in bind_mount_sources(nats)
     assert nats.get("healthcheck")
+    # The users file secrets-init writes, where nats.conf includes it from.
+    assert named_volume_targets(nats).get("/etc/nats/secrets") == "minyi-secrets:ro"
+    assert 'include "secrets/nats-users.conf"' in (REPO_ROOT / "deploy/nats/nats.conf").read_text()
+    init = services["secrets-init"]
+    target = as_argv(init["command"])[1]
+    assert as_argv(init["command"])[0] == "init-secrets" and "--dev-jwt" in as_argv(init["command"])
+    assert named_volume_targets(init).get(target) == "minyi-secrets"
+    assert init.get("restart") == "no"
 
     temporal = services["temporal"]
     assert temporal.get("volumes")
@@ -1438,6 +1482,14 @@ def test_broken_compose_is_reported() -> None:
     broken = copy.deepcopy(compose)
     broken["services"]["intake"]["ports"] = ["18101:8101"]
     assert compose_service_problems(broken, "intake", SERVICES["intake"])
+    broken = copy.deepcopy(compose)
+    broken["services"]["routing"]["environment"]["MINYI_NATS_USER"] = "intake"
+    assert compose_service_problems(broken, "routing", SERVICES["routing"]) == [
+        "MINYI_NATS_USER is 'intake', expected 'routing'"]
+    broken = copy.deepcopy(compose)
+    broken["services"]["intake"]["volumes"] = ["intake-attachments:/var/lib/minyi/attachments"]
+    assert compose_service_problems(broken, "intake", SERVICES["intake"]) == [
+        f"minyi-secrets is not mounted read-only at {COMPOSE_SECRETS}"]
     broken = copy.deepcopy(compose)
     broken["services"]["intake"]["restrt"] = "always"  # typo: rejected by the schema
     assert schema_errors(broken, compose_schema())

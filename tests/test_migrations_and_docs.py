@@ -56,3 +56,22 @@ def test_migrate_rejects_an_unknown_service(server_env: dict[str, str]) -> None:
 
 def test_generated_openapi_and_asyncapi_match_the_code() -> None:
     assert check() == [], "run `minyi docs` and commit docs/"
+
+
+def test_every_error_answer_refers_to_the_one_problem_schema() -> None:
+    import json
+    from pathlib import Path
+
+    from shared.errors import PROBLEM_JSON
+    from shared.problems import PROBLEM_SCHEMA
+
+    for service in SERVICES:
+        document = json.loads((Path(__file__).parent.parent / "docs/openapi" / f"{service}.json").read_text())
+        assert document["components"]["schemas"]["Problem"] == PROBLEM_SCHEMA, service
+        errors = [(path, method, status, answer) for path, item in document["paths"].items()
+                  for method, operation in item.items() for status, answer in operation["responses"].items()
+                  if status.startswith(("4", "5")) and path != "/readyz"]  # /readyz: its checks, as JSON
+        assert len(errors) > 10, service
+        for path, method, status, answer in errors:
+            assert answer["content"][PROBLEM_JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}, \
+                (service, method, path, status)

@@ -108,7 +108,7 @@ def test_up_starts_everything_stops_cleanly_and_keeps_its_data(up_env: dict[str,
         for name in SERVICES:
             status, body = first.get(name, "/readyz")
             assert status == 200, f"{name} /readyz: {body}"
-            expected = {"database", "nats", "consumers"} | ({"temporal"} if name == "suggestions" else set())
+            expected = {"database", "nats", "consumers", "workers"} | ({"temporal"} if name == "suggestions" else set())
             assert set(body["checks"]) == expected  # type: ignore[arg-type]
             assert first.get(name, "/healthz") == (200, {"status": "ok"})
             status, spec = first.get(name, "/openapi.json")

@@ -326,3 +326,24 @@ async def test_a_restarted_temporal_server_keeps_every_suggestion_going(
 @pytest.fixture(autouse=True, scope="module")
 async def _streams(servers: Servers) -> None:
     await declare_consumed_streams(servers.nats_url)
+
+
+async def test_a_temporal_worker_that_cannot_run_makes_the_service_not_ready(
+    servers: Servers, tmp_path: Path
+) -> None:
+    # The server is healthy but has no such namespace: the worker fails at every start while the
+    # Temporal health check passes, so only the workers check can tell.
+    async with suggestions_service(servers, tmp_path, temporal_namespace="no-such-namespace") as service:
+
+        async def readiness() -> tuple[int, dict[str, str]]:
+            answer = await service.client.get("/readyz")
+            return answer.status_code, answer.json()["checks"]
+
+        async def not_ready() -> bool:
+            return (await readiness())[0] == 503
+
+        await eventually(not_ready, timeout=30, what="/readyz to notice the failing worker")
+        _, checks = await readiness()
+        assert checks["temporal"] == "ok" and checks["database"] == "ok"
+        assert checks["workers"].startswith("failing") and "suggestion_worker" in checks["workers"], checks
+        assert "no-such-namespace" in checks["workers"], checks

@@ -89,13 +89,13 @@ def ensure_dev_code_secret(path: Path) -> bytes:
 
 
 def signer_from_settings(settings: Settings) -> CodeSigner:
-    """The operator's secret file (raw bytes), or the embedded stack's own under MINYI_HOME."""
-    if settings.code_secret_file:
-        secret = Path(settings.code_secret_file).read_bytes()
-        if len(secret) < SECRET_MIN_BYTES:
-            raise RuntimeError(f"MINYI_CODE_SECRET_FILE must hold at least {SECRET_MIN_BYTES} bytes")
-    else:
-        secret = ensure_dev_code_secret(settings.dev_code_secret_file)
+    """The operator's secret file (raw bytes), or with MINYI_DEV_SECRETS a development one under MINYI_HOME."""
+    path, dev = settings.secret_file("code_secret_file", settings.dev_code_secret_file)
+    if dev:
+        return CodeSigner.from_secret(ensure_dev_code_secret(path))
+    secret = path.read_bytes()
+    if len(secret) < SECRET_MIN_BYTES:
+        raise RuntimeError(f"MINYI_CODE_SECRET_FILE ({path}) must hold at least {SECRET_MIN_BYTES} bytes")
     return CodeSigner.from_secret(secret)
 
 

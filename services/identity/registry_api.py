@@ -19,7 +19,7 @@ from services.identity import registry
 from services.identity.registry_store import store_rows
 from shared.auth import Principal, require_roles
 from shared.errors import Problem
-from shared.problems import COMMON
+from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
@@ -143,8 +143,8 @@ def _parse_line(line: bytes) -> Any:
         "application/json": {"schema": {"type": "array", "items": RECORD_SCHEMA}},
         "application/x-ndjson": {"schema": {"type": "string", "description": "one record per line"}},
     }}},
-    responses={400: {"description": "the body is not valid JSON; nothing was stored"},
-               415: {"description": "neither application/json nor application/x-ndjson"}},
+    responses=problems((400, "the body is not valid JSON; nothing was stored"),
+                       (415, "neither application/json nor application/x-ndjson")),
 )
 async def post_records(source: SourcePath, request: Request, who: Integration, runtime: RuntimeDep) -> BatchResult:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from services.identity import api, codes_api, codes_responder, elections_api, handlers, registry_api
+from services.identity import api, code_store, codes_api, codes_responder, elections_api, handlers, registry_api
 from services.identity.models import Base
 from shared.contracts import EVENTS, REGISTRY_STREAM, STREAMS
-from shared.service import ServiceSpec
+from shared.service import Runtime, ServiceSpec, load_keyring
+
+
+def load_secrets(runtime: Runtime) -> None:
+    """The keyring for registry and deputy data, and the secret QR codes are signed with."""
+    load_keyring(runtime)
+    code_store.codebook(runtime)
 
 SPEC = ServiceSpec(
     name="identity",
@@ -23,4 +29,5 @@ SPEC = ServiceSpec(
     responders=codes_responder.register,
     workers=handlers.workers,
     uses_temporal=False,
+    load_secrets=load_secrets,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.intake import api, attachments_api, calendar_api, handlers, receipts_api, timers
 from services.intake.models import Base
 from shared.contracts import EVENTS, STREAMS
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, load_keyring
 
 SPEC = ServiceSpec(
     name="intake",
@@ -21,6 +21,7 @@ SPEC = ServiceSpec(
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,
+    load_secrets=load_keyring,
     secret_paths=(r"(?<=/v1/receipts/)[^/?]+",),
     # A report is at most 5,000 characters; only uploads need more.
     body_limits={"/v1/attachments": attachments_api.UPLOAD_LIMIT},

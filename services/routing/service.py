@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.routing import api, callbacks_api, handlers
 from services.routing.models import Base
 from shared.contracts import EVENTS, GRID_STREAM, STREAMS
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, load_keyring
 
 SPEC = ServiceSpec(
     name="routing",
@@ -22,5 +22,6 @@ SPEC = ServiceSpec(
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,
+    load_secrets=load_keyring,
     default_body_limit=256 * 1024,
 )
