@@ -111,6 +111,12 @@ async def test_the_micro_fund_never_goes_negative(svc: Suggestions) -> None:
     refused = await svc.client.post(f"/v1/suggestions/{plain['id']}/spending", json={"amount": "1", "note": "不应"},
                                     headers=STAFF)
     assert refused.status_code == 409
+    # Staff of another county, or a unit that is not the lead, are refused before the suggestion is
+    # looked at: the answer does not tell them it is no micro-suggestion.
+    for stranger in (bearer("npc_staff", "110101"), bearer("unit", unit_id="not-the-lead-unit")):
+        answer = await svc.client.post(f"/v1/suggestions/{plain['id']}/spending", json={"amount": "1", "note": "不应"},
+                                       headers=stranger)
+        assert answer.status_code == 403, answer.text
 
 
 async def test_public_replies_carry_no_personal_data(svc: Suggestions) -> None:

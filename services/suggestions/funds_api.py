@@ -84,12 +84,13 @@ async def get_fund(region_code: RegionCode, year: Year, who: Staff, runtime: Run
                                 UNAVAILABLE))
 async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtime: RuntimeDep) -> dict[str, Any]:
     row = await suggestion_row(runtime, suggestion_id)
-    if not row.micro:
-        raise conflict("只有“急难小”建议可以使用微建议资金。")
+    # Who may act comes first: a stranger learns nothing of the suggestion, not even that it is no micro one.
     if "npc_staff" in who.roles:
         require_region(who, row.region_code)
     elif who.unit_id != row.lead_unit_id:
         raise forbidden("只有主办单位或人大工作人员可以登记资金使用。")
+    if not row.micro:
+        raise conflict("只有“急难小”建议可以使用微建议资金。")
     fen = int(body.amount * 100)
     async with runtime.transaction() as session:
         funds = (await session.scalars(select(MicroFund).where(MicroFund.year == row.year))).all()
