@@ -69,7 +69,8 @@ def init_secrets(directory: Path, *, dev_jwt: bool, users: Mapping[str, Permissi
     kept: list[str] = []
 
     def put(relative: str, content: Callable[[], bytes]) -> None:
-        (made if _write_new(directory / relative, content()) else kept).append(relative)
+        path = directory / relative
+        (made if not path.exists() and _write_new(path, content()) else kept).append(relative)
 
     put(PII_KEYS, lambda: Keyring.generate().to_json().encode())
     put(CODE_SECRET, lambda: secrets.token_bytes(CODE_SECRET_BYTES))
@@ -90,10 +91,8 @@ def init_secrets(directory: Path, *, dev_jwt: bool, users: Mapping[str, Permissi
     else:
         kept.append(NATS_USERS)
     if dev_jwt:
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        put(JWT_PRIVATE, lambda: pem)
+        put(JWT_PRIVATE, lambda: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         if JWT_PRIVATE in made or not (directory / JWT_PUBLIC).exists():
             try:
                 signing = load_signing_key(directory / JWT_PRIVATE)
