@@ -142,3 +142,26 @@ async def ticking(note: Callable[[], Awaitable[str]], every: float = 5.0) -> Asy
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def wait_growing(label: str, total: int, count: Callable[[], Awaitable[int]], *, stall_seconds: float,
+                       stalled: Callable[[int, float], Awaitable[Exception]], poll: float = 0.5,
+                       every: float = 5.0) -> float:
+    """Waits until `count()` reaches `total`, printing progress; raises `await stalled(done, waited)`
+    when the count stops growing for `stall_seconds`. Returns the seconds waited."""
+    t0 = time.monotonic()
+    next_note = t0 + every
+    last, last_change = -1, t0
+    while True:
+        done = await count()
+        now = time.monotonic()
+        if done >= total:
+            return now - t0
+        if done != last:
+            last, last_change = done, now
+        if now - last_change > stall_seconds:
+            raise await stalled(done, now - t0)
+        if now >= next_note:
+            print(f"    … {label}: {done:,}/{total:,} after {now - t0:.0f} s", flush=True)
+            next_note += every
+        await asyncio.sleep(poll)

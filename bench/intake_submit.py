@@ -61,8 +61,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -74,6 +74,7 @@ import nats
 import psutil
 import uvloop
 from identity_stack import Service, Stack, stack
+from identity_stack import ticking as progress_ticker
 
 from minyi.servers import free_port, tail
 from shared.bus.streams import declare
@@ -294,24 +295,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-@asynccontextmanager
-async def ticking(label: str, tally: Tally) -> AsyncIterator[None]:
+def ticking(label: str, tally: Tally) -> contextlib.AbstractAsyncContextManager[None]:
     """Prints the running count every few seconds while a phase runs."""
-    t0 = time.perf_counter()
 
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_EVERY)
-            print(f"    … {label} {time.perf_counter() - t0:4.0f} s: {tally.ok} × 201, {tally.failed} errors",
-                  flush=True)
+    async def note() -> str:
+        return f"{label}: {tally.ok} × 201, {tally.failed} errors"
 
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return progress_ticker(note, every=PROGRESS_EVERY)
 
 
 class Client(Protocol):

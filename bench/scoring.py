@@ -81,7 +81,7 @@ import httpx
 import nats
 import psutil
 import uvloop
-from identity_stack import Service, Stack, stack, ticking
+from identity_stack import Service, Stack, stack, ticking, wait_growing
 from intake_submit import declare_foreign_streams, outbox_drain, percentile, process
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -602,25 +602,15 @@ async def dead_letters(nats_url: str) -> str:
 
 async def wait_visible(servers: Servers, conn: asyncpg.Connection, label: str, prefix: str, total: int) -> None:
     """Waits until `total` events of the prefix are applied; fails when that stops growing for STALL_SECONDS."""
-    t0 = time.monotonic()
-    next_note = t0 + PROGRESS_EVERY
-    last, last_change = -1, t0
-    while True:
-        done = await visible(conn, prefix)
-        now = time.monotonic()
-        if done >= total:
-            if now - t0 > 1:
-                print(f"    {label}: all {total:,} visible after {now - t0:.1f} s more", flush=True)
-            return
-        if done != last:
-            last, last_change = done, now
-        if now - last_change > STALL_SECONDS:
-            raise servers.failure(f"{label}: stuck at {done:,}/{total:,} events applied for {STALL_SECONDS:.0f} s "
-                                  f"({await dead_letters(servers.stack.nats.url)})")
-        if now >= next_note:
-            print(f"    … {label}: {done:,}/{total:,} visible, {now - t0:.0f} s after the last send", flush=True)
-            next_note += PROGRESS_EVERY
-        await asyncio.sleep(POLL_EVERY)
+
+    async def stalled(done: int, waited: float) -> Exception:
+        return servers.failure(f"{label}: stuck at {done:,}/{total:,} events applied for {STALL_SECONDS:.0f} s "
+                               f"({await dead_letters(servers.stack.nats.url)})")
+
+    waited = await wait_growing(f"{label}, visible after the last send", total, lambda: visible(conn, prefix),
+                                stall_seconds=STALL_SECONDS, stalled=stalled, poll=POLL_EVERY, every=PROGRESS_EVERY)
+    if waited > 1:
+        print(f"    {label}: all {total:,} visible after {waited:.1f} s more", flush=True)
 
 
 async def base_sum(conn: asyncpg.Connection, year: int) -> Decimal:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import asyncpg
 import psutil
-from identity_stack import Stack, stack, ticking
+from identity_stack import Stack, stack, ticking, wait_growing
 from intake_submit import declare_foreign_streams, percentile, process
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -178,23 +178,13 @@ async def start_all(ids: list[str], concurrency: int, start_one: Callable[[str],
 
 async def wait_for(servers: Servers, label: str, total: int, count: Callable[[], Awaitable[int]]) -> None:
     """Waits until `count()` reaches `total`; fails when it stops growing for STALL_SECONDS."""
-    t0 = time.monotonic()
-    next_note = t0 + PROGRESS_EVERY
-    last, last_change = -1, t0
-    while True:
-        done = await count()
-        now = time.monotonic()
-        if done >= total:
-            return
-        if done != last:
-            last, last_change = done, now
-        if now - last_change > STALL_SECONDS:
-            raise servers.failure(f"{label}: stuck at {done}/{total} for {STALL_SECONDS:.0f} s "
-                                  f"({now - t0:.0f} s after the last start call)")
-        if now >= next_note:
-            print(f"    … {label}: {done}/{total} after {now - t0:.0f} s", flush=True)
-            next_note += PROGRESS_EVERY
-        await asyncio.sleep(POLL_EVERY)
+
+    async def stalled(done: int, waited: float) -> Exception:
+        return servers.failure(f"{label}: stuck at {done}/{total} for {STALL_SECONDS:.0f} s "
+                               f"({waited:.0f} s after the last start call)")
+
+    await wait_growing(label, total, count, stall_seconds=STALL_SECONDS, stalled=stalled, poll=POLL_EVERY,
+                       every=PROGRESS_EVERY)
 
 
 # ---------------------------------------------------------------------------------------- phases
