@@ -127,6 +127,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from shared.service import serve
 
+    if args.service == "web":
+        from services.web.service import serve as serve_web
+
+        serve_web()
+        return 0
     spec = importlib.import_module(f"services.{args.service}.service").SPEC
     serve(spec)
     return 0
@@ -292,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minyi", description="Minyi (民意): deputies' liaison platform")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start the embedded servers and all five services in the foreground")
+    up = sub.add_parser("up", help="start the embedded servers, the five services and the web pages in the foreground")
     up.add_argument("--demo", action="store_true", help="load a demo county and a grid-platform simulator")
     up.set_defaults(func=_cmd_up)
 
@@ -317,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(func=_cmd_rebuild)
 
     serve = sub.add_parser("serve", help="run one service (what the container image runs)")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", choices=(*SERVICES, "web"))
     serve.set_defaults(func=_cmd_serve)
 
     docs = sub.add_parser("docs", help="generate docs/openapi/<service>.json and docs/asyncapi.yaml")

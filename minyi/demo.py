@@ -40,6 +40,8 @@ class Endpoints:
     routing: str
     suggestions: str
     scoring: str
+    # The pages people use; empty when the web tier is not running.
+    web: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,13 +159,25 @@ def _already_registered(rejection: dict[str, Any]) -> bool:
     return "已在本选区登记" in str(rejection.get("error", ""))
 
 
+# The station whose kiosk the walkthrough shows.
+KIOSK_STATION = "demo-station"
+
+
 def next_steps(loaded: Loaded, endpoints: Endpoints) -> list[str]:
     code, county = loaded.codes[FEATURED_DEPUTY], loaded.county
     body = ('{"channel":"h5","code":"' + code + '","anonymous":false,'
             '"reporter":{"name":"张三","phone":"13900000000"},"content":"小区门口的人行道地砖松动，老人容易绊倒"}')
-    lines = [
-        "",
-        f"Demo county loaded (演示区, region {county}). Try:",
+    lines = ["", f"Demo county loaded (演示区, region {county}). Try:"]
+    if endpoints.web:
+        station = KIOSK_STATION if KIOSK_STATION in loaded.codes else None
+        lines += [
+            "  • in a browser (or a phone on this network), what a scan of deputy 王丽娟's QR code opens:",
+            f"      {endpoints.web}/q/{code}",
+            f"  • follow the sample report: {endpoints.web}/r/{loaded.sample_receipt}"
+            + (f"   a station's kiosk: {endpoints.web}/kiosk/{loaded.codes[station]}" if station else ""),
+            f"  • public boards: {endpoints.web}/public/stats?region_code={county}",
+        ]
+    lines += [
         "  • a citizen scans deputy 王丽娟's QR code and files a report:",
         f"      curl -s -X POST {endpoints.intake}/v1/reports -H 'Content-Type: application/json' "
         f"-H 'Idempotency-Key: try-1' -d '{body}'",

@@ -33,6 +33,8 @@ from minyi.servers import (
 from shared.auth import ensure_dev_signing_key, public_key_file, sign_token
 from shared.settings import SERVICES, Settings, nats_password_variable
 
+WEB = "web"
+
 READY_TIMEOUT = 90.0
 # The demo's stand-in for a grid-governance platform: a separate process, never part of production.
 GRID_SIMULATOR = Path(__file__).resolve().parent.parent / "deploy" / "gridsim" / "grid_platform_simulator.py"
@@ -85,7 +87,7 @@ class Stack:
         if not self.settings.temporal_address:
             wanted.append(("Temporal", "MINYI_TEMPORAL_PORT", self.settings.temporal_port))
             wanted.append(("Temporal UI", "MINYI_TEMPORAL_UI_PORT", self.settings.temporal_ui_port))
-        for svc in SERVICES:
+        for svc in (*SERVICES, WEB):
             wanted.append((f"the {svc} service", f"MINYI_{svc.upper()}_PORT", self.settings.port_of(svc)))
         for what, var, port in wanted:
             if not port_is_free(port):
@@ -157,6 +159,8 @@ class Stack:
         # The stack's own keyring and code secret under MINYI_HOME, unless the operator named files.
         env = {**os.environ, **server_env, "MINYI_HOME": str(self.home), "MINYI_DEV_SECRETS": "true",
                "PYTHONUNBUFFERED": "1"}
+        # A scanned code opens the pages of this stack, wherever its port was moved.
+        env.setdefault("MINYI_PUBLIC_BASE_URL", f"http://127.0.0.1:{self.settings.web_port}")
         say(f"starting services: {', '.join(SERVICES)} (logs in {self.logs})")
         for name in SERVICES:
             port = self.settings.port_of(name)
@@ -164,6 +168,12 @@ class Stack:
                           env={**env, **self._nats_credentials(name)})
             child.start()
             self.services.append(ServiceProcess(name, port, child))
+        self.wait_services_ready()
+        # The pages last: their readiness is that of the services they call.
+        say(f"starting the web pages on :{self.settings.web_port}")
+        web = Child(WEB, [sys.executable, "-m", "services.web"], self.logs / f"{WEB}.log", env=env)
+        web.start()
+        self.services.append(ServiceProcess(WEB, self.settings.web_port, web))
         self.wait_services_ready()
 
     def wait_services_ready(self) -> None:
@@ -222,7 +232,8 @@ class Stack:
         self.demo_loaded = self.load_demo(GridPlatform(url, secret_file.read_text().strip()))
 
     def endpoints(self) -> Endpoints:
-        return Endpoints(**{name: f"http://127.0.0.1:{self.settings.port_of(name)}" for name in SERVICES})
+        urls = {name: f"http://127.0.0.1:{self.settings.port_of(name)}" for name in SERVICES}
+        return Endpoints(**urls, web=f"http://127.0.0.1:{self.settings.web_port}")
 
     def load_demo(self, grid: GridPlatform) -> Loaded:
         key = ensure_dev_signing_key(self.settings.dev_signing_key_file)
@@ -248,7 +259,10 @@ class Stack:
         say("")
         say("Minyi is running:")
         for svc in self.services:
-            say(f"  {svc.name:<12} http://127.0.0.1:{svc.port}   (API docs: /docs, spec: /openapi.json)")
+            if svc.name == WEB:
+                say(f"  {svc.name:<12} http://127.0.0.1:{svc.port}   (the pages: a QR code opens /q/<code>)")
+            else:
+                say(f"  {svc.name:<12} http://127.0.0.1:{svc.port}   (API docs: /docs, spec: /openapi.json)")
         if self.postgres:
             say(f"  PostgreSQL   {self.postgres.url.replace('+asyncpg', '')}")
         if self.nats:

@@ -7,20 +7,34 @@ arrives and refused the moment it passes the limit, so an endless upload costs n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PROBLEM_JSON, TYPE_BASE
 
 
-def _readable(limit: int) -> str:
+def readable_size(limit: int) -> str:
     return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
+# What a refusal says: (body, content type) for the path and the limit; problem+json by default.
+Refusal = Callable[[str, int], tuple[bytes, str]]
+
+
+def problem_refusal(path: str, limit: int) -> tuple[bytes, str]:
+    body = json.dumps({
+        "type": TYPE_BASE + "content-too-large", "title": "Content Too Large", "status": 413,
+        "detail": f"提交的内容过大，上限为 {readable_size(limit)}。", "instance": path,
+    }, ensure_ascii=False).encode()
+    return body, PROBLEM_JSON
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limits: Mapping[str, int], default: int) -> None:
+    def __init__(self, app: ASGIApp, limits: Mapping[str, int], default: int,
+                 refusal: Refusal = problem_refusal) -> None:
         self.app = app
+        self.refusal = refusal
         # Longest prefix first, so `/v1/attachments` wins over `/v1`.
         self.limits = sorted(limits.items(), key=lambda kv: -len(kv[0]))
         self.default = default
@@ -75,11 +89,8 @@ class BodyLimit:
         await self.app(scope, counted, watched)
 
     async def _refuse(self, send: Send, path: str, limit: int) -> None:
-        body = json.dumps({
-            "type": TYPE_BASE + "content-too-large", "title": "Content Too Large", "status": 413,
-            "detail": f"提交的内容过大，上限为 {_readable(limit)}。", "instance": path,
-        }, ensure_ascii=False).encode()
+        body, content_type = self.refusal(path, limit)
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,28 @@
+"""What every page handler reaches through the app: the services' clients, templates, caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from services.web.cache import TtlCache
+from services.web.rendering import Pages
+from services.web.upstreams import Category, ResolvedCode, Upstreams
+from shared.settings import Settings
+
+
+@dataclass
+class Web:
+    settings: Settings
+    upstreams: Upstreams
+    pages: Pages
+    # A code's owner and the categories: read on every scan, changed rarely.
+    codes: TtlCache[ResolvedCode | None] = field(default_factory=lambda: TtlCache(60.0))
+    categories: TtlCache[list[Category]] = field(default_factory=lambda: TtlCache(600.0, 4))
+    # Public boards and the region tree: the same for everyone, recomputed at most once a minute.
+    public: TtlCache[object] = field(default_factory=lambda: TtlCache(60.0, 512))
+
+
+def web_of(request: Request) -> Web:
+    return request.app.state.web  # type: ignore[no-any-return]
