@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# One image for all five Minyi services. The service is chosen by the command:
+# One image for all five Minyi services and the web tier. The service is chosen by the command:
 #
 #   docker run minyi:0.1.0 serve intake        # or routing, suggestions, scoring, identity
+#   docker run --entrypoint python minyi:0.1.0 -m services.web     # the citizens' pages
 #
 # Configuration comes from MINYI_* and OTEL_* environment variables (see docker-compose.yml
 # and deploy/k8s/README.md).
@@ -56,8 +57,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /home/minyi
 USER 10001:10001
 
-# intake, routing, suggestions, scoring, identity
-EXPOSE 8101 8102 8103 8104 8105
+# web, intake, routing, suggestions, scoring, identity
+EXPOSE 8100 8101 8102 8103 8104 8105
 
 # No HEALTHCHECK here: the port depends on the service the container runs, so the
 # health check lives with the orchestrator (compose healthcheck, Kubernetes probes).

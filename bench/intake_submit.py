@@ -61,7 +61,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,6 +336,8 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.chunks: list[bytes] = []
+        # The last response's headers, names in lower case (bench/web_pages.py checks the content type).
+        self.headers: dict[bytes, bytes] = {}
         self.closed = False
         self.reusable = True
 
@@ -356,6 +358,10 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:  # httptools callbacks
         self.chunks = []
+        self.headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -404,22 +410,32 @@ class LeanClient:
         _, conn = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
         return conn
 
-    async def post(self, path: str, body: bytes) -> tuple[int, str]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+    async def _exchange(self, request: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
+        """Status, body (as sent: not decompressed) and headers of the answer to one request."""
         # Like httpx's pool timeout, waiting for a free connection counts against the request's time.
         async with asyncio.timeout(REQUEST_TIMEOUT), self.slots:
             conn = await self._connection()
             try:
-                status, data = await conn.request(head + body)
+                status, data = await conn.request(request)
             except BaseException:
                 conn.close()
                 raise
+            headers = conn.headers
             if conn.reusable and not conn.closed:
                 self.idle.append(conn)
             else:
                 conn.close()
+        return status, data, headers
+
+    async def post(self, path: str, body: bytes) -> tuple[int, str]:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        status, data, _ = await self._exchange(head + body)
         return status, data.decode(errors="replace")
+
+    async def get(self, path: str, headers: Mapping[str, str]) -> tuple[int, bytes, dict[bytes, bytes]]:
+        fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        return await self._exchange(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{fields}\r\n".encode())
 
     async def aclose(self) -> None:
         for conn in self.idle:

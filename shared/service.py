@@ -43,6 +43,7 @@ from shared.db import Database, upgrade_async
 from shared.errors import install_problem_handlers
 from shared.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from shared.pii import Keyring, ensure_dev_keyring
+from shared.proxy import load_proxy_secret
 from shared.settings import Settings, get_settings, redacted_url
 from shared.telemetry import setup_logging, setup_tracing
 
@@ -127,6 +128,9 @@ class Runtime:
     commit_hooks: dict[str, Callable[[], None]] = field(default_factory=dict)
     # Each supervised worker's last crash: (time.monotonic(), what it raised). Read by /readyz.
     worker_failures: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # What the web tier shows to name the citizen it calls for (shared/proxy.py); None: no proxy trusted.
+    proxy_secret: bytes | None = None
+    _secrets_loaded: bool = False
 
     @property
     def keyring(self) -> Keyring:
@@ -186,6 +190,16 @@ class Runtime:
     async def publish(self, subject: str, body: bytes, headers: dict[str, str], stream: str) -> bool:
         ack = await self.broker.publish(body, subject, headers=headers, stream=stream, timeout=5.0)
         return bool(getattr(ack, "duplicate", False))
+
+
+def load_secrets(runtime: Runtime) -> None:
+    """The service's own secrets (`ServiceSpec.load_secrets`) and the proxy secret, once per process."""
+    if runtime._secrets_loaded:
+        return
+    runtime.spec.load_secrets(runtime)
+    # Every service loads it, not only intake: the web tier may call any of them for a citizen.
+    runtime.proxy_secret = load_proxy_secret(runtime.settings)
+    runtime._secrets_loaded = True
 
 
 def load_keyring(runtime: Runtime) -> None:
@@ -268,7 +282,7 @@ def _table(metadata: MetaData, name: str, factory: Callable[[MetaData], Table]) 
 
 async def _start(runtime: Runtime) -> None:
     spec, settings = runtime.spec, runtime.settings
-    spec.load_secrets(runtime)
+    load_secrets(runtime)
     database_url = settings.require("database_url")
     nats_url = settings.require("nats_url")
     if settings.nats_user:
@@ -498,7 +512,8 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     # One span per request: the per-chunk receive/send spans cost more than they tell.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"],
                                        server_request_hook=_redactor(spec.secret_paths))
-    _outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for))
+    _outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for,
+                                                  proxy_secret=lambda: runtime.proxy_secret))
     if spec.default_body_limit is not None:
         limit = spec.default_body_limit
         app.add_middleware(BodyLimit, limits=spec.body_limits, default=limit)
@@ -553,7 +568,7 @@ def serve(spec: ServiceSpec) -> None:
     setup_logging(spec.name, settings.log_level)
     app = build_app(spec, settings)
     try:
-        spec.load_secrets(app.state.runtime)
+        load_secrets(app.state.runtime)
     except (RuntimeError, OSError, ValueError) as exc:
         # A configuration error, not a crash: one line that names it, no traceback, and a status
         # that tells an orchestrator not to expect a different outcome from a restart alone.

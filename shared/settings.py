@@ -25,6 +25,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "temporal": 17233,
     "temporal_ui": 18233,
     "gridsim": 8199,
+    "web": 8100,
 }
 
 
@@ -55,6 +56,8 @@ class Settings(BaseSettings):
     suggestions_port: int = DEFAULT_PORTS["suggestions"]
     scoring_port: int = DEFAULT_PORTS["scoring"]
     identity_port: int = DEFAULT_PORTS["identity"]
+    # The pages people use (services/web); not one of SERVICES, since it owns no schema and no stream.
+    web_port: int = DEFAULT_PORTS["web"]
     postgres_port: int = DEFAULT_PORTS["postgres"]
     nats_port: int = DEFAULT_PORTS["nats"]
     nats_monitor_port: int = DEFAULT_PORTS["nats_monitor"]
@@ -79,13 +82,29 @@ class Settings(BaseSettings):
     # (`minyi up`) and tests say so: a production service that silently made its own keyring would
     # encrypt citizens' data under a key nobody keeps, so it refuses to start instead.
     dev_secrets: bool = False
-    # Where a scanned code leads: the citizen's report page, `{public_base_url}/q/{code}`.
-    public_base_url: str = "http://127.0.0.1:8101"
+    # Where a scanned code leads: the citizen's report page, `{public_base_url}/q/{code}`, served by
+    # the web tier. Intake still answers `/q/{code}` with a redirect there, for codes printed with
+    # its own address.
+    public_base_url: str = "http://127.0.0.1:8100"
     # A font with CJK glyphs for names under printed codes; the packaged Noto Sans CJK by default.
     label_font_file: Path | None = None
 
+    # Where the web tier finds each service's public HTTP API (default: this host's port of it).
+    intake_url: str | None = None
+    routing_url: str | None = None
+    suggestions_url: str | None = None
+    scoring_url: str | None = None
+    identity_url: str | None = None
+    # The web tier's key for its form tokens (CSRF) and, later, its sessions; shared by its replicas.
+    web_secret_file: Path | None = None
+    # Seconds the web tier waits for a service before it shows the citizen a "try again" page.
+    web_upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Behind an ingress that sets X-Forwarded-For; otherwise every caller would look like the proxy.
     trust_forwarded_for: bool = False
+    # Shared with the web tier, which calls the services for citizens: a request carrying it may name
+    # the citizen's address (see shared/proxy.py). None and no MINYI_DEV_SECRETS: no proxy is trusted.
+    proxy_secret_file: Path | None = None
     # Per source and process: reports, uploads and ratings; and receipt lookups (against guessing).
     flood_limit: str = "20/minute"
     lookup_limit: str = "120/minute"
@@ -131,6 +150,14 @@ class Settings(BaseSettings):
     def port_of(self, name: str) -> int:
         return int(getattr(self, f"{name}_port"))
 
+    def service_url(self, name: str) -> str:
+        """The base URL of a service's HTTP API as the web tier calls it."""
+        return str(getattr(self, f"{name}_url") or f"http://{self.http_host}:{self.port_of(name)}").rstrip("/")
+
+    @property
+    def dev_web_secret_file(self) -> Path:
+        return self.state_dir / "keys" / "web-secret.bin"
+
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
@@ -155,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def dev_code_secret_file(self) -> Path:
         return self.state_dir / "keys" / "code-secret.bin"
+
+    @property
+    def dev_proxy_secret_file(self) -> Path:
+        return self.state_dir / "keys" / "proxy-secret.txt"
 
     @property
     def dev_nats_passwords_file(self) -> Path:

@@ -149,6 +149,10 @@ def _publication(ctx: Mapping[str, Any]) -> dict[str, Any]:
 IDENTITY = [
     *_common("identity"),
     Row("identity", "GET", "/v1/codes/{code}", ANYONE, call=Call(path={"code": "{deputy_code}"})),
+    Row("identity", "GET", "/v1/public/regions", ANYONE, call=Call(query={"parent_code": "330100"}),
+        note="not in the CONTRACT; the region tree of the citizens' pages"),
+    Row("identity", "GET", "/v1/public/regions/{code}", ANYONE, call=Call(path={"code": INSIDE}),
+        note="not in the CONTRACT; the region tree of the citizens' pages"),
     Row("identity", "PUT", "/v1/regions/{code}", ("admin",), region="the region itself",
         call=Call(path={"code": INSIDE}, json={"name": "西湖区", "parent_code": "330100"})),
     Row("identity", "GET", "/v1/regions/{code}", STAFF4, region="the region itself", call=Call(path={"code": INSIDE}),
@@ -201,6 +205,10 @@ INTAKE = [
     Row("intake", "POST", "/v1/reports", ANYONE, region="the code's target", scoped=("station_staff",), ok=201,
         call=Call(json=REPORT_BODY), note="station staff register only within their region"),
     Row("intake", "GET", "/v1/receipts/{receipt_code}", ANYONE, call=Call(path={"receipt_code": "{receipt}"})),
+    Row("intake", "GET", "/v1/public/stats", ANYONE, call=Call(query={"region_code": INSIDE}),
+        note="not in the CONTRACT; the public board's monthly figures"),
+    Row("intake", "GET", "/q/{code}", ANYONE, ok=308, call=Call(path={"code": "{deputy_code}"}),
+        note="not in the CONTRACT; codes printed with intake's address lead on to the web tier"),
     Row("intake", "POST", "/v1/receipts/{receipt_code}/rating", ANYONE, ok=201,
         call=Call(path={"receipt_code": "{receipt}"}, json={"stars": 5}, fresh="answered_report")),
     Row("intake", "GET", "/v1/reports", VIEWERS, region="query region_code",
@@ -248,6 +256,7 @@ ROUTING = [
         outside=404, call=Call(path={"report_id": "{report}"}), note="not in the CONTRACT; the readers of tickets"),
     Row("routing", "GET", "/v1/hotspots", ("npc_staff", "deputy"), region="query region_code",
         call=Call(query={"region_code": INSIDE})),
+    Row("routing", "GET", "/v1/categories", ANYONE, note="not in the CONTRACT; the citizens' report form"),
 ]
 
 SUGGESTIONS = [
@@ -309,6 +318,8 @@ SUGGESTIONS = [
         note="not in the CONTRACT"),
     Row("suggestions", "GET", "/v1/public/replies", ANYONE, call=Call(query={"year": "{year}"}),
         note="not in the CONTRACT; public disclosure"),
+    Row("suggestions", "GET", "/v1/public/units", ANYONE, call=Call(query={"region_code": INSIDE}),
+        note="not in the CONTRACT; unit names for the public board"),
 ]
 
 SCORING = [

@@ -4,7 +4,10 @@ Covers the Dockerfile, .dockerignore, docker-compose.yml (against the compose-sp
 schema vendored in check-jsonschema) and the Kustomize tree under deploy/k8s (against
 the Kubernetes OpenAPI schemas shipped with kubernetes-validate, in strict mode): the base
 file by file, and the dev and production overlays as `kubectl kustomize` renders them
-(NATS JetStream, the OpenTelemetry collector, replicas, HPA, PDB, NetworkPolicies).
+(NATS JetStream, the OpenTelemetry collector, replicas, HPA, PDB, NetworkPolicies, the
+public Ingress of the citizens' pages). The web tier is checked beside the five services,
+with what sets it apart: another command, no database, NATS or Temporal, only two keys of
+the Secret, egress only to the services' HTTP ports.
 
 No servers, no network, no Docker: plain synchronous tests that only read files.
 The per-service invariants are written as functions returning a list of problems, so
@@ -20,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,16 @@ SERVICES: dict[str, int] = {
     "scoring": 8104,
     "identity": 8105,
 }
+# The web tier: the same image, but run as a module, since `minyi serve` knows only SERVICES.
+WEB = "web"
+WEB_PORT = 8100
+WEB_COMMAND = ["python", "-m", "services.web"]
+# Every workload of the base by name and port: the five services and the web tier.
+TIERS: dict[str, int] = {**SERVICES, WEB: WEB_PORT}
+WEB_POD_LABELS = {"app.kubernetes.io/name": "minyi-web"}
+# The only keys of the Secret the web tier may see, and the variables naming their files.
+WEB_SECRET_FILES = {"web-secret": "MINYI_WEB_SECRET_FILE", "proxy-secret": "MINYI_PROXY_SECRET_FILE"}
+PROXY_SECRET_KEY = "proxy-secret"
 PER_SERVICE_KINDS = (
     "Deployment",
     "Service",
@@ -74,9 +88,9 @@ REQUIRED_EGRESS = {
     ("TCP", 4317),  # OTLP gRPC
     ("TCP", 4318),  # OTLP HTTP
 }
-# Production: the image comes from the registry, and the two services with public traffic run more pods.
+# Production: the image comes from the registry, and what takes public traffic runs more pods.
 PRODUCTION_IMAGE = "registry.example.org/minyi/minyi:0.1.0"
-PRODUCTION_REPLICAS = {"intake": 4, "routing": 2, "suggestions": 2, "scoring": 2, "identity": 3}
+PRODUCTION_REPLICAS = {"intake": 4, "routing": 2, "suggestions": 2, "scoring": 2, "identity": 3, "web": 3}
 NATS_PRODUCTION_REPLICAS = 3
 # Namespaces (by their kubernetes.io/metadata.name label) that may reach a service port in production:
 # the ingress controller and Prometheus.
@@ -98,6 +112,31 @@ IN_CLUSTER_EGRESS = {
     4317: {"app.kubernetes.io/name": "otel-collector"},
     4318: {"app.kubernetes.io/name": "otel-collector"},
 }
+# The web tier's egress: each service's HTTP port on that service's pods, DNS and the collector; no
+# PostgreSQL, NATS, Temporal or HTTPS to the outside.
+WEB_EGRESS = {("UDP", 53), ("TCP", 53), ("TCP", 4317), ("TCP", 4318)} | {("TCP", p) for p in SERVICES.values()}
+WEB_IN_CLUSTER_EGRESS = {
+    4317: IN_CLUSTER_EGRESS[4317],
+    4318: IN_CLUSTER_EGRESS[4318],
+    **{port: {"app.kubernetes.io/name": f"minyi-{service}"} for service, port in SERVICES.items()},
+}
+# The public Ingress of the citizens' pages (production): exactly these routes, all to web.
+PUBLIC_INGRESS = "minyi-public"
+PUBLIC_ROUTES = {
+    ("/", "Exact"),
+    ("/q", "Prefix"),
+    ("/kiosk", "Prefix"),
+    ("/report", "Prefix"),
+    ("/r", "Prefix"),
+    ("/public", "Prefix"),
+    ("/static", "Prefix"),
+}
+# Requests the public host must pass to web, and those it must not: the signed-in workbench (to be
+# served on an intranet host), the probes and metrics, and the services' APIs.
+PUBLIC_REQUESTS = ("/", "/q/Ab3dEf9h", "/kiosk/Ab3dEf9h", "/report", "/r", "/r/3209-2341-7781", "/public/stats",
+                   "/static/app.1a2b3c4d5e6f.css")
+PRIVATE_REQUESTS = ("/work", "/work/reports/1", "/console", "/console/units", "/login", "/auth/callback",
+                    "/healthz", "/readyz", "/metrics", "/v1/reports", "/docs", "/qr", "/reports")
 NATS_NAME = "nats"
 COLLECTOR_NAME = "otel-collector"
 # NATS users (components/nats-auth): the generated users file, and the Secret with one password per user.
@@ -258,10 +297,15 @@ def deployment_problems(
 
     if container.get("image") != image:
         problems.append(f"image is {container.get('image')!r}, expected {image!r}")
-    if container.get("command"):
-        problems.append("container overrides the image ENTRYPOINT (use args)")
-    if container.get("args") != ["serve", service]:
-        problems.append(f"args are {container.get('args')!r}, expected ['serve', {service!r}]")
+    if service == WEB:
+        if container.get("command") != WEB_COMMAND or container.get("args"):
+            problems.append(f"command is {container.get('command')!r} with args {container.get('args')!r}, "
+                            f"expected {WEB_COMMAND!r} alone")
+    else:
+        if container.get("command"):
+            problems.append("container overrides the image ENTRYPOINT (use args)")
+        if container.get("args") != ["serve", service]:
+            problems.append(f"args are {container.get('args')!r}, expected ['serve', {service!r}]")
     container_ports = [p.get("containerPort") for p in container.get("ports") or []]
     if port not in container_ports:
         problems.append(f"containerPort {port} is not declared (found {container_ports})")
@@ -308,10 +352,14 @@ def deployment_problems(
     config_maps = [(e.get("configMapRef") or {}).get("name") for e in container.get("envFrom") or []]
     if CONFIG_MAP_NAME not in config_maps:
         problems.append(f"envFrom does not load the ConfigMap {CONFIG_MAP_NAME}")
-    secret_refs = [(e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") for e in container.get("env") or []]
-    secret_refs += [(e.get("secretRef") or {}).get("name") for e in container.get("envFrom") or []]
-    if SECRET_NAME not in secret_refs:
-        problems.append(f"no environment variable comes from the Secret {SECRET_NAME}")
+    if service == WEB:
+        problems += web_container_problems(pod, container)
+    else:
+        secret_refs = [(e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name")
+                       for e in container.get("env") or []]
+        secret_refs += [(e.get("secretRef") or {}).get("name") for e in container.get("envFrom") or []]
+        if SECRET_NAME not in secret_refs:
+            problems.append(f"no environment variable comes from the Secret {SECRET_NAME}")
     env_values = {e["name"]: e.get("value") for e in container.get("env") or []}
     if env_values.get("OTEL_SERVICE_NAME") != resource_name(service):
         problems.append("OTEL_SERVICE_NAME is not set to the service")
@@ -322,6 +370,57 @@ def deployment_problems(
     for constraint in spread:
         if not selector_matches(constraint.get("labelSelector"), pod_labels):
             problems.append("a topologySpreadConstraint does not select this service's pods")
+    return problems
+
+
+def secret_file_source(pod: dict[str, Any], container: dict[str, Any], path: str | None) -> tuple[str, str] | None:
+    """(Secret, key) that the file at `path` comes from in this container, or None when no Secret volume
+    puts a file there."""
+    if not path:
+        return None
+    volumes = {v["name"]: v["secret"] for v in pod.get("volumes") or [] if "secret" in v}
+    target = Path(path)
+    for mount in container.get("volumeMounts") or []:
+        secret = volumes.get(mount.get("name"))
+        if secret is None or mount.get("subPath") or Path(mount["mountPath"]) != target.parent:
+            continue
+        items = secret.get("items")
+        if items is None:
+            return secret.get("secretName"), target.name
+        for item in items:
+            if item.get("path") == target.name:
+                return secret.get("secretName"), item.get("key")
+    return None
+
+
+def web_container_problems(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    """The web tier sees two keys of the Secret and nothing else secret, calls the five services by their
+    Services, and takes the citizen's address from the ingress controller's X-Forwarded-For."""
+    problems = []
+    env = container.get("env") or []
+    values = {e["name"]: e.get("value") for e in env}
+    if any((e.get("valueFrom") or {}).get("secretKeyRef") for e in env) or any(
+            e.get("secretRef") for e in container.get("envFrom") or []):
+        problems.append("an environment variable comes from a Secret (web needs no database URL or NATS password)")
+    for key, variable in WEB_SECRET_FILES.items():
+        source = secret_file_source(pod, container, values.get(variable))
+        if source != (SECRET_NAME, key):
+            problems.append(f"{variable} {values.get(variable)!r} is not the file of {SECRET_NAME}/{key} "
+                            f"(it is {source})")
+    for volume in pod.get("volumes") or []:
+        if "secret" not in volume:
+            continue
+        keys = {item.get("key") for item in volume["secret"].get("items") or []}
+        if volume["secret"].get("secretName") != SECRET_NAME or not volume["secret"].get("items") or (
+                keys - set(WEB_SECRET_FILES)):
+            problems.append(f"volume {volume['name']} mounts more of a Secret than {sorted(WEB_SECRET_FILES)}")
+    for service, port in SERVICES.items():
+        variable = f"MINYI_{service.upper()}_URL"
+        if url_host_port(values.get(variable) or "", 80) != (resource_name(service), port):
+            problems.append(f"{variable} is {values.get(variable)!r}, expected the Service "
+                            f"{resource_name(service)} on port {port}")
+    if values.get("MINYI_TRUST_FORWARDED_FOR") != "true":
+        problems.append("MINYI_TRUST_FORWARDED_FOR is not \"true\": behind the ingress every citizen would be one")
     return problems
 
 
@@ -369,7 +468,8 @@ def hpa_problems(hpa: dict[str, Any], deployment_name: str) -> list[str]:
     return problems
 
 
-def network_policy_problems(policy: dict[str, Any], pod_labels: dict[str, str], port: int) -> list[str]:
+def network_policy_problems(policy: dict[str, Any], pod_labels: dict[str, str], port: int,
+                            exact_egress: set[tuple[str, int]] | None = None) -> list[str]:
     spec = policy.get("spec") or {}
     problems = []
     if not selector_matches(spec.get("podSelector"), pod_labels):
@@ -386,6 +486,11 @@ def network_policy_problems(policy: dict[str, Any], pod_labels: dict[str, str], 
     egress_ports = {
         (p.get("protocol", "TCP"), p.get("port")) for rule in spec.get("egress") or [] for p in rule.get("ports") or []
     }
+    if exact_egress is not None:
+        if egress_ports != exact_egress:
+            problems.append(f"egress ports differ: not allowed {sorted(egress_ports - exact_egress, key=str)}, "
+                            f"missing {sorted(exact_egress - egress_ports, key=str)}")
+        return problems
     missing = REQUIRED_EGRESS - egress_ports
     if missing:
         problems.append(f"egress is not allowed to {sorted(missing)}")
@@ -407,7 +512,9 @@ def service_resource_problems(documents: list[tuple[str, dict[str, Any]]], servi
     problems += [f"Service: {p}" for p in service_problems(found["Service"][0], pod_labels, port)]
     problems += [f"PDB: {p}" for p in pdb_problems(found["PodDisruptionBudget"][0], pod_labels)]
     problems += [f"HPA: {p}" for p in hpa_problems(found["HorizontalPodAutoscaler"][0], name)]
-    problems += [f"NetworkPolicy: {p}" for p in network_policy_problems(found["NetworkPolicy"][0], pod_labels, port)]
+    exact_egress = WEB_EGRESS if service == WEB else None
+    problems += [f"NetworkPolicy: {p}"
+                 for p in network_policy_problems(found["NetworkPolicy"][0], pod_labels, port, exact_egress)]
     return problems
 
 
@@ -664,6 +771,14 @@ def nats_auth_problems(documents: list[dict[str, Any]]) -> list[str]:
         mounted += [(e.get("secretRef") or {}).get("name") for e in pod["containers"][0].get("envFrom") or []]
         if any(is_users_secret(name) for name in mounted):
             problems.append(f"{service} mounts every NATS password")
+    # The web tier has no NATS user: it reaches the services over HTTP only.
+    web = one(documents, "Deployment", resource_name(WEB))
+    if web is not None:
+        container = web["spec"]["template"]["spec"]["containers"][0]
+        if any(e["name"].startswith("MINYI_NATS_") for e in container.get("env") or []) or any(
+                is_users_secret((e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name"))
+                for e in container.get("env") or []):
+            problems.append("web has NATS credentials")
     statefulset = one(documents, "StatefulSet", NATS_NAME)
     if statefulset is None:
         return [*problems, f"StatefulSet {NATS_NAME} is missing"]
@@ -722,6 +837,125 @@ def collector_problems(documents: list[dict[str, Any]]) -> list[str]:
     endpoint = config_data(documents).get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if url_host_port(endpoint, 4318) != (COLLECTOR_NAME, 4318):
         problems.append(f"OTEL_EXPORTER_OTLP_ENDPOINT {endpoint!r} is not the collector's OTLP/HTTP port")
+    policy = one(documents, "NetworkPolicy", COLLECTOR_NAME)
+    admitted = {name for rule in ((policy or {}).get("spec") or {}).get("ingress") or []
+                for name in pod_names_admitted(rule)}
+    missing = sorted({resource_name(tier) for tier in TIERS} - admitted)
+    if missing:
+        problems.append(f"the collector's NetworkPolicy does not admit {missing}")
+    return problems
+
+
+def pod_names_admitted(rule: dict[str, Any]) -> set[str]:
+    """The app.kubernetes.io/name values whose pods (in this namespace) an ingress rule admits."""
+    names: set[str] = set()
+    for peer in rule.get("from") or []:
+        if set(peer) != {"podSelector"}:
+            continue
+        selector = peer["podSelector"] or {}
+        if "app.kubernetes.io/name" in (selector.get("matchLabels") or {}):
+            names.add(selector["matchLabels"]["app.kubernetes.io/name"])
+        for expression in selector.get("matchExpressions") or []:
+            if expression.get("key") == "app.kubernetes.io/name" and expression.get("operator") == "In":
+                names.update(expression.get("values") or [])
+    return names
+
+
+def ingress_route_matches(path: str, path_type: str, request_path: str) -> bool:
+    """Whether an Ingress path selects a request path, as the Ingress API defines it: Exact compares
+    whole paths, Prefix compares whole path elements (/r selects /r/x, not /report). Anything else is
+    implementation-specific and assumed to select everything."""
+    if path_type == "Exact":
+        return request_path == path
+    if path_type == "Prefix":
+        prefix = [part for part in path.split("/") if part]
+        parts = [part for part in request_path.split("/") if part]
+        return parts[: len(prefix)] == prefix
+    return True
+
+
+def nginx_size(value: str) -> int | None:
+    """Bytes of an nginx size such as 71m, 512k or 1048576."""
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", value.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2).lower()]
+
+
+def web_form_limit() -> int:
+    """The largest form web accepts (a report with its photos and recording), from its own code."""
+    from services.web.report_form import MAX_FORM_BYTES
+
+    return MAX_FORM_BYTES
+
+
+def public_ingress_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """The citizens' pages on one TLS host, the host QR codes lead to; exactly the public routes, all to
+    web's Service; nothing of the workbench, the probes or the APIs; uploads as large as web takes."""
+    ingress = one(documents, "Ingress", PUBLIC_INGRESS)
+    if ingress is None:
+        return [f"Ingress {PUBLIC_INGRESS} is missing or not unique"]
+    spec = ingress.get("spec") or {}
+    problems = []
+    if not spec.get("ingressClassName"):
+        problems.append("ingressClassName is not set")
+    if spec.get("defaultBackend"):
+        problems.append("a defaultBackend would publish every path")
+    rules = spec.get("rules") or []
+    if len(rules) != 1 or not rules[0].get("host") or "*" in rules[0]["host"]:
+        return [*problems, f"expected one rule for one named host, found {[r.get('host') for r in rules]}"]
+    host = rules[0]["host"]
+    base_url = config_data(documents).get("MINYI_PUBLIC_BASE_URL", "")
+    if base_url.rstrip("/") != f"https://{host}":
+        problems.append(f"MINYI_PUBLIC_BASE_URL is {base_url!r}: printed QR codes would not lead to https://{host}")
+    if not any(host in (entry.get("hosts") or []) and entry.get("secretName") for entry in spec.get("tls") or []):
+        problems.append(f"no TLS certificate Secret covers {host}")
+
+    # The Service port 8100 of web, by number or by its name.
+    service_ports = ((one(documents, "Service", resource_name(WEB)) or {}).get("spec") or {}).get("ports") or []
+    web_port_refs = [{"number": p.get("port"), **({"name": p["name"]} if p.get("name") else {})}
+                     for p in service_ports if p.get("port") == WEB_PORT]
+    routes = set()
+    for entry in (rules[0].get("http") or {}).get("paths") or []:
+        routes.add((entry.get("path"), entry.get("pathType")))
+        backend = (entry.get("backend") or {}).get("service") or {}
+        port = backend.get("port") or {}
+        by_port = any(port.items() <= ref.items() and port for ref in web_port_refs)
+        if backend.get("name") != resource_name(WEB) or not by_port:
+            problems.append(f"{entry.get('path')} goes to {backend}, not {resource_name(WEB)}:{WEB_PORT}")
+    if routes != PUBLIC_ROUTES:
+        problems.append(f"routes differ: extra {sorted(routes - PUBLIC_ROUTES, key=str)}, "
+                        f"missing {sorted(PUBLIC_ROUTES - routes, key=str)}")
+    for request_path in PRIVATE_REQUESTS:
+        if any(ingress_route_matches(path, kind, request_path) for path, kind in routes):
+            problems.append(f"{request_path} is published on the public host")
+    for request_path in PUBLIC_REQUESTS:
+        if not any(ingress_route_matches(path, kind, request_path) for path, kind in routes):
+            problems.append(f"{request_path} is not routed to web")
+
+    body_size = nginx_size(((ingress.get("metadata") or {}).get("annotations") or {}).get(
+        "nginx.ingress.kubernetes.io/proxy-body-size", "1m"))
+    if body_size is None or body_size < web_form_limit():
+        problems.append(f"the controller's body limit ({body_size} bytes) would cut off forms web accepts "
+                        f"(up to {web_form_limit()} bytes)")
+    return problems
+
+
+def proxy_secret_problems(documents: list[dict[str, Any]]) -> list[str]:
+    """Intake believes the citizen's address web names only with the secret web shows: both must read
+    the same key of the Secret."""
+    problems = []
+    for tier in ("intake", WEB):
+        deployment = one(documents, "Deployment", resource_name(tier))
+        if deployment is None:
+            problems.append(f"Deployment {resource_name(tier)} is missing")
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        path = {e["name"]: e.get("value") for e in container.get("env") or []}.get("MINYI_PROXY_SECRET_FILE")
+        if secret_file_source(pod, container, path) != (SECRET_NAME, PROXY_SECRET_KEY):
+            problems.append(f"{tier}: MINYI_PROXY_SECRET_FILE {path!r} is not the file of "
+                            f"{SECRET_NAME}/{PROXY_SECRET_KEY}")
     return problems
 
 
@@ -729,11 +963,23 @@ def rule_ports(rule: dict[str, Any]) -> set[tuple[str, Any]]:
     return {(p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or []}
 
 
+def ingress_source(peer: dict[str, Any]) -> str | None:
+    """What an ingress peer admits, when it is one that may reach a port: a namespace of
+    INGRESS_NAMESPACES, or WEB for exactly the web tier's pods."""
+    if set(peer) == {"namespaceSelector"}:
+        namespace = ((peer["namespaceSelector"] or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+        return namespace if namespace in INGRESS_NAMESPACES else None
+    if set(peer) == {"podSelector"} and (peer["podSelector"] or {}) == {"matchLabels": WEB_POD_LABELS}:
+        return WEB
+    return None
+
+
 def production_network_policy_problems(
-    policy: dict[str, Any], pod_labels: dict[str, str], port: int, temporal: bool
+    policy: dict[str, Any], pod_labels: dict[str, str], port: int, temporal: bool, *, web: bool = False
 ) -> list[str]:
-    """Exactly the production traffic: the service port from the ingress and monitoring namespaces,
-    egress only to the dependencies, the in-namespace ones by their pods."""
+    """Exactly the production traffic: the service port from the ingress and monitoring namespaces (and,
+    for the five services, from the web tier's pods), egress only to the dependencies, the in-namespace
+    ones by their pods. The web tier's only dependencies are the five services."""
     spec = policy.get("spec") or {}
     problems = []
     if not selector_matches(spec.get("podSelector"), pod_labels):
@@ -750,24 +996,27 @@ def production_network_policy_problems(
         if not rule.get("from"):
             problems.append("an ingress rule allows every source")
         for peer in rule.get("from") or []:
-            namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
-                "kubernetes.io/metadata.name"
-            )
-            if set(peer) != {"namespaceSelector"} or namespace not in INGRESS_NAMESPACES:
-                problems.append(f"ingress from {peer} is not the ingress controller or monitoring namespace")
+            source = ingress_source(peer)
+            if source is None or (web and source == WEB):
+                problems.append(f"ingress from {peer} is not the ingress controller or monitoring namespace"
+                                + ("" if web else " or the web tier"))
             else:
-                sources.add(namespace)
-    if sources != INGRESS_NAMESPACES:
-        problems.append(f"ingress admits {sorted(sources)}, expected {sorted(INGRESS_NAMESPACES)}")
+                sources.add(source)
+    wanted_sources = INGRESS_NAMESPACES if web else INGRESS_NAMESPACES | {WEB}
+    if sources != wanted_sources:
+        problems.append(f"ingress admits {sorted(sources)}, expected {sorted(wanted_sources)}")
 
-    expected = PRODUCTION_EGRESS | ({TEMPORAL_EGRESS} if temporal else set())
+    if web:
+        expected, in_cluster = WEB_EGRESS, WEB_IN_CLUSTER_EGRESS
+    else:
+        expected, in_cluster = PRODUCTION_EGRESS | ({TEMPORAL_EGRESS} if temporal else set()), IN_CLUSTER_EGRESS
     allowed: set[tuple[str, Any]] = set()
     for rule in spec.get("egress") or []:
         if not rule.get("ports"):
             problems.append("an egress rule allows every port")
         allowed |= rule_ports(rule)
         for _, number in rule_ports(rule):
-            wanted = IN_CLUSTER_EGRESS.get(number)
+            wanted = in_cluster.get(number)
             if wanted is None:
                 continue
             peers = rule.get("to") or []
@@ -811,10 +1060,10 @@ def production_service_problems(documents: list[dict[str, Any]], service: str, p
     if allowed_disruptions(pdb, replicas) != 1:
         problems.append(f"PDB lets {allowed_disruptions(pdb, replicas)} of {replicas} pods go at once, expected 1")
 
-    problems += [
-        f"NetworkPolicy: {p}"
-        for p in production_network_policy_problems(found["NetworkPolicy"][0], labels, port, uses_temporal(service))
-    ]
+    policy = found["NetworkPolicy"][0]
+    temporal = service != WEB and uses_temporal(service)
+    problems += [f"NetworkPolicy: {p}"
+                 for p in production_network_policy_problems(policy, labels, port, temporal, web=service == WEB)]
     return problems
 
 
@@ -822,7 +1071,7 @@ def single_replica_problems(documents: list[dict[str, Any]]) -> list[str]:
     """Development: one pod of each service, the collector and NATS; nothing that scales them up or
     keeps a node from draining."""
     problems = []
-    workloads = [resource_name(s) for s in SERVICES] + [COLLECTOR_NAME]
+    workloads = [resource_name(s) for s in TIERS] + [COLLECTOR_NAME]
     for name in workloads:
         deployment = one(documents, "Deployment", name)
         if deployment is None:
@@ -968,6 +1217,79 @@ def compose_secret_problems(definition: dict[str, Any], environment: dict[str, s
     return problems
 
 
+def compose_web_problems(compose: dict[str, Any]) -> list[str]:
+    """The web tier from the same image, run as a module, on the five services' HTTP APIs only, with its
+    two secret files from the volume secrets-init fills."""
+    services = compose.get("services") or {}
+    if WEB not in services:
+        return [f"service {WEB!r} is missing"]
+    definition = services[WEB]
+    problems = []
+    if as_argv(definition.get("entrypoint")) != WEB_COMMAND or definition.get("command"):
+        problems.append(f"entrypoint is {definition.get('entrypoint')!r} with command {definition.get('command')!r}, "
+                        f"expected {WEB_COMMAND!r} alone")
+    if definition.get("image") != (services.get("intake") or {}).get("image"):
+        problems.append(f"image is {definition.get('image')!r}, not the services' image")
+    build = definition.get("build")
+    if (build if isinstance(build, str) else (build or {}).get("context")) not in (".", "./"):
+        problems.append("the image is not built from the repository root")
+    if (WEB_PORT, WEB_PORT) not in compose_port_pairs(definition):
+        problems.append(f"port {WEB_PORT} is not published as {WEB_PORT}:{WEB_PORT}")
+    if definition.get("restart") != "unless-stopped":
+        problems.append("restart is not unless-stopped")
+    if definition.get("read_only") is not True or "ALL" not in (definition.get("cap_drop") or []):
+        problems.append("the container is not read-only with every capability dropped")
+    test = (definition.get("healthcheck") or {}).get("test") or []
+    test_text = " ".join(test) if isinstance(test, list) else str(test)
+    if f"127.0.0.1:{WEB_PORT}/readyz" not in test_text or "python" not in test_text:
+        problems.append(f"healthcheck does not call /readyz on port {WEB_PORT} with python")
+
+    environment = compose_environment(definition)
+    wanted = {
+        "MINYI_HTTP_HOST": "0.0.0.0",
+        port_env_var(WEB): str(WEB_PORT),
+        "MINYI_WEB_SECRET_FILE": f"{COMPOSE_SECRETS}/web-secret",
+        "MINYI_PROXY_SECRET_FILE": f"{COMPOSE_SECRETS}/{PROXY_SECRET_KEY}",
+        "OTEL_SERVICE_NAME": resource_name(WEB),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": str((compose.get("x-minyi-env") or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT")),
+    }
+    problems += [f"{key} is {environment.get(key)!r}, expected {value!r}"
+                 for key, value in wanted.items() if environment.get(key) != value]
+    for service, port in SERVICES.items():
+        variable = f"MINYI_{service.upper()}_URL"
+        if url_host_port(environment.get(variable, ""), 80) != (service, port) or service not in services:
+            problems.append(f"{variable} is {environment.get(variable)!r}, expected the compose service "
+                            f"{service} on port {port}")
+    leaked = sorted(key for key in ("MINYI_DATABASE_URL", "MINYI_NATS_URL", "MINYI_TEMPORAL_ADDRESS",
+                                    "MINYI_PII_KEYS_FILE", "MINYI_CODE_SECRET_FILE", "MINYI_NATS_PASSWORD_FILE")
+                    if environment.get(key))
+    if leaked:
+        problems.append(f"web is given {leaked}: it has no database, NATS or personal data of its own")
+    if environment.get("MINYI_DEV_SECRETS", "false") != "false":
+        problems.append("MINYI_DEV_SECRETS is set: web must use the made secrets")
+    if named_volume_targets(definition).get(COMPOSE_SECRETS) != "minyi-secrets:ro":
+        problems.append(f"minyi-secrets is not mounted read-only at {COMPOSE_SECRETS}")
+    # Intake believes the citizen's address web names only next to the same secret.
+    intake_secret = compose_environment(services.get("intake") or {}).get("MINYI_PROXY_SECRET_FILE")
+    if intake_secret != environment.get("MINYI_PROXY_SECRET_FILE"):
+        problems.append(f"intake reads the proxy secret from {intake_secret!r}, web from "
+                        f"{environment.get('MINYI_PROXY_SECRET_FILE')!r}")
+
+    depends_on = definition.get("depends_on") or {}
+    if not isinstance(depends_on, dict):
+        return [*problems, "depends_on is a list: it cannot wait for the services to be healthy"]
+    if (depends_on.get("secrets-init") or {}).get("condition") != "service_completed_successfully":
+        problems.append("does not wait for secrets-init to complete")
+    missing = sorted(set(SERVICES) - set(depends_on))
+    if missing:
+        problems.append(f"does not depend on {missing}")
+    # Web's /readyz asks intake and identity: a web started before them would only restart.
+    for service in ("intake", "identity"):
+        if (depends_on.get(service) or {}).get("condition") != "service_healthy":
+            problems.append(f"does not wait for {service} to be healthy")
+    return problems
+
+
 def bind_mount_sources(service: dict[str, Any]) -> list[str]:
     sources = []
     for volume in service.get("volumes") or []:
@@ -1052,6 +1374,10 @@ def final_stage_problems(text: str) -> list[str]:
     environment = " ".join(arguments for keyword, arguments in final if keyword == "ENV")
     if not re.search(r"\bPYTHONUNBUFFERED=1\b", environment):
         problems.append("PYTHONUNBUFFERED=1 is not set in the final stage")
+    exposed = {int(port.split("/", 1)[0]) for keyword, arguments in final if keyword == "EXPOSE"
+               for port in arguments.split() if port.split("/", 1)[0].isdigit()}
+    if set(TIERS.values()) - exposed:
+        problems.append(f"the final stage does not EXPOSE {sorted(set(TIERS.values()) - exposed)}")
     return problems
 
 
@@ -1090,7 +1416,7 @@ def test_secret_example_validates_and_is_not_applied() -> None:
     kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", SECRET_NAME)
     keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
-    assert {"database-url", "pii-keys.json", "code-secret"} <= keys
+    assert {"database-url", "pii-keys.json", "code-secret", *WEB_SECRET_FILES} <= keys
 
 
 def test_nats_users_secret_example_validates_and_is_not_applied() -> None:
@@ -1129,7 +1455,7 @@ def test_base_kustomization_settings() -> None:
     assert kustomization.get("namespace") == NAMESPACE
     resources = kustomization.get("resources") or []
     assert "namespace.yaml" in resources
-    for service in SERVICES:
+    for service in TIERS:
         assert f"{service}.yaml" in resources, f"{service}.yaml is not listed in resources"
 
     part_of = dict(kustomization.get("commonLabels") or {})
@@ -1162,7 +1488,7 @@ def test_config_map_carries_the_shared_settings() -> None:
     data = config_maps[0].get("data") or {}
     missing = [key for key in SHARED_CONFIG_KEYS if key not in data]
     assert not missing, f"minyi-config lacks {missing}"
-    for service, port in SERVICES.items():
+    for service, port in TIERS.items():
         assert data.get(port_env_var(service)) == str(port)
     assert data["MINYI_HTTP_HOST"] == "0.0.0.0"
     assert "MINYI_JWT_JWKS_URL" in data or "MINYI_JWT_PUBLIC_KEY_FILE" in data
@@ -1170,7 +1496,7 @@ def test_config_map_carries_the_shared_settings() -> None:
     assert "MINYI_DATABASE_URL" not in data
 
 
-@pytest.mark.parametrize(("service", "port"), list(SERVICES.items()), ids=list(SERVICES))
+@pytest.mark.parametrize(("service", "port"), list(TIERS.items()), ids=list(TIERS))
 def test_service_resources(service: str, port: int) -> None:
     problems = service_resource_problems(base_documents(), service, port)
     assert not problems, f"{service}:\n" + "\n".join(problems)
@@ -1178,7 +1504,7 @@ def test_service_resources(service: str, port: int) -> None:
 
 def test_no_unexpected_workloads() -> None:
     documents = base_documents()
-    expected = {resource_name(service) for service in SERVICES}
+    expected = {resource_name(service) for service in TIERS}
     for kind in PER_SERVICE_KINDS:
         names = sorted(doc["metadata"]["name"] for _, doc in documents if doc.get("kind") == kind)
         assert set(names) == expected and len(names) == len(expected), f"{kind}: {names}"
@@ -1189,7 +1515,7 @@ def test_production_overlay() -> None:
     resources = kustomization.get("resources") or []
     assert any((K8S_PRODUCTION / ref).resolve() == K8S_BASE.resolve() for ref in resources)
     replicas = {entry["name"]: entry["count"] for entry in kustomization.get("replicas") or []}
-    for service in ("intake", "identity"):
+    for service in ("intake", "identity", WEB):
         assert replicas.get(resource_name(service), 0) > 2, f"{service} replicas are not raised"
     assert IMAGE_NAME in [image.get("name") for image in kustomization.get("images") or []]
 
@@ -1201,7 +1527,7 @@ def test_rendered_kustomization_validates(directory: Path) -> None:
     problems = rendered_problems(documents)
     assert not problems, "\n".join(problems)
     deployments = {d["metadata"]["name"] for d in documents if d["kind"] == "Deployment"}
-    expected = {resource_name(service) for service in SERVICES}
+    expected = {resource_name(service) for service in TIERS}
     if directory != K8S_BASE:
         expected.add(COLLECTOR_NAME)
     assert deployments == expected
@@ -1222,10 +1548,26 @@ def test_overlay_files_are_all_used(directory: Path) -> None:
     assert not stray, f"files no kustomization uses: {stray}"
 
 
-@pytest.mark.parametrize(("service", "port"), list(SERVICES.items()), ids=list(SERVICES))
+@pytest.mark.parametrize(("service", "port"), list(TIERS.items()), ids=list(TIERS))
 def test_production_service(service: str, port: int) -> None:
     problems = production_service_problems(render(K8S_PRODUCTION), service, port)
     assert not problems, f"{service}:\n" + "\n".join(problems)
+
+
+def test_production_public_ingress() -> None:
+    problems = public_ingress_problems(render(K8S_PRODUCTION))
+    assert not problems, "\n".join(problems)
+
+
+def test_public_ingress_is_production_only() -> None:
+    """Its host and certificate are the production installation's; dev reaches web by port-forward."""
+    assert not [d for d in render(K8S_DEV) if d["kind"] == "Ingress"]
+
+
+@pytest.mark.parametrize("directory", [K8S_BASE, K8S_PRODUCTION, K8S_DEV], ids=["base", "production", "dev"])
+def test_intake_and_web_share_the_proxy_secret(directory: Path) -> None:
+    problems = proxy_secret_problems(render(directory))
+    assert not problems, "\n".join(problems)
 
 
 def test_production_nats_cluster() -> None:
@@ -1254,6 +1596,8 @@ def test_production_nats_network_policy() -> None:
     ingress = set().union(*(rule_ports(rule) for rule in policy["spec"]["ingress"]))
     assert ingress == {("TCP", 4222), ("TCP", 6222), ("TCP", 8222)}
     assert all(rule.get("from") for rule in policy["spec"]["ingress"])
+    admitted = set().union(*(pod_names_admitted(rule) for rule in policy["spec"]["ingress"]))
+    assert resource_name(WEB) not in admitted, "web has no NATS user and needs no NATS"
 
 
 @pytest.mark.parametrize("directory", [K8S_PRODUCTION, K8S_DEV], ids=["production", "dev"])
@@ -1294,7 +1638,7 @@ def test_dev_overlay_runs_one_of_everything() -> None:
     documents = render(K8S_DEV)
     problems = single_replica_problems(documents) + nats_problems(documents, 1)
     assert not problems, "\n".join(problems)
-    for service, port in SERVICES.items():
+    for service, port in TIERS.items():
         deployment = one(documents, "Deployment", resource_name(service))
         assert deployment is not None
         assert not deployment_problems(deployment, service, port, replicas=1)
@@ -1317,6 +1661,11 @@ def test_compose_file_matches_compose_spec_schema() -> None:
 def test_compose_service(service: str, port: int) -> None:
     problems = compose_service_problems(load_yaml(COMPOSE_FILE), service, port)
     assert not problems, f"{service}:\n" + "\n".join(problems)
+
+
+def test_compose_web() -> None:
+    problems = compose_web_problems(load_yaml(COMPOSE_FILE))
+    assert not problems, "\n".join(problems)
 
 
 def test_compose_infrastructure() -> None:
@@ -1391,8 +1740,26 @@ def test_collector_config_receives_otlp_and_exports_to_debug() -> None:
 
 
 # ===========================================================================
-# Tests: Dockerfile and .dockerignore
+# Tests: Dockerfile, .dockerignore and what the image installs
 # ===========================================================================
+
+
+def test_image_carries_the_web_tier() -> None:
+    """The image installs the project's wheel: it must declare Jinja2 and package web's templates and
+    static files, which live beside its modules rather than in a Python package."""
+    with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
+        project = tomllib.load(handle)
+    declared = {re.split(r"[\[=<>!~; ]", dependency, maxsplit=1)[0].lower()
+                for dependency in project["project"]["dependencies"]}
+    assert "jinja2" in declared, "services/web renders with Jinja2, which the image would not install"
+    package_data = project["tool"]["setuptools"].get("package-data") or {}
+    web_dir = REPO_ROOT / "services" / "web"
+    patterns = [*package_data.get("services.web", []), *package_data.get("*", [])]
+    packaged = {path for pattern in patterns for path in web_dir.glob(pattern) if path.is_file()}
+    needed = {path for folder in ("templates", "static") for path in (web_dir / folder).rglob("*") if path.is_file()}
+    missing = sorted(str(path.relative_to(web_dir)) for path in needed - packaged)
+    assert needed, "services/web has no templates or static files"
+    assert not missing, f"package-data leaves out {missing}"
 
 
 def test_dockerfile_final_stage() -> None:
@@ -1462,6 +1829,54 @@ def test_broken_deployment_is_reported(breakage: str) -> None:
     assert service_resource_problems(documents, "intake", SERVICES["intake"])
 
 
+def _web_env(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def _web_var(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(e for e in _web_env(deployment) if e["name"] == name)
+
+
+def _web_secret_volume(deployment: dict[str, Any]) -> dict[str, Any]:
+    return next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v)["secret"]
+
+
+WEB_BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "run through minyi serve": lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+        {"command": None, "args": ["serve", "web"]}),
+    "reads the database URL": lambda d: _web_env(d).append(
+        {"name": "MINYI_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "database-url"}}}),
+    "mounts the whole Secret": lambda d: _web_secret_volume(d).pop("items"),
+    "mounts the keyring too": lambda d: _web_secret_volume(d)["items"].append(
+        {"key": "pii-keys.json", "path": "pii-keys.json"}),
+    "form key from the wrong file": lambda d: _web_var(d, "MINYI_WEB_SECRET_FILE").update(
+        {"value": "/etc/minyi/secrets/code-secret"}),
+    "ignores X-Forwarded-For": lambda d: _web_env(d).remove(_web_var(d, "MINYI_TRUST_FORWARDED_FOR")),
+    "calls intake on localhost": lambda d: _web_var(d, "MINYI_INTAKE_URL").update({"value": "http://127.0.0.1:8101"}),
+    "calls identity on intake's port": lambda d: _web_var(d, "MINYI_IDENTITY_URL").update(
+        {"value": "http://minyi-identity:8101"}),
+    "no readiness probe": _drop([*CONTAINER, "readinessProbe"]),
+    "writable root fs": _set([*CONTAINER, "securityContext", "readOnlyRootFilesystem"], False),
+}
+
+
+@pytest.mark.parametrize("breakage", list(WEB_BREAKAGES), ids=list(WEB_BREAKAGES))
+def test_broken_web_deployment_is_reported(breakage: str) -> None:
+    documents = copy.deepcopy(base_documents())
+    (deployment,) = find(documents, "Deployment", resource_name(WEB))
+    assert not deployment_problems(deployment, WEB, WEB_PORT)
+    WEB_BREAKAGES[breakage](deployment)
+    assert deployment_problems(deployment, WEB, WEB_PORT)
+
+
+def test_web_egress_to_a_database_is_reported() -> None:
+    documents = copy.deepcopy(base_documents())
+    (policy,) = find(documents, "NetworkPolicy", resource_name(WEB))
+    assert not service_resource_problems(documents, WEB, WEB_PORT)
+    policy["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 5432}]})
+    assert service_resource_problems(documents, WEB, WEB_PORT)
+
+
 def test_missing_or_duplicate_resources_are_reported() -> None:
     documents = base_documents()
     without_pdb = [
@@ -1495,11 +1910,37 @@ def test_broken_compose_is_reported() -> None:
     assert schema_errors(broken, compose_schema())
 
 
+def test_broken_compose_web_is_reported() -> None:
+    compose = load_yaml(COMPOSE_FILE)
+    assert not compose_web_problems(compose)
+    breakages: dict[str, Callable[[dict[str, Any]], None]] = {
+        "through minyi": lambda web: web.update({"entrypoint": None, "command": ["serve", "web"]}),
+        "intake on localhost": lambda web: web["environment"].update({"MINYI_INTAKE_URL": "http://127.0.0.1:8101"}),
+        "a database": lambda web: web["environment"].update(
+            {"MINYI_DATABASE_URL": "postgresql+asyncpg://minyi:minyi@postgres:5432/minyi"}),
+        "development secrets": lambda web: web["environment"].update({"MINYI_DEV_SECRETS": "true"}),
+        "no secrets volume": lambda web: web.update({"volumes": []}),
+        "started before identity is healthy": lambda web: web["depends_on"].pop("identity"),
+        "another port": lambda web: web.update({"ports": ["8080:8100"]}),
+    }
+    for name, breakage in breakages.items():
+        broken = copy.deepcopy(compose)
+        breakage(broken["services"][WEB])
+        assert compose_web_problems(broken), name
+    broken = copy.deepcopy(compose)
+    del broken["services"]["intake"]["environment"]["MINYI_PROXY_SECRET_FILE"]
+    assert compose_web_problems(broken), "intake without the proxy secret"
+    broken = copy.deepcopy(compose)
+    del broken["services"][WEB]
+    assert compose_web_problems(broken)
+
+
 def test_broken_dockerfile_is_reported() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert final_stage_problems(re.sub(r"(?m)^USER .*$", "USER root", text))
     assert final_stage_problems(re.sub(r"(?m)^ENTRYPOINT .*$", 'ENTRYPOINT ["python"]', text))
     assert final_stage_problems(re.sub(r"(?m)^USER .*\n", "", text))
+    assert final_stage_problems(re.sub(r"(?m)^(EXPOSE .*)\b8100 ", r"\1", text))
 
 
 def _nats_config(documents: list[dict[str, Any]]) -> dict[str, str]:
@@ -1575,6 +2016,92 @@ POLICY_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
         {"protocol": "TCP", "port": 7233}
     ),
 }
+
+
+WEB_POLICY_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "web reaches PostgreSQL": lambda docs: _policy_rule(docs, WEB, "egress", 8101)["ports"].append(
+        {"protocol": "TCP", "port": 5432}),
+    "web reaches NATS": lambda docs: _policy_rule(docs, WEB, "egress", 4317)["ports"].append(
+        {"protocol": "TCP", "port": 4222}),
+    "web reaches intake's port anywhere": lambda docs: _policy_rule(docs, WEB, "egress", 8101).pop("to"),
+    "web reaches identity's port on intake": lambda docs: _policy_rule(docs, WEB, "egress", 8105)["to"][0][
+        "podSelector"]["matchLabels"].update({"app.kubernetes.io/name": "minyi-intake"}),
+    "web admits its own pods": lambda docs: _policy_rule(docs, WEB, "ingress", 8100)["from"].append(
+        {"podSelector": {"matchLabels": WEB_POD_LABELS}}),
+    "no egress to scoring": lambda docs: (one(docs, "NetworkPolicy", resource_name(WEB)) or {})["spec"][
+        "egress"].remove(_policy_rule(docs, WEB, "egress", 8104)),
+}
+
+
+@pytest.mark.parametrize("breakage", list(WEB_POLICY_BREAKAGES), ids=list(WEB_POLICY_BREAKAGES))
+def test_broken_production_web_policy_is_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not production_service_problems(documents, WEB, WEB_PORT)
+    WEB_POLICY_BREAKAGES[breakage](documents)
+    assert production_service_problems(documents, WEB, WEB_PORT)
+
+
+def test_a_service_refusing_web_is_reported() -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not production_service_problems(documents, "identity", SERVICES["identity"])
+    policy = one(documents, "NetworkPolicy", resource_name("identity")) or {}
+    policy["spec"]["ingress"] = [r for r in policy["spec"]["ingress"] if ingress_source(r["from"][0]) != WEB]
+    assert production_service_problems(documents, "identity", SERVICES["identity"])
+
+
+def _public_paths(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ingress = one(documents, "Ingress", PUBLIC_INGRESS)
+    assert ingress is not None
+    return ingress["spec"]["rules"][0]["http"]["paths"]
+
+
+def _public_path(documents: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    return next(p for p in _public_paths(documents) if p["path"] == path)
+
+
+INGRESS_BREAKAGES: dict[str, Callable[[list[dict[str, Any]]], None]] = {
+    "every path through a Prefix /": lambda docs: _public_path(docs, "/").update({"pathType": "Prefix"}),
+    "the workbench published": lambda docs: _public_paths(docs).append(
+        {**copy.deepcopy(_public_path(docs, "/q")), "path": "/work"}),
+    "the receipt route as a bare prefix": lambda docs: _public_path(docs, "/r").update(
+        {"pathType": "ImplementationSpecific"}),
+    "no kiosk": lambda docs: _public_paths(docs).remove(_public_path(docs, "/kiosk")),
+    "a page to intake": lambda docs: _public_path(docs, "/report")["backend"]["service"].update(
+        {"name": resource_name("intake")}),
+    "a page to another port": lambda docs: _public_path(docs, "/q")["backend"]["service"].update(
+        {"port": {"number": 8101}}),
+    "QR codes to another host": lambda docs: (one(docs, "ConfigMap", CONFIG_MAP_NAME) or {})["data"].update(
+        {"MINYI_PUBLIC_BASE_URL": "https://minyi.example.org"}),
+    "no TLS": lambda docs: (one(docs, "Ingress", PUBLIC_INGRESS) or {})["spec"].pop("tls"),
+    "uploads cut off at 1 MiB": lambda docs: (one(docs, "Ingress", PUBLIC_INGRESS) or {})["metadata"][
+        "annotations"].pop("nginx.ingress.kubernetes.io/proxy-body-size"),
+    "a default backend": lambda docs: (one(docs, "Ingress", PUBLIC_INGRESS) or {})["spec"].update(
+        {"defaultBackend": {"service": {"name": resource_name(WEB), "port": {"number": WEB_PORT}}}}),
+}
+
+
+@pytest.mark.parametrize("breakage", list(INGRESS_BREAKAGES), ids=list(INGRESS_BREAKAGES))
+def test_broken_public_ingress_is_reported(breakage: str) -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not public_ingress_problems(documents)
+    INGRESS_BREAKAGES[breakage](documents)
+    assert public_ingress_problems(documents)
+
+
+def test_ingress_paths_match_whole_elements() -> None:
+    assert ingress_route_matches("/r", "Prefix", "/r/3209")
+    assert not ingress_route_matches("/r", "Prefix", "/report")
+    assert ingress_route_matches("/", "Prefix", "/work")
+    assert not ingress_route_matches("/", "Exact", "/work")
+    assert ingress_route_matches("/q/", "Prefix", "/q")
+
+
+def test_a_proxy_secret_out_of_step_is_reported() -> None:
+    documents = render(K8S_PRODUCTION)
+    assert not proxy_secret_problems(documents)
+    intake = one(documents, "Deployment", resource_name("intake")) or {}
+    next(e for e in _web_env(intake) if e["name"] == "MINYI_PROXY_SECRET_FILE")["value"] = "/tmp/proxy-secret"
+    assert proxy_secret_problems(documents)
 
 
 @pytest.mark.parametrize("breakage", list(POLICY_BREAKAGES), ids=list(POLICY_BREAKAGES))

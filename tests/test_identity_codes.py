@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import nats
@@ -66,6 +67,13 @@ async def _issue(client: httpx.AsyncClient, path: str, headers: dict[str, str] =
     return str(body["code"])
 
 
+def _scanned(kind: str, target_id: str, name: str, region_code: str, region_name: str | None,
+             **extra: Any) -> dict[str, Any]:
+    """What `GET /v1/codes/{code}` answers: the owner, and the rest null or empty unless given."""
+    return {"kind": kind, "id": target_id, "name": name, "region_code": region_code, "region_name": region_name,
+            "level": None, "stations": [], "station_kind": None, "deputies": [], **extra}
+
+
 def _assert_gone(resp: httpx.Response) -> None:
     assert resp.status_code == 404, resp.text
     assert resp.headers["content-type"] == "application/problem+json"
@@ -78,7 +86,7 @@ async def test_issue_resolve_reissue_and_revoke(identity: Identity) -> None:
     first = await _issue(client, "deputies/QRD-1")
     resolved = await client.get(f"/v1/codes/{first}")  # no token: a citizen scanning the wall
     assert resolved.status_code == 200, resolved.text
-    assert resolved.json() == {"kind": "deputy", "id": "QRD-1", "name": "李秀英", "region_code": "330102"}
+    assert resolved.json() == _scanned("deputy", "QRD-1", "李秀英", "330102", "上城区", level="county")
     assert (await client.get(f"/v1/codes/{first.lower()}")).json()["id"] == "QRD-1"
 
     second = await _issue(client, "deputies/QRD-1")
@@ -94,8 +102,8 @@ async def test_issue_resolve_reissue_and_revoke(identity: Identity) -> None:
 
     await _station(client, "QRS-1", "上城区人大代表联络站")
     station = await _issue(client, "stations/QRS-1")
-    assert (await client.get(f"/v1/codes/{station}")).json() == {
-        "kind": "station", "id": "QRS-1", "name": "上城区人大代表联络站", "region_code": "330102"}
+    assert (await client.get(f"/v1/codes/{station}")).json() == _scanned(
+        "station", "QRS-1", "上城区人大代表联络站", "330102", "上城区", station_kind="station")
     assert (await client.post("/v1/deputies/QRD-NOBODY/code", headers=ADMIN)).status_code == 404
 
 
@@ -128,8 +136,53 @@ async def test_renaming_shows_through_the_code_at_once(identity: Identity) -> No
     await _station(client, "QRS-3", "清波街道人大代表之家")
     await _deputy(client, "QRD-3", "张伟民", region="330105")
     assert (await client.get(f"/v1/codes/{station}")).json()["name"] == "清波街道人大代表之家"
-    assert (await client.get(f"/v1/codes/{deputy}")).json() == {
-        "kind": "deputy", "id": "QRD-3", "name": "张伟民", "region_code": "330105"}
+    assert (await client.get(f"/v1/codes/{deputy}")).json() == _scanned(
+        "deputy", "QRD-3", "张伟民", "330105", "拱墅区", level="county")
+
+
+STATIONS = (("QRS-10", "湖滨街道代表之家", "home"), ("QRS-11", "上城区代表联络服务中心", "service_center"))
+# Registered in no particular order; a scan lists them by level (national first), then by name.
+DEPUTIES = (("QRD-10", "赵乡", "township", "330102"), ("QRD-11", "钱国", "national", "330000"),
+            ("QRD-12", "孙区", "county", "330102"), ("QRD-13", "李区", "county", "330102"),
+            ("QRD-14", "周省", "provincial", "330000"))
+
+
+async def test_a_scan_shows_the_deputys_stations_and_the_stations_deputies(identity: Identity) -> None:
+    client = identity.client
+    for station_id, name, kind in STATIONS:
+        resp = await client.put(f"/v1/stations/{station_id}", headers=ADMIN,
+                                json={"name": name, "kind": kind, "region_code": "330102"})
+        assert resp.status_code in (200, 201), resp.text
+    for deputy_id, name, level, region in DEPUTIES:
+        resp = await client.put(f"/v1/deputies/{deputy_id}", headers=ADMIN, json={
+            "name": name, "level": level, "region_code": region, "station_ids": ["QRS-11", "QRS-10"],
+            "phone": "13800138000"})
+        assert resp.status_code in (200, 201), resp.text
+    resp = await client.put("/v1/deputies/QRD-15", headers=ADMIN, json={
+        "name": "吴别处", "level": "county", "region_code": "330105", "station_ids": ["QRS-11"]})
+    assert resp.status_code in (200, 201), resp.text
+
+    county = [{"id": i, "name": n, "level": "county"} for n, i in sorted([("孙区", "QRD-12"), ("李区", "QRD-13")])]
+    home = (await client.get(f"/v1/codes/{await _issue(client, 'stations/QRS-10')}")).json()
+    assert home == _scanned("station", "QRS-10", "湖滨街道代表之家", "330102", "上城区", station_kind="home", deputies=[
+        {"id": "QRD-11", "name": "钱国", "level": "national"}, {"id": "QRD-14", "name": "周省", "level": "provincial"},
+        *county, {"id": "QRD-10", "name": "赵乡", "level": "township"}])
+    center = (await client.get(f"/v1/codes/{await _issue(client, 'stations/QRS-11')}")).json()
+    by_name = sorted([("孙区", "QRD-12"), ("李区", "QRD-13"), ("吴别处", "QRD-15")])
+    assert [d["id"] for d in center["deputies"]] == ["QRD-11", "QRD-14", *(i for _, i in by_name), "QRD-10"]
+
+    deputy = await client.get(f"/v1/codes/{await _issue(client, 'deputies/QRD-11')}")
+    assert deputy.json() == _scanned("deputy", "QRD-11", "钱国", "330000", "浙江省", level="national", stations=[
+        {"id": "QRS-10", "name": "湖滨街道代表之家", "kind": "home"},
+        {"id": "QRS-11", "name": "上城区代表联络服务中心", "kind": "service_center"}])
+    assert "13800138000" not in deputy.text and "8000" not in deputy.text, "no phone, not even masked"
+
+    # Leaving a station shows at the next scan of the station's code.
+    resp = await client.put("/v1/deputies/QRD-10", headers=ADMIN, json={
+        "name": "赵乡", "level": "township", "region_code": "330102", "station_ids": ["QRS-11"]})
+    assert resp.status_code == 200, resp.text
+    again = (await client.get(f"/v1/codes/{await _issue(client, 'stations/QRS-10')}")).json()
+    assert "QRD-10" not in [d["id"] for d in again["deputies"]]
 
 
 async def test_only_admins_of_the_region_issue_and_revoke(identity: Identity) -> None:

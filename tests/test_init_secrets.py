@@ -15,6 +15,7 @@ from busutil import eventually
 
 from minyi.servers import binary, free_port, tail
 from shared.auth import TokenVerifier
+from shared.proxy import load_proxy_secret
 from shared.settings import Settings, nats_inbox_prefix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,18 +36,20 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("secrets")
     done = init_secrets(directory, "--dev-jwt")
     assert done.returncode == 0, done.stderr
-    assert "made pii-keys.json, code-secret, nats/intake" in done.stdout, done.stdout
+    assert "made pii-keys.json, code-secret, proxy-secret, nats/intake" in done.stdout, done.stdout
     return directory
 
 
 def test_every_secret_is_made_private(made: Path) -> None:
     files = snapshot(made)
-    expected = {"pii-keys.json", "code-secret", "nats-users.conf", "jwt-signing-key.pem", "jwt-public-key.pem",
-                *(f"nats/{user}" for user in USERS)}
+    expected = {"pii-keys.json", "code-secret", "proxy-secret", "nats-users.conf", "jwt-signing-key.pem",
+                "jwt-public-key.pem", *(f"nats/{user}" for user in USERS)}
     assert set(files) == expected
     for name in files:
         assert stat.S_IMODE((made / name).stat().st_mode) == 0o600, name
     assert len(files["code-secret"]) == 32
+    # The proxy secret travels in a header: text the services load as it is.
+    assert load_proxy_secret(Settings(proxy_secret_file=made / "proxy-secret")) == files["proxy-secret"]
     passwords = {files[f"nats/{user}"].decode() for user in USERS}
     assert len(passwords) == len(USERS), "each user has a password of its own"
     for user in USERS:

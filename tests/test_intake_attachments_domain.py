@@ -28,6 +28,7 @@ from services.intake.attachments import (
     OGG,
     PNG,
     WAV,
+    WEBM,
     WEBP,
     Detected,
     detect,
@@ -176,6 +177,97 @@ def theora_bytes() -> bytes:
     return ogg_page(b"\x80theora" + bytes([3, 2, 1]) + bytes(31)) + ogg_page(bytes(250), header_type=0x00)
 
 
+# --- recordings from browsers (MediaRecorder) ------------------------------------------------------------------
+#
+# Neither ffmpeg nor sox (nor any Opus or AAC encoder) is installed here, so the browser recordings are built by hand:
+# the WebM from the EBML (RFC 8794) and Matroska (RFC 9559) specifications, laid out as Chromium's MediaRecorder
+# writes them (EBML header, a Segment of unknown size, Info, Tracks, Clusters of unknown size with SimpleBlocks), and
+# the MP4 from ISO/IEC 14496-12 as Safari's MediaRecorder writes it (fragmented: ftyp "iso5", moov with mvex, then
+# moof/mdat pairs). The WebM's audio is real Opus: each block holds F8 FF FE, the packet Opus encoders emit for
+# 20 ms of silence (TOC 0xF8: CELT-only, fullband, 20 ms, one frame). The MP4's boxes that detection does not read
+# (sample tables, AAC frames) hold zeros of their usual sizes.
+
+
+def vint_size(n: int) -> bytes:
+    """An EBML element data size in the fewest bytes: a length marker bit, then the value."""
+    length = 1
+    while n >= (1 << (7 * length)) - 1:
+        length += 1
+    return ((1 << (7 * length)) | n).to_bytes(length, "big")
+
+
+UNKNOWN_SIZE = b"\x01\xff\xff\xff\xff\xff\xff\xff"
+
+
+def ebml(element_id: int, *children: bytes, unknown_size: bool = False) -> bytes:
+    body = b"".join(children)
+    ident = element_id.to_bytes((element_id.bit_length() + 7) // 8, "big")
+    return ident + (UNKNOWN_SIZE if unknown_size else vint_size(len(body))) + body
+
+
+def ebml_uint(element_id: int, value: int) -> bytes:
+    return ebml(element_id, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def ebml_header(doc_type: bytes = b"webm") -> bytes:
+    return ebml(0x1A45DFA3, ebml_uint(0x4286, 1), ebml_uint(0x42F7, 1), ebml_uint(0x42F2, 4), ebml_uint(0x42F3, 8),
+                ebml(0x4282, doc_type), ebml_uint(0x4287, 4), ebml_uint(0x4285, 2))
+
+
+OPUS_HEAD = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, 312, 48000, 0, 0)
+OPUS_SILENCE = b"\xf8\xff\xfe"
+
+
+def opus_track(number: int = 1, codec: bytes = b"A_OPUS") -> bytes:
+    return ebml(0xAE, ebml_uint(0xD7, number), ebml_uint(0x73C5, 0x5EED0000 + number), ebml_uint(0x83, 2),
+                ebml(0x86, codec), ebml(0x63A2, OPUS_HEAD),
+                ebml(0xE1, ebml(0xB5, struct.pack(">d", 48000.0)), ebml_uint(0x9F, 1)))
+
+
+def vp8_track(number: int = 2) -> bytes:
+    return ebml(0xAE, ebml_uint(0xD7, number), ebml_uint(0x73C5, 0x5EED0000 + number), ebml_uint(0x83, 1),
+                ebml(0x86, b"V_VP8"), ebml(0xE0, ebml_uint(0xB0, 320), ebml_uint(0xBA, 240)))
+
+
+def webm_bytes(*tracks: bytes, doc_type: bytes = b"webm", seconds: int = 2) -> bytes:
+    info = ebml(0x1549A966, ebml_uint(0x2AD7B1, 1_000_000), ebml(0x4D80, b"Chrome"), ebml(0x5741, b"Chrome"))
+    clusters = []
+    for second in range(seconds):
+        # SimpleBlock: track number (vint), timecode relative to the cluster (int16), flags (0x80: keyframe), frame.
+        blocks = [ebml(0xA3, b"\x81" + struct.pack(">hB", 20 * i, 0x80) + OPUS_SILENCE) for i in range(50)]
+        clusters.append(ebml(0x1F43B675, ebml_uint(0xE7, 1000 * second), *blocks, unknown_size=True))
+    segment = ebml(0x18538067, info, ebml(0x1654AE6B, *(tracks or (opus_track(),))), *clusters, unknown_size=True)
+    return ebml_header(doc_type) + segment
+
+
+def webm_opus_bytes() -> bytes:
+    return webm_bytes(opus_track())
+
+
+def bmff_box(kind: bytes, *children: bytes) -> bytes:
+    body = b"".join(children)
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def bmff_track(handler: bytes) -> bytes:
+    # hdlr: version and flags, pre_defined, the handler type, three reserved words, a name.
+    hdlr = bmff_box(b"hdlr", bytes(8) + handler + bytes(12) + b"Core Media\x00")
+    stbl = bmff_box(b"stbl", *(bmff_box(kind, bytes(8)) for kind in (b"stsd", b"stts", b"stsc", b"stsz", b"stco")))
+    minf = bmff_box(b"minf", bmff_box(b"smhd" if handler == b"soun" else b"vmhd", bytes(8)),
+                    bmff_box(b"dinf", bmff_box(b"dref", bytes(8))), stbl)
+    return bmff_box(b"trak", bmff_box(b"tkhd", bytes(84)),
+                    bmff_box(b"mdia", bmff_box(b"mdhd", bytes(24)), hdlr, minf))
+
+
+def safari_mp4_bytes(*handlers: bytes, major: bytes = b"iso5") -> bytes:
+    tracks = [bmff_track(h) for h in handlers or (b"soun",)]
+    moov = bmff_box(b"moov", bmff_box(b"mvhd", bytes(100)), *tracks,
+                    bmff_box(b"mvex", *(bmff_box(b"trex", bytes(24)) for _ in tracks)))
+    fragments = b"".join(bmff_box(b"moof", bmff_box(b"mfhd", bytes(8)), bmff_box(b"traf", bytes(40)))
+                         + bmff_box(b"mdat", bytes(600)) for _ in range(3))
+    return ftyp(major, major, b"iso6", b"mp41") + moov + fragments
+
+
 def png_header_only(width: int, height: int) -> bytes:
     # A PNG whose IHDR claims huge dimensions but whose IDAT holds a few bytes: what a decompression bomb looks
     # like before it is decoded.
@@ -214,6 +306,8 @@ ACCEPTED_SAMPLES = {
     "wav": (wav_bytes, WAV),
     "ogg opus": (opus_bytes, OGG),
     "ogg vorbis": (vorbis_bytes, OGG),
+    "webm opus (Chromium's MediaRecorder)": (webm_opus_bytes, WEBM),
+    "webm vorbis": (lambda: webm_bytes(opus_track(codec=b"A_VORBIS")), WEBM),
 }
 
 
@@ -225,11 +319,11 @@ def test_every_accepted_type_is_detected_from_its_head(name: str) -> None:
     assert detect(data) == expected
 
 
-def test_the_accepted_types_are_exactly_the_eight_of_the_contract() -> None:
+def test_the_accepted_types_are_the_eight_of_the_contract_and_webm() -> None:
     assert {(d.kind, d.media_type, d.extension) for d in ACCEPTED} == {
         ("photo", "image/jpeg", "jpg"), ("photo", "image/png", "png"), ("photo", "image/webp", "webp"),
         ("voice", "audio/amr", "amr"), ("voice", "audio/mpeg", "mp3"), ("voice", "audio/mp4", "m4a"),
-        ("voice", "audio/wav", "wav"), ("voice", "audio/ogg", "ogg"),
+        ("voice", "audio/wav", "wav"), ("voice", "audio/ogg", "ogg"), ("voice", "audio/webm", "webm"),
     }
     assert MAX_BYTES == 10 * 1024 * 1024
     with pytest.raises(AttributeError):
@@ -267,6 +361,10 @@ REJECTED_SAMPLES = {
     "flac": lambda: b"fLaC\x00\x00\x00\x22" + bytes(300),
     "png signature with mangled line endings": lambda: b"\x89PNG\n\x1a\n" + png_bytes()[8:],
     "riff avi": lambda: b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(300),
+    "webm video (vp8)": lambda: webm_bytes(vp8_track(1)),
+    "webm from a camera: opus and vp8": lambda: webm_bytes(opus_track(1), vp8_track(2)),
+    "matroska audio": lambda: webm_bytes(opus_track(), doc_type=b"matroska"),
+    "ebml magic and nothing else": lambda: b"\x1a\x45\xdf\xa3" + bytes(300),
 }
 
 
@@ -572,3 +670,61 @@ async def test_bad_keys_are_refused_by_every_operation(tmp_path: Path, key: str)
     with pytest.raises(ValueError):
         await store.delete(key)
     assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()
+
+
+# --- recordings from browsers -------------------------------------------------------------------------------------
+
+
+def test_a_chromium_voice_note_is_webm_whole_and_by_its_head() -> None:
+    data = webm_opus_bytes()
+    assert data[:4] == b"\x1a\x45\xdf\xa3" and b"A_OPUS" in data[:HEAD_BYTES]
+    assert detect(data) == WEBM
+    assert detect(data[:HEAD_BYTES]) == WEBM
+    assert detect(data[:HEAD_BYTES]).media_type == "audio/webm"  # type: ignore[union-attr]
+
+
+def test_a_webm_video_is_refused_where_its_tracks_are_seen() -> None:
+    # Tracks seen whole must all be Opus or Vorbis audio: a subtitle track or an unknown codec is no voice note.
+    assert detect(webm_bytes(opus_track(codec=b"A_AAC"))) is None
+    subtitles = ebml(0xAE, ebml_uint(0xD7, 1), ebml_uint(0x83, 0x11), ebml(0x86, b"S_TEXT/UTF8"))
+    assert detect(webm_bytes(subtitles)) is None
+    assert detect(webm_bytes(opus_track(1), subtitles)) is None
+    # A video track is refused even where only part of the Tracks element is at hand.
+    camera = webm_bytes(opus_track(1), vp8_track(2))
+    cut = camera.index(b"V_VP8") + 5
+    assert detect(camera[:cut]) is None
+    # Tracks cut off before any video shows: what can be seen is audio, and that is all that can be judged.
+    assert detect(camera[:camera.index(b"A_OPUS") + 6]) == WEBM
+
+
+def test_an_empty_tracks_element_or_a_first_element_other_than_a_segment_is_refused() -> None:
+    empty = ebml_header() + ebml(0x18538067, ebml(0x1654AE6B), unknown_size=True)
+    assert detect(empty) is None
+    assert detect(ebml_header() + ebml(0x1549A966, ebml_uint(0x2AD7B1, 1_000_000))) is None
+
+
+def test_a_safari_voice_note_is_mp4_audio_when_the_whole_file_shows_sound_tracks_only() -> None:
+    data = safari_mp4_bytes()
+    for brand in (b"iso5", b"isom", b"mp42"):
+        assert detect(safari_mp4_bytes(major=brand)) == M4A, brand
+    assert detect(data) == Detected("voice", "audio/mp4", "m4a")
+    # From the head alone an "iso5" file may be anything: refused until the whole file is there.
+    assert detect(data[:HEAD_BYTES]) is None
+    assert detect(data[:-10]) is None, "cut short"
+    assert detect(data + bytes(3)) is None, "bytes after the last box"
+
+
+@pytest.mark.parametrize("handlers", [(b"vide",), (b"soun", b"vide"), (b"vide", b"soun"), (b"soun", b"text")],
+                         ids=["video", "sound and video", "video and sound", "sound and subtitles"])
+def test_an_mp4_with_a_generic_brand_and_any_track_but_sound_is_refused(handlers: tuple[bytes, ...]) -> None:
+    assert detect(safari_mp4_bytes(*handlers)) is None
+
+
+def test_an_mp4_without_a_movie_box_or_with_two_is_refused() -> None:
+    data = safari_mp4_bytes()
+    ftyp_end = struct.unpack(">I", data[:4])[0]
+    moov_end = ftyp_end + struct.unpack(">I", data[ftyp_end:ftyp_end + 4])[0]
+    assert detect(data[:ftyp_end] + data[moov_end:]) is None
+    assert detect(data[:moov_end] + data[ftyp_end:]) is None
+    # A brand that is neither generic nor audio-only stays refused whatever its tracks.
+    assert detect(safari_mp4_bytes(major=b"qt  ")) is None

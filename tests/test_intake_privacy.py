@@ -362,6 +362,85 @@ async def test_a_forged_first_forwarded_entry_does_not_escape_the_flood_limit(
     assert statuses == [201, 201, 201, 429, 429]
 
 
+# --- behind the web tier, which names the citizen it calls for ------------------------------------------------------
+
+WEB_TIER = "10.0.0.8"
+WEB_REGION = "340612003"
+PROXY_SECRET = "web-tier-secret-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture(scope="module")
+async def web_tier_app(intake: Intake, servers: Servers, tmp_path_factory: pytest.TempPathFactory
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+    """An intake that every request reaches from the web tier's address, sharing the web tier's secret."""
+    home = tmp_path_factory.mktemp("intake-web-tier")
+    secret_file = home / "proxy-secret"
+    secret_file.write_text(PROXY_SECRET + "\n", encoding="utf-8")
+    async with intake_app(servers, home, Clock(), client_address=WEB_TIER, flood_limit="3/minute",
+                          proxy_secret_file=secret_file) as (client, _runtime, _app):
+        yield client
+
+
+def web_report(content: str) -> dict[str, Any]:
+    return {"channel": "h5", "region_code": WEB_REGION, "content": content, "anonymous": True}
+
+
+def for_citizen(address: str, secret: str = PROXY_SECRET) -> dict[str, str]:
+    return {"X-Minyi-Proxy-Secret": secret, "X-Minyi-Client-Address": address}
+
+
+async def test_through_the_web_tier_each_citizen_has_a_flood_allowance_of_their_own(
+        web_tier_app: httpx.AsyncClient, servers: Servers, spans: InMemorySpanExporter) -> None:
+    spans.clear()
+    first, second = for_citizen("192.0.2.60"), for_citizen("2001:db8::61")
+    for i in range(3):
+        resp = await web_tier_app.post("/v1/reports", json=web_report(f"网页代转第{i + 1}条"), headers=first)
+        assert resp.status_code == 201, resp.text
+    assert_too_many(await web_tier_app.post("/v1/reports", json=web_report("网页代转第4条"), headers=first))
+    # Another citizen through the same web tier goes on, as does the web tier's own allowance.
+    resp = await web_tier_app.post("/v1/reports", json=web_report("另一位群众经网页反映"), headers=second)
+    assert resp.status_code == 201, resp.text
+    resp = await web_tier_app.post("/v1/reports", json=web_report("网页自身的请求"))
+    assert resp.status_code == 201, resp.text
+    # Neither the secret nor any of the addresses is kept in the rows or shows in the spans.
+    rows = await fetch(servers, "SELECT r::text AS whole FROM intake.reports r WHERE region_code = :region",
+                       region=WEB_REGION)
+    assert len(rows) == 5
+    secrets = (PROXY_SECRET, "192.0.2.60", "2001:db8::61", WEB_TIER)
+    assert not [r.whole for r in rows if leaks(r.whole, secrets)]
+    assert not {(sp.name, t) for sp in spans.get_finished_spans() for t in span_texts(sp) if leaks(t, secrets)}
+
+
+async def test_a_wrong_or_missing_proxy_secret_leaves_the_named_address_unheard(
+        web_tier_app: httpx.AsyncClient) -> None:
+    # The web tier's own address uses up its allowance (whatever the test above left of it)…
+    for i in range(4):
+        resp = await web_tier_app.post("/v1/reports", json=web_report(f"网页自身第{i + 1}条"))
+        if resp.status_code == 429:
+            break
+        assert resp.status_code == 201, resp.text
+    assert_too_many(await web_tier_app.post("/v1/reports", json=web_report("网页自身已超限")))
+    # …so a fresh address named without the right secret, were it believed, would get through: it is not.
+    attempts: list[dict[str, str]] = [
+        for_citizen("192.0.2.70", secret="not-the-secret-0123456789-abcdefghijklmnop"),
+        for_citizen("192.0.2.71", secret=PROXY_SECRET[:-1]),
+        for_citizen("192.0.2.72", secret=PROXY_SECRET + "x"),
+        {"X-Minyi-Client-Address": "192.0.2.73"},
+        {"X-Minyi-Proxy-Secret": PROXY_SECRET},
+    ]
+    for i, headers in enumerate(attempts):
+        assert_too_many(await web_tier_app.post("/v1/reports", json=web_report(f"冒充网页第{i + 1}条"),
+                                                headers=headers))
+    # Two secret headers, even with the right one among them, are not believed either.
+    doubled = httpx.Headers([("X-Minyi-Proxy-Secret", PROXY_SECRET), ("X-Minyi-Proxy-Secret", "x" * 40),
+                             ("X-Minyi-Client-Address", "192.0.2.75")])
+    resp = await web_tier_app.post("/v1/reports", json=web_report("两个密钥头"), headers=doubled)
+    assert_too_many(resp)
+    # The right secret still works for a citizen not yet heard from.
+    resp = await web_tier_app.post("/v1/reports", json=web_report("真正的网页代转"), headers=for_citizen("192.0.2.74"))
+    assert resp.status_code == 201, resp.text
+
+
 async def test_receipt_codes_stay_out_of_traces(intake: Intake, spans: InMemorySpanExporter) -> None:
     resp = await intake.client.post("/v1/reports", json={
         "channel": "h5", "region_code": REGION, "content": "路口信号灯时长太短。", "anonymous": True})

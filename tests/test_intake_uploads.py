@@ -27,7 +27,11 @@ from test_intake_attachments_domain import (
     opus_bytes,
     picture,
     png_bytes,
+    safari_mp4_bytes,
+    vp8_track,
     wav_bytes,
+    webm_bytes,
+    webm_opus_bytes,
     webp_bytes,
 )
 
@@ -89,6 +93,8 @@ SAMPLES = {
     "ogg": (opus_bytes, "voice", "audio/ogg", "voice.ogg"),
     "mp3": (mp3_bytes, "voice", "audio/mpeg", "voice.mp3"),
     "m4a": (m4a_bytes, "voice", "audio/mp4", "memo.m4a"),
+    "webm (Chromium's recorder)": (webm_opus_bytes, "voice", "audio/webm", "voice-note.webm"),
+    "mp4 (Safari's recorder)": (safari_mp4_bytes, "voice", "audio/mp4", "voice-note.mp4"),
 }
 
 
@@ -120,6 +126,8 @@ HTML = b"<!DOCTYPE html><html><head><title>x</title></head><body><img src=x oner
     pytest.param(PDF, "仅支持", id="pdf"),
     pytest.param(HTML, "仅支持", id="html"),
     pytest.param(b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"garbage" * 100, "图片", id="jpeg-magic-garbage"),
+    pytest.param(webm_bytes(vp8_track(1)), "WebM", id="webm-video"),
+    pytest.param(safari_mp4_bytes(b"vide"), "M4A", id="mp4-video"),
 ])
 async def test_a_file_that_is_not_what_it_claims_is_refused_as_unsupported(
         intake: Intake, data: bytes, detail_part: str) -> None:

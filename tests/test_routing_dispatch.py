@@ -15,6 +15,7 @@ from conftest import Servers
 from routingutil import STAFF, Routing, Simulator, bearer, grid_simulator, routing_events, routing_service, submit
 
 from services.routing import domain
+from services.routing.taxonomy import CATEGORIES, category_of_hint
 from shared.contracts import GRID_STREAM
 
 SECRET = "grid-secret-for-tests-0123456789"
@@ -306,3 +307,15 @@ async def test_platform_registration_checks_its_input_and_keeps_the_secret_to_it
     assert "gp-good" in [p["id"] for p in listed.json()]
     elsewhere = await routing.client.get("/v1/grid-platforms", headers=bearer("npc_staff", "3201"))
     assert "gp-good" not in [p["id"] for p in elsewhere.json()]
+
+
+async def test_the_categories_are_public_in_the_taxonomys_order(routing: Routing) -> None:
+    resp = await routing.client.get("/v1/categories")  # no token: the citizens' report form
+    assert resp.status_code == 200, resp.text
+    listed = resp.json()
+    assert listed == [{"code": c.code, "label": c.label, "grid": c.grid} for c in CATEGORIES]
+    assert listed[0] == {"code": "municipal_facilities", "label": "市政设施", "grid": True}
+    assert [c["code"] for c in listed if not c["grid"]][-1] == "other" == listed[-1]["code"]
+    # What a report's category hint may hold, code or label alike.
+    assert all(category_of_hint(c[key]) == (c["code"] if c["code"] != "other" else None)
+               for c in listed for key in ("code", "label"))

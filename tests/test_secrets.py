@@ -109,3 +109,16 @@ def test_development_secrets_are_made_only_when_asked_for(tmp_path: Path) -> Non
     assert allowed.secret_file("pii_keys_file", allowed.dev_pii_keys_file) == (allowed.dev_pii_keys_file, True)
     named = Settings(home=home, dev_secrets=True, pii_keys_file=tmp_path / "operator.json")
     assert named.secret_file("pii_keys_file", named.dev_pii_keys_file) == (tmp_path / "operator.json", False)
+
+
+async def test_a_service_names_a_missing_proxy_secret_file(
+    servers: Servers, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    database_url = await fresh_database(servers.database_url, "secrets_scoring_proxy")
+    env = production_env(server_env, tmp_path / "home", database_url, "scoring")
+    env["MINYI_PROXY_SECRET_FILE"] = str(tmp_path / "absent")
+    done = run_service("scoring", env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"scoring cannot start: MINYI_PROXY_SECRET_FILE ({tmp_path / 'absent'})" in done.stderr, \
+        done.stderr[-2000:]
+    assert "Traceback" not in done.stderr

@@ -134,6 +134,71 @@ async def test_public_replies_carry_no_personal_data(svc: Suggestions) -> None:
     assert not {"lead_deputy_id", "co_signer_ids"} & set(item)
 
 
+async def replied_titled(svc: Suggestions, title: str, content: str) -> str:
+    d = await deputy(svc)
+    created = await svc.submit(d, title=title, year=YEAR, content="建议完善社区公共设施，方便群众生活。")
+    await svc.act(created["id"], "assignment", {"lead_unit_id": "weijian"}, STAFF)
+    await svc.act(created["id"], "replies", {"unit_id": "weijian", "content": content, "outcome": "A",
+                                             "public": True}, unit("weijian"))
+    await svc.recorded(created["id"], 3)
+    return str(created["id"])
+
+
+async def test_public_replies_are_searched_in_their_title_and_reply_as_published(svc: Suggestions) -> None:
+    tag = new_id()[-8:]
+    lamps = await replied_titled(svc, f"关于更换LED路灯{tag}的建议", "已更换全部路灯。")
+    bench = await replied_titled(svc, f"关于增设座椅{tag}的建议",
+                                 f"公园已增设座椅50%{tag}，联系电话13812345678，身份证号340821199001011234。")
+
+    async def found(q: str) -> list[str]:
+        resp = await svc.client.get("/v1/public/replies", params={"year": YEAR, "region_code": COUNTY, "q": q})
+        assert resp.status_code == 200, resp.text
+        return [item["id"] for item in resp.json()]
+
+    assert await found(f"led路灯{tag}") == [lamps], "the title, any case"
+    assert await found(f"座椅50%{tag}") == [bench], "the reply"
+    assert set(await found(tag)) == {lamps, bench}
+    assert set(await found(f"  {tag}  ")) == {lamps, bench}, "spaces around do not count"
+    # LIKE wildcards are plain characters: "%" and "_" match only themselves.
+    assert await found(f"50%{tag}") == [bench]
+    assert await found(f"5_%{tag}") == []
+    percent = await found("%")
+    assert bench in percent and lamps not in percent
+    # The masked digits of a phone or ID number cannot be probed: only the published text is searched.
+    assert await found("13812345678") == []
+    assert await found("2345") == []
+    assert await found("19900101") == []
+    assert bench in await found("138****5678")
+    assert bench in await found("3408**********1234")
+    everything = await svc.client.get("/v1/public/replies", params={"year": YEAR, "region_code": COUNTY, "q": ""})
+    assert {lamps, bench} <= {item["id"] for item in everything.json()}, "an empty q filters nothing"
+
+    for bad in ("路" * 51, "路灯\x00"):
+        resp = await svc.client.get("/v1/public/replies", params={"year": YEAR, "q": bad})
+        assert resp.status_code == 422, resp.text
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in resp.json()["errors"]] == ["q"]
+
+
+async def test_public_units_by_region_prefix(svc: Suggestions) -> None:
+    for unit_id, region in (("pub-b-jiaotong", "340823"), ("pub-a-minzheng", "340823001"),
+                            ("pub-c-elsewhere", "340831")):
+        resp = await svc.client.put(f"/v1/units/{unit_id}", headers=STAFF,
+                                    json={"name": f"{unit_id}局", "region_code": region})
+        assert resp.status_code == 200, resp.text
+    resp = await svc.client.get("/v1/public/units", params={"region_code": "340823"})  # no token
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == [{"id": "pub-a-minzheng", "name": "pub-a-minzheng局", "region_code": "340823001"},
+                           {"id": "pub-b-jiaotong", "name": "pub-b-jiaotong局", "region_code": "340823"}]
+    listed = (await svc.client.get("/v1/public/units")).json()
+    assert (await svc.client.get("/v1/public/units", params={"region_code": ""})).json() == listed
+    ids = [u["id"] for u in listed]
+    assert ids == sorted(ids) and {"gongan", "weijian", "pub-a-minzheng", "pub-c-elsewhere"} <= set(ids)
+    assert set(listed[0]) == {"id", "name", "region_code"}
+    bad = await svc.client.get("/v1/public/units", params={"region_code": "34%"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
 async def test_a_repeated_suggestion_names_the_earlier_one(svc: Suggestions) -> None:
     first_id = await replied(svc, "已解决。")
     await svc.recorded(first_id, 3)

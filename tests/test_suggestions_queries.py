@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from conftest import Servers
 from sqlalchemy import Boolean, DateTime, Integer, String, column, select, values
 
-from services.suggestions.domain import YELLOW_DAYS, Color, Status, color
-from services.suggestions.queries import color_is
+from services.suggestions.domain import YELLOW_DAYS, Color, Status, color, redact
+from services.suggestions.queries import color_is, published
 from shared.db import Database
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
@@ -35,3 +35,28 @@ async def test_each_colour_selects_exactly_the_rows_the_rule_colours_so(servers:
                 assert chosen == expected, (wanted, sorted(chosen ^ expected))
     finally:
         await db.dispose()
+
+
+REDACTED_TEXTS = [
+    "联系电话13812345678，身份证号340821199001011234。",
+    "电话13812345678和15999998888，证件34082119900101123X、34082119900101123x",
+    "213812345678 is twelve digits; 1381234567 ten; 12345678901 starts with 12",
+    "a340821199001011234 follows a letter; 3408211990010112345 has nineteen digits",
+    # Full-width and other Unicode digits count as digits for Python's `\d`, so for the SQL too.
+    "１３８１２３４５６７８ is all full-width; 13８１２３４５６７８ starts in ASCII",
+    "３４０８２１１９９００１０１１２３４ and ١٣٨١٢٣٤٥٦٧٨ and 1٣٨١٢٣٤٥٦٧٨ and 𝟏𝟑𝟖𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖",
+    "no numbers at all, 路灯坏了",
+    "",
+]
+
+
+async def test_published_text_in_sql_is_what_redact_gives(servers: Servers) -> None:
+    table = values(column("n", Integer), column("text", String), name="texts").data(list(enumerate(REDACTED_TEXTS)))
+    db = Database.connect(servers.database_url, application_name="test-published", pool_size=1)
+    try:
+        async with db.transaction() as session:
+            rows = (await session.execute(select(table.c.n, published(table.c.text)))).all()
+    finally:
+        await db.dispose()
+    assert {n: text for n, text in rows} == {n: redact(text) for n, text in enumerate(REDACTED_TEXTS)}
+    assert "138****5678" in redact(REDACTED_TEXTS[0]) and "3408**********1234" in redact(REDACTED_TEXTS[0])

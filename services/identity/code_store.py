@@ -9,9 +9,7 @@ process's cache after the commit; other replicas see the change within `CACHE_TT
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from services.identity.codes import (
     code_url,
 )
 from services.identity.models import Code
+from shared.secret_files import ensure_dev_secret
 from shared.service import Runtime
 from shared.settings import Settings
 
@@ -60,32 +59,8 @@ class CodeBook:
 
 
 def ensure_dev_code_secret(path: Path) -> bytes:
-    """Load the development code secret, creating it (mode 0600) on first use.
-
-    Services starting together may race here: the secret is written whole to a temp file and
-    published with a link, which fails for the loser, who then reads the winner's secret.
-    """
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    secret = secrets.token_bytes(SECRET_MIN_BYTES)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(secret)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return path.read_bytes()
-        except OSError:
-            # Some filesystems (certain bind mounts) have no hard links; replace is still atomic there.
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return secret
+    """Load the development code secret, creating it (mode 0600) on first use."""
+    return ensure_dev_secret(path, lambda: secrets.token_bytes(SECRET_MIN_BYTES))
 
 
 def signer_from_settings(settings: Settings) -> CodeSigner:

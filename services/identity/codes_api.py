@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity import code_store, qr
+from services.identity import code_details, code_store, domain, qr
 from services.identity.codes import CodeKind
 from services.identity.models import Deputy, Station
 from shared.auth import Principal, require_region, require_roles
@@ -42,11 +43,29 @@ class CodeOut(BaseModel):
     url: str = Field(description="the address a scan opens: `{public_base_url}/q/{code}`")
 
 
+class StationRef(BaseModel):
+    id: str
+    name: str
+    kind: domain.StationKind
+
+
+class DeputyRef(BaseModel):
+    id: str
+    name: str
+    level: domain.DeputyLevel
+
+
 class ResolvedCode(BaseModel):
     kind: CodeKind
     id: str
     name: str
     region_code: str
+    region_name: str | None = Field(description="the name of `region_code`; null when that region is not registered")
+    level: domain.DeputyLevel | None = Field(description="a deputy's level; null for a station")
+    stations: list[StationRef] = Field(description="a deputy's stations; [] for a station")
+    station_kind: domain.StationKind | None = Field(description="a station's kind; null for a deputy")
+    deputies: list[DeputyRef] = Field(description="the deputies attached to a station, by level (national first) "
+                                                  "then name; [] for a deputy")
 
 
 async def _target(session: AsyncSession, kind: CodeKind, target_id: str) -> tuple[str, str]:
@@ -162,9 +181,14 @@ async def station_code_png(station_id: EntityId, who: Staff, runtime: RuntimeDep
 
 
 @router.get("/codes/{code}", response_model=ResolvedCode, summary="What a scanned QR code leads to (no token)",
+            description="The deputy or station behind the code, with what the citizen's page shows about it: "
+                        "the region's name, a deputy's level and stations, a station's kind and deputies. "
+                        "Nothing personal (no phone).",
             responses=problems((404, "forged, malformed or revoked code")))
 async def resolve_code(code: str, runtime: RuntimeDep) -> ResolvedCode:
     found = await code_store.resolve(runtime, code)
     if found is None:
         raise not_found("亮码无效或已失效。")
-    return ResolvedCode(**found.as_dict())
+    async with runtime.database.sessions() as session:
+        more = await code_details.details(session, found)
+    return ResolvedCode.model_validate({**found.as_dict(), **asdict(more)})

@@ -1,7 +1,8 @@
 """Core NATS request/reply for other services: what a QR code (亮码) leads to.
 
-Request on `identity.codes.resolve`: `{"code": "..."}`, or the bare code. Reply (JSON): the same
-object as `GET /v1/codes/{code}`, or `{"error": "not_found"}` for a forged, malformed or revoked
+Request on `identity.codes.resolve`: `{"code": "..."}`, or the bare code. Reply (JSON):
+`{kind, id, name, region_code}`, the first fields of `GET /v1/codes/{code}` (what intake needs to
+aim a report; the page's extras are read over HTTP), or `{"error": "not_found"}` for a forged, malformed or revoked
 code, `{"error": "bad_request"}` when the request names no code, `{"error": "unavailable"}` when
 the database cannot be read (ask again). Replicas share the requests through one queue group.
 """

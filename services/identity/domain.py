@@ -24,6 +24,16 @@ DEPUTY_LEVELS: dict[str, str] = {
     "township": "乡镇人大代表",
 }
 
+# Highest first: the order in which a station's deputies are shown to citizens.
+DEPUTY_LEVEL_ORDER: tuple[DeputyLevel, ...] = ("national", "provincial", "municipal", "county", "township")
+_LEVEL_RANK: dict[str, int] = {level: rank for rank, level in enumerate(DEPUTY_LEVEL_ORDER)}
+
+
+def deputy_sort_key(level: str, name: str, deputy_id: str) -> tuple[int, str, str]:
+    """By level (national first), then name, then id; a level not known sorts last."""
+    return _LEVEL_RANK.get(level, len(_LEVEL_RANK)), name, deputy_id
+
+
 _ADMIN = re.compile(r"^\d{6}(\d{3}(\d{3})?)?$")
 _GRID = re.compile(r"^(\d{6}(?:\d{3}(?:\d{3})?)?)-([A-Za-z0-9]{1,16})$")
 

@@ -64,6 +64,8 @@ class Station(Base):
 
 class Deputy(Base):
     __tablename__ = "deputies"
+    # A scanned station code lists the deputies attached to it: `station_ids @> '["<id>"]'`.
+    __table_args__ = (Index("ix_deputies_station_ids", "station_ids", postgresql_using="gin"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from services.identity import api, code_store, codes_api, codes_responder, elections_api, handlers, registry_api
+from services.identity import (
+    api,
+    code_store,
+    codes_api,
+    codes_responder,
+    elections_api,
+    handlers,
+    public_api,
+    registry_api,
+)
 from services.identity.models import Base
 from shared.contracts import EVENTS, REGISTRY_STREAM, STREAMS
 from shared.service import Runtime, ServiceSpec, load_keyring
@@ -24,7 +33,7 @@ SPEC = ServiceSpec(
     stream=STREAMS["identity"],
     events=EVENTS["identity"],
     extra_streams=(REGISTRY_STREAM,),
-    routers=(api.router, codes_api.router, registry_api.router, elections_api.router),
+    routers=(api.router, codes_api.router, public_api.router, registry_api.router, elections_api.router),
     subscriptions=handlers.subscriptions,
     responders=codes_responder.register,
     workers=handlers.workers,

@@ -1,9 +1,10 @@
 """Attachments of citizens' reports (photos and voice recordings) without I/O.
 
-`detect` decides what an upload is from its leading bytes; the file name and the client's Content-Type are never
-consulted, since both are whatever the sender typed. `strip_photo_metadata` re-encodes a photo so that nothing but
-its pixels leaves the phone: EXIF carries the GPS position of the sender's home and the serial number of the
-device.
+`detect` decides what an upload is from its content; the file name and the client's Content-Type are never
+consulted, since both are whatever the sender typed. Most types are told by their leading bytes; WebM and MP4 from a
+browser's recorder (MediaRecorder) are also read for their tracks, so that a video is not taken for a voice note.
+`strip_photo_metadata` re-encodes a photo so that nothing but its pixels leaves the phone: EXIF carries the GPS
+position of the sender's home and the serial number of the device.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ M4A = Detected("voice", "audio/mp4", "m4a")
 # filetype says audio/x-wav; browsers and RFC 2361's successors settled on audio/wav.
 WAV = Detected("voice", "audio/wav", "wav")
 OGG = Detected("voice", "audio/ogg", "ogg")
+# What Chromium's MediaRecorder writes for a voice note: Opus (or Vorbis) in WebM.
+WEBM = Detected("voice", "audio/webm", "webm")
 
-ACCEPTED: tuple[Detected, ...] = (JPEG, PNG, WEBP, AMR, MP3, M4A, WAV, OGG)
+ACCEPTED: tuple[Detected, ...] = (JPEG, PNG, WEBP, AMR, MP3, M4A, WAV, OGG, WEBM)
 
 # filetype's matchers are used one by one rather than through `filetype.guess`: guess returns the first of ~80
 # matchers in list order, so an animated PNG comes back as "apng" and an M4A with a generic major brand as video,
@@ -58,9 +61,28 @@ _FT_AMR = ft_audio.Amr()
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# ISO BMFF major brands that promise audio only. Generic brands (isom, mp41, mp42) say nothing about the tracks,
-# and from the leading bytes alone an audio-only "mp42" file cannot be told apart from a video, so they are refused.
+# ISO BMFF major brands that promise audio only. Generic brands (isom, mp41, mp42, iso5 ...) say nothing about the
+# tracks, and from the leading bytes alone an audio-only "mp42" file cannot be told apart from a video: such a file
+# is taken only whole, when its `moov` box shows sound tracks and nothing else (Safari's MediaRecorder writes them).
 _AUDIO_ONLY_BRANDS = frozenset({b"M4A ", b"M4B "})
+_GENERIC_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9",
+                             b"mp41", b"mp42"})
+
+# EBML (RFC 8794) and Matroska (RFC 9559) element ids, with their length marker bits, as they are written.
+_EBML_HEADER = 0x1A45DFA3
+_EBML_DOC_TYPE = 0x4282
+_EBML_VOID = 0xEC
+_MKV_SEGMENT = 0x18538067
+_MKV_TRACKS = 0x1654AE6B
+_MKV_TRACK_ENTRY = 0xAE
+_MKV_TRACK_TYPE = 0x83
+_MKV_CODEC_ID = 0x86
+_MKV_CLUSTER = 0x1F43B675
+_MKV_TRACK_TYPE_VIDEO, _MKV_TRACK_TYPE_AUDIO = 1, 2
+_WEBM_AUDIO_CODECS = frozenset({b"A_OPUS", b"A_VORBIS"})
+# Boxes or elements walked at one level: a recorder writes a few hundred at most (one fragment a second), and the
+# walk runs on the event loop, so ten megabytes of tiny empty boxes must not keep it busy.
+_MAX_CHILDREN = 10_000
 
 # Identification packets that open the first page of an Ogg stream carrying audio; Theora video, the Skeleton
 # index and anything else are refused.
@@ -76,7 +98,8 @@ _MP3_SAMPLE_RATES = {0: (11025, 12000, 8000), 2: (22050, 24000, 16000), 3: (4410
 def detect(head: bytes) -> Detected | None:
     """What the upload is, from its first bytes (at least `HEAD_BYTES` when the file has them), or None if refused.
 
-    Passing more than the head (up to the whole upload) only makes the MP3 check stricter.
+    Passing more than the head (up to the whole upload) makes the MP3 and WebM checks stricter (more frames and
+    tracks are seen), and an MP4 with a generic brand is accepted only whole.
     """
     head = bytes(head)
     if _FT_JPEG.match(head):
@@ -95,6 +118,8 @@ def detect(head: bytes) -> Detected | None:
         return WAV
     if _is_ogg_audio(head):
         return OGG
+    if _is_webm_audio(head):
+        return WEBM
     if _is_mp3(head):
         return MP3
     return None
@@ -119,7 +144,155 @@ def _is_m4a(head: bytes) -> bool:
     (size,) = struct.unpack(">I", head[:4])
     if size < 16 or size % 4 or size > 4096:
         return False
-    return head[8:12] in _AUDIO_ONLY_BRANDS
+    brand = head[8:12]
+    if brand in _AUDIO_ONLY_BRANDS:
+        return True
+    return brand in _GENERIC_BRANDS and _sound_only_movie(head)
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]] | None:
+    """The ISO BMFF boxes that fill `data[start:end]` exactly, as (type, body start, body end); None when they do
+    not: a box runs past the end, a size is impossible, or bytes are left over (so the data is not the whole)."""
+    out: list[tuple[bytes, int, int]] = []
+    at = start
+    while at < end:
+        if at + 8 > end or len(out) >= _MAX_CHILDREN:
+            return None
+        (size,) = struct.unpack(">I", data[at:at + 4])
+        kind, body = data[at + 4:at + 8], at + 8
+        if size == 1:  # a 64-bit size follows the type
+            if at + 16 > end:
+                return None
+            (size,) = struct.unpack(">Q", data[at + 8:at + 16])
+            body = at + 16
+        elif size == 0:  # the box runs to the end
+            size = end - at
+        if size < body - at or at + size > end:
+            return None
+        out.append((kind, body, at + size))
+        at += size
+    return out
+
+
+def _sound_only_movie(data: bytes) -> bool:
+    # The whole file, box by box: one `moov`, whose every `trak` has a media handler (`mdia/hdlr`) of type "soun".
+    # A `hdlr` body is version and flags (4), pre_defined (4), then the handler type.
+    top = _boxes(data, 0, len(data))
+    movies = [box for box in top or () if box[0] == b"moov"]
+    if len(movies) != 1:
+        return False
+    _, start, end = movies[0]
+    tracks = [box for box in _boxes(data, start, end) or () if box[0] == b"trak"]
+    if not tracks:
+        return False
+    for _, start, end in tracks:
+        media = [box for box in _boxes(data, start, end) or () if box[0] == b"mdia"]
+        if len(media) != 1:
+            return False
+        handlers = [box for box in _boxes(data, media[0][1], media[0][2]) or () if box[0] == b"hdlr"]
+        if len(handlers) != 1 or data[handlers[0][1] + 8:handlers[0][1] + 12] != b"soun":
+            return False
+    return True
+
+
+def _vint(data: bytes, at: int, *, marker: bool) -> tuple[int, int] | None:
+    """An EBML variable-length integer at `at`: (value, length in bytes), or None when it is cut off or invalid.
+    Element ids keep their marker bits (`marker`), sizes do not."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None
+    value = data[at] if marker else data[at] & (0xFF >> length)
+    for byte in data[at + 1:at + length]:
+        value = (value << 8) | byte
+    return value, length
+
+
+def _ebml_element(data: bytes, at: int) -> tuple[int, int, int | None] | None:
+    """(id, body start, body end, or None for an unknown size) of the element at `at`; None when cut off."""
+    element = _vint(data, at, marker=True)
+    if element is None or element[1] > 4:
+        return None
+    size = _vint(data, at + element[1], marker=False)
+    if size is None:
+        return None
+    body = at + element[1] + size[1]
+    unknown = size[0] == (1 << (7 * size[1])) - 1
+    return element[0], body, None if unknown else body + size[0]
+
+
+def _ebml_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int | None]]:
+    """The children of an element whose body is `data[start:end]`, as far as they can be walked: up to the end,
+    the data's end, or a child of unknown size, which is listed but not stepped over."""
+    out: list[tuple[int, int, int | None]] = []
+    at = start
+    while at < min(end, len(data)):
+        if len(out) >= _MAX_CHILDREN:
+            raise _TooManyElements
+        element = _ebml_element(data, at)
+        if element is None:
+            break
+        out.append(element)
+        if element[2] is None or element[2] > end:
+            break
+        at = element[2]
+    return out
+
+
+class _TooManyElements(Exception):
+    pass
+
+
+def _is_webm_audio(head: bytes) -> bool:
+    try:
+        return _webm_holds_audio_only(head)
+    except _TooManyElements:
+        return False
+
+
+def _webm_holds_audio_only(head: bytes) -> bool:
+    # The EBML header must say DocType "webm" (Matroska at large is refused). Then, as far as the data reaches, the
+    # Segment's Tracks: a video track seen anywhere refuses the file; Tracks seen whole must hold audio tracks only,
+    # Opus or Vorbis. Browsers write Tracks before the first Cluster, so the walk stops at a Cluster.
+    header = _ebml_element(head, 0)
+    if header is None or header[0] != _EBML_HEADER or header[2] is None or header[2] > len(head):
+        return False
+    # EBML strings may be padded with zero bytes.
+    doc_types = [head[body:end].rstrip(b"\x00") for kind, body, end in _ebml_children(head, header[1], header[2])
+                 if kind == _EBML_DOC_TYPE and end is not None]
+    if doc_types != [b"webm"]:
+        return False
+    top = [e for e in _ebml_children(head, header[2], len(head)) if e[0] != _EBML_VOID]
+    if not top:
+        return True
+    kind, body, end = top[0]
+    if kind != _MKV_SEGMENT:
+        return False
+    for kind, start, stop in _ebml_children(head, body, end if end is not None else len(head)):
+        if kind == _MKV_CLUSTER:
+            break
+        if kind == _MKV_TRACKS and stop is not None:
+            return _audio_tracks(head, start, stop)
+    return True
+
+
+def _audio_tracks(data: bytes, start: int, end: int) -> bool:
+    whole = end <= len(data)
+    entries = [(body, stop) for kind, body, stop in _ebml_children(data, start, end) if kind == _MKV_TRACK_ENTRY]
+    if whole and not entries:
+        return False
+    for body, stop in entries:
+        fields = {kind: data[b:e] for kind, b, e in _ebml_children(data, body, stop if stop is not None else len(data))
+                  if e is not None and e <= len(data)}
+        track_type = int.from_bytes(fields[_MKV_TRACK_TYPE], "big") if _MKV_TRACK_TYPE in fields else None
+        codec = fields.get(_MKV_CODEC_ID, b"").rstrip(b"\x00")
+        if track_type == _MKV_TRACK_TYPE_VIDEO or codec.startswith(b"V_"):
+            return False
+        seen_whole = stop is not None and stop <= len(data)
+        if whole and seen_whole and (track_type != _MKV_TRACK_TYPE_AUDIO or codec not in _WEBM_AUDIO_CODECS):
+            return False
+    return True
 
 
 def _is_ogg_audio(head: bytes) -> bool:

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["intake"], responses=problems(400, 401, 4
 UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
 # An upload no report has claimed by then was abandoned (the citizen gave up or the report failed).
 UNCLAIMED_AFTER = timedelta(hours=24)
-_UNSUPPORTED = "仅支持照片（JPEG、PNG、WebP）和语音（AMR、MP3、M4A、WAV、OGG），请更换文件后重试。"
+_UNSUPPORTED = "仅支持照片（JPEG、PNG、WebP）和语音（AMR、MP3、M4A、WAV、OGG、WebM），请更换文件后重试。"
 
 
 class AttachmentCreated(BaseModel):
@@ -54,7 +54,7 @@ def store(runtime: Runtime) -> AttachmentStore:
 
 
 @router.post("/attachments", status_code=201, response_model=AttachmentCreated,
-             summary="Upload a photo (jpeg/png/webp) or voice recording (amr/mp3/m4a/wav/ogg), up to 10 MB",
+             summary="Upload a photo (jpeg/png/webp) or voice recording (amr/mp3/m4a/wav/ogg/webm), up to 10 MB",
              responses=problems((413, "larger than 10 MB"),
                                 (415, "not one of the accepted types (checked by content, not by name)"),
                                 (422, "an empty file"), (429, "too many uploads from one source")))

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from services.intake import api, attachments_api, calendar_api, handlers, receipts_api, timers
+from services.intake import (
+    api,
+    attachments_api,
+    calendar_api,
+    handlers,
+    receipts_api,
+    scan_api,
+    stats_api,
+    timers,
+)
 from services.intake.models import Base
 from shared.contracts import EVENTS, STREAMS
 from shared.service import ServiceSpec, load_keyring
@@ -17,7 +26,8 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["intake"],
     events=EVENTS["intake"],
-    routers=(api.router, receipts_api.router, attachments_api.router, calendar_api.router),
+    routers=(api.router, receipts_api.router, attachments_api.router, calendar_api.router, stats_api.router,
+             scan_api.router),
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,

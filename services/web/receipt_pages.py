@@ -44,7 +44,7 @@ def _receipt_page(request: Request, code: str, receipt: Receipt, *, status: int 
                   errors: dict[str, str] | None = None, stars: int | None = None, comment: str = "") -> Response:
     kiosk = _kiosk_code(request)
     return web_of(request).pages.render(
-        request, "receipt.html", status=status, private=True, code=code, receipt=receipt,
+        request, "receipt.html", status=status, private=True, posts=receipt.can_rate, code=code, receipt=receipt,
         new=request.query_params.get("new") == "1", rated=request.query_params.get("rated") == "1",
         kiosk=kiosk, errors=errors or {}, stars=stars, comment=comment, rating_key=uuid.uuid4().hex,
         follow_url=f"{request.url.scheme}://{request.url.netloc}/r/{code}",

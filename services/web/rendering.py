@@ -42,16 +42,25 @@ class Pages:
         self.secure_cookies = secure_cookies
 
     def render(self, request: Request, template: str, *, status: int = 200, private: bool = False,
-               headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+               posts: bool = False, public: bool = False, headers: dict[str, str] | None = None,
+               **context: Any) -> HTMLResponse:
+        """The page; `posts` when it holds a form that POSTs (it gets a CSRF token and its cookie),
+        `private` when it shows one person's data, `public` when it is the same for everyone."""
         cookie = request.cookies.get(CSRF_COOKIE)
         new_cookie = None
-        if not cookie or len(cookie) > 64:
+        if posts and (not cookie or len(cookie) > 64):
             cookie = new_cookie = self.csrf.new_cookie()
         html = self.env.get_template(template).render(
-            request=request, path=request.url.path, csrf_token=self.csrf.token(cookie), **context)
+            request=request, path=request.url.path, csrf_token=self.csrf.token(cookie) if cookie else "", **context)
         response = HTMLResponse(html, status_code=status, headers=headers)
-        # Receipt pages show one citizen's report: no shared cache may keep them. Forms carry a token.
-        response.headers["Cache-Control"] = "no-store" if private or new_cookie or "<form" in html else "no-cache"
+        # Receipt pages show one citizen's report, and a form carries its token: no shared cache may keep
+        # either. Public boards are the same for everyone and may be kept a minute.
+        if private or posts:
+            response.headers["Cache-Control"] = "no-store"
+        elif public:
+            response.headers["Cache-Control"] = "public, max-age=60"
+        else:
+            response.headers["Cache-Control"] = "no-cache"
         if new_cookie:
             response.set_cookie(CSRF_COOKIE, new_cookie, httponly=True, samesite="lax", path="/",
                                 secure=self.secure_cookies or request.url.scheme == "https")

@@ -64,9 +64,9 @@ def _form_page(request: Request, *, mode: str, target: ResolvedCode | None = Non
         # After a refusal the form is made anew: a changed form must not reuse the key of the one refused.
         draft.idempotency_key = uuid.uuid4().hex
     return web_of(request).pages.render(
-        request, "report.html", status=status, mode=mode, target=target, region=region, children=children or [],
-        draft=draft,
-        errors=errors or {}, categories=categories, notice=notice, field_order=FIELD_ORDER,
+        request, "report.html", status=status, posts=True, mode=mode, target=target, region=region,
+        children=children or [], draft=draft, errors=errors or {}, categories=categories, notice=notice,
+        field_order=FIELD_ORDER,
         limits={"content": report_form.MAX_CONTENT, "photos": report_form.MAX_PHOTOS,
                 "file_mb": report_form.MAX_FILE_BYTES // (1024 * 1024)},
         photo_types=report_form.PHOTO_TYPES, voice_types=report_form.VOICE_TYPES)
@@ -84,7 +84,7 @@ def _code_not_found(request: Request) -> Response:
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    return web_of(request).pages.render(request, "home.html")
+    return web_of(request).pages.render(request, "home.html", public=True)
 
 
 @router.get("/q/{code}")
@@ -118,7 +118,7 @@ async def region_page(request: Request, region: str | None = None) -> Response:
     children = await web.public.get(("regions", region or ""), lambda: web.upstreams.regions(region))
     if chosen is None or chosen.parent_code is None:
         # A province is too wide for any one deputy: choose at least a city first.
-        return web.pages.render(request, "choose_region.html", region=chosen, children=children)
+        return web.pages.render(request, "choose_region.html", public=True, region=chosen, children=children)
     return _form_page(request, mode="region", region=chosen, children=children, categories=await _categories(web))
 
 
