@@ -1,7 +1,8 @@
 """`minyi init-secrets DIR`: the secret files a new deployment needs, made once.
 
 Into DIR: the PII keyring (`pii-keys.json`), the QR code signing secret (`code-secret`), the secret the
-web tier shows the services to name the citizen it calls for (`proxy-secret`), a password
+web tier shows the services to name the citizen it calls for (`proxy-secret`), the web tier's own key
+for its form tokens (`web-secret`), a password
 for every NATS user (one file per user under `nats/`, which the services read, and `nats-users.conf`,
 the server's users and permissions with those passwords in place) and, with `--dev-jwt`, a token
 signing key pair for a stack without an identity provider. Every file is new and 0600; one
@@ -31,6 +32,7 @@ CODE_SECRET_BYTES = 32
 PII_KEYS = "pii-keys.json"
 CODE_SECRET = "code-secret"
 PROXY_SECRET = "proxy-secret"
+WEB_SECRET = "web-secret"
 NATS_DIR = "nats"
 NATS_USERS = "nats-users.conf"
 JWT_PRIVATE = "jwt-signing-key.pem"
@@ -78,6 +80,7 @@ def init_secrets(directory: Path, *, dev_jwt: bool, users: Mapping[str, Permissi
     put(PII_KEYS, lambda: Keyring.generate().to_json().encode())
     put(CODE_SECRET, lambda: secrets.token_bytes(CODE_SECRET_BYTES))
     put(PROXY_SECRET, new_proxy_secret)
+    put(WEB_SECRET, lambda: secrets.token_bytes(CODE_SECRET_BYTES))
     (directory / NATS_DIR).mkdir(mode=0o700, exist_ok=True)
     for user in users:
         put(f"{NATS_DIR}/{user}", lambda: new_nats_password().encode())

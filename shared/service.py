@@ -511,8 +511,8 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.audit_router())
     # One span per request: the per-chunk receive/send spans cost more than they tell.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"],
-                                       server_request_hook=_redactor(spec.secret_paths))
-    _outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for,
+                                       server_request_hook=span_redactor(spec.secret_paths))
+    outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for,
                                                   proxy_secret=lambda: runtime.proxy_secret))
     if spec.default_body_limit is not None:
         limit = spec.default_body_limit
@@ -524,7 +524,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 _URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full", "url.query")
 
 
-def _redactor(patterns: Sequence[str]) -> Callable[[Any, dict[str, Any]], None] | None:
+def span_redactor(patterns: Sequence[str]) -> Callable[[Any, dict[str, Any]], None] | None:
     """A tracing hook that rewrites secret path segments in the server span's URL attributes."""
     if not patterns:
         return None
@@ -548,7 +548,7 @@ def _redactor(patterns: Sequence[str]) -> Callable[[Any, dict[str, Any]], None] 
     return redact
 
 
-def _outermost(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+def outermost(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
     """Wrap the whole middleware stack, tracing included (which itself sits outside Starlette's own)."""
     build = app.build_middleware_stack
 

@@ -36,18 +36,19 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("secrets")
     done = init_secrets(directory, "--dev-jwt")
     assert done.returncode == 0, done.stderr
-    assert "made pii-keys.json, code-secret, proxy-secret, nats/intake" in done.stdout, done.stdout
+    assert "made pii-keys.json, code-secret, proxy-secret, web-secret, nats/intake" in done.stdout, done.stdout
     return directory
 
 
 def test_every_secret_is_made_private(made: Path) -> None:
     files = snapshot(made)
-    expected = {"pii-keys.json", "code-secret", "proxy-secret", "nats-users.conf", "jwt-signing-key.pem",
+    expected = {"pii-keys.json", "code-secret", "proxy-secret", "web-secret", "nats-users.conf", "jwt-signing-key.pem",
                 "jwt-public-key.pem", *(f"nats/{user}" for user in USERS)}
     assert set(files) == expected
     for name in files:
         assert stat.S_IMODE((made / name).stat().st_mode) == 0o600, name
     assert len(files["code-secret"]) == 32
+    assert len(files["web-secret"]) == 32
     # The proxy secret travels in a header: text the services load as it is.
     assert load_proxy_secret(Settings(proxy_secret_file=made / "proxy-secret")) == files["proxy-secret"]
     passwords = {files[f"nats/{user}"].decode() for user in USERS}

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 PORT_VARS = [f"MINYI_{s.upper()}_PORT" for s in SERVICES] + [
     "MINYI_POSTGRES_PORT", "MINYI_NATS_PORT", "MINYI_NATS_MONITOR_PORT", "MINYI_TEMPORAL_PORT",
-    "MINYI_TEMPORAL_UI_PORT",
+    "MINYI_TEMPORAL_UI_PORT", "MINYI_WEB_PORT",
 ]
 
 
@@ -222,6 +222,13 @@ def test_up_demo_loads_the_county_and_the_printed_walkthrough_works(up_env: dict
         assert filed["id"] in seen
         status, resolved = up.get("identity", f"/v1/codes/{json.loads(body.group(1))['code']}")
         assert status == 200 and resolved["kind"] == "deputy"
+        # What a phone opens when it scans the printed code: the report page, in Chinese, on the web tier.
+        page_url = next(line.split()[-1] for line in up.lines if "/q/" in line and line.strip().startswith("http"))
+        assert page_url.startswith(f"http://127.0.0.1:{env['MINYI_WEB_PORT']}/q/"), page_url
+        with urllib.request.urlopen(page_url, timeout=10) as resp:
+            html = resp.read().decode()
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html"), resp.headers
+        assert "王丽娟" in html and 'lang="zh-CN"' in html
     finally:
         up.proc.send_signal(signal.SIGINT)
     assert up.rest(timeout=90) == 0, "".join(up.lines)

@@ -487,7 +487,7 @@ def test_minyi_up_gives_each_service_its_own_user(servers: Servers, tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}
     env.update({"MINYI_HOME": str(home), "MINYI_DATABASE_URL": servers.database_url,
                 "MINYI_TEMPORAL_ADDRESS": servers.temporal_address})
-    for var in ("NATS", "NATS_MONITOR", *(s.upper() for s in SERVICES)):
+    for var in ("NATS", "NATS_MONITOR", "WEB", *(s.upper() for s in SERVICES)):
         env[f"MINYI_{var}_PORT"] = str(free_port())
     proc = subprocess.Popen([sys.executable, "-m", "minyi.cli", "up"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -33,7 +33,7 @@ from shared.body_limit import BodyLimit, readable_size
 from shared.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from shared.proxy import load_proxy_secret
 from shared.secret_files import ensure_dev_secret
-from shared.service import _outermost, _redactor
+from shared.service import outermost, span_redactor
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_logging, setup_tracing
 
@@ -114,8 +114,8 @@ def build_app(settings: Settings | None = None, *,
         app.include_router(router)
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static", exclude_spans=["receive", "send"],
-                                       server_request_hook=_redactor(SECRET_PATHS))
-    _outermost(app, lambda inner: CitizenAddress(inner, trust_forwarded_for=settings.trust_forwarded_for))
+                                       server_request_hook=span_redactor(SECRET_PATHS))
+    outermost(app, lambda inner: CitizenAddress(inner, trust_forwarded_for=settings.trust_forwarded_for))
     app.add_middleware(GZipMiddleware, minimum_size=800)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limits=dict.fromkeys(UPLOAD_PATHS, report_form.MAX_FORM_BYTES),

@@ -174,8 +174,13 @@
     var playback = $("record-playback"), status = $("record-status");
     var recorder = null, chunks = [], started = 0, timer = null;
     box.hidden = false;
+    // A shared kiosk records in the page; its file picker would open the machine's own folders.
+    var kiosk = document.body.classList.contains("kiosk");
+    if (kiosk) { fileInput.hidden = true; }
     var fileLabel = document.querySelector("label[for=voice]");
-    if (fileLabel) { fileLabel.textContent = "语音（选填，可以直接录，也可以选录音文件）"; }
+    if (fileLabel) {
+      fileLabel.textContent = kiosk ? "语音（选填，按下面的按钮直接说）" : "语音（选填，可以直接录，也可以选录音文件）";
+    }
 
     start.addEventListener("click", function () {
       navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
