@@ -89,20 +89,20 @@ async def home(request: Request) -> Response:
 
 @router.get("/q/{code}")
 async def code_page(code: str, request: Request) -> Response:
-    web = web_of(request)
-    target = await _target(web, code)
-    if target is None:
-        return _code_not_found(request)
-    return _form_page(request, mode="code", target=target, categories=await _categories(web))
+    return await _code_form(request, code, mode="code")
 
 
 @router.get("/kiosk/{code}")
 async def kiosk_page(code: str, request: Request) -> Response:
+    return await _code_form(request, code, mode="kiosk")
+
+
+async def _code_form(request: Request, code: str, *, mode: str) -> Response:
     web = web_of(request)
     target = await _target(web, code)
     if target is None:
         return _code_not_found(request)
-    return _form_page(request, mode="kiosk", target=target, categories=await _categories(web))
+    return _form_page(request, mode=mode, target=target, categories=await _categories(web))
 
 
 @router.get("/report")
@@ -228,18 +228,19 @@ def _code_of(request: Request) -> str:
 
 @router.post("/q/{code}")
 async def submit_by_code(code: str, request: Request) -> Response:
-    target = await _target(web_of(request), code)
-    if target is None:
-        return _code_not_found(request)
-    return await _submit(request, mode="code", target=target, region=None)
+    return await _submit_code(request, code, mode="code")
 
 
 @router.post("/kiosk/{code}")
 async def submit_at_kiosk(code: str, request: Request) -> Response:
+    return await _submit_code(request, code, mode="kiosk")
+
+
+async def _submit_code(request: Request, code: str, *, mode: str) -> Response:
     target = await _target(web_of(request), code)
     if target is None:
         return _code_not_found(request)
-    return await _submit(request, mode="kiosk", target=target, region=None)
+    return await _submit(request, mode=mode, target=target, region=None)
 
 
 @router.post("/report")

@@ -66,6 +66,8 @@ def build_app(settings: Settings | None = None, *,
               transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     settings = settings or get_settings()
     setup_tracing("web")
+    # httpx logs every request's URL at INFO, and a receipt lookup's URL holds the receipt code.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     secret = load_web_secret(settings)
     proxy_secret = load_proxy_secret(settings)
     if proxy_secret is None:
@@ -136,8 +138,6 @@ def serve() -> None:
     """Run the web tier until SIGTERM/SIGINT; uvicorn finishes in-flight requests first."""
     settings = get_settings()
     setup_logging("web", settings.log_level)
-    # httpx logs every request's URL at INFO, and a receipt lookup's URL holds the receipt code.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app = build_app(settings)
     except (RuntimeError, OSError, ValueError) as exc:
