@@ -45,9 +45,10 @@ class Stack:
             "MINYI_LOG_LEVEL": "WARNING",
         }
 
-    def token(self, role: str) -> str:
+    def token(self, role: str, region: str = "") -> str:
+        """Region "" (everywhere) is honoured for admin and integration tokens only; staff name theirs."""
         key = ensure_dev_signing_key(self.root / "home" / "keys" / "jwt-signing-key.pem")
-        return sign_token(key, issuer="minyi", audience="minyi", sub=f"bench-{role}", roles=[role], region="")
+        return sign_token(key, issuer="minyi", audience="minyi", sub=f"bench-{role}", roles=[role], region=region)
 
 
 @contextmanager

@@ -171,7 +171,7 @@ async def reconcile(s: Stack, token: str) -> tuple[float, int, dict[str, int]]:
 
 async def main(n: int) -> None:
     with stack() as s:
-        token = s.token("npc_staff")
+        token = s.token("npc_staff", "320205")
         print("creating the identity schema …", flush=True)
         with identity(s):
             pass

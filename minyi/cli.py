@@ -1,4 +1,4 @@
-"""The `minyi` command: up, token, migrate, rebuild, serve, docs, dead-letters, pii-keys."""
+"""The `minyi` command: up, token, migrate, rebuild, serve, docs, dead-letters, outbox, pii-keys."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
             region=args.region or "",
             deputy_id=args.deputy,
             unit_id=args.unit,
+            sources=args.source or (),
             ttl_seconds=args.ttl,
         )
     )
@@ -154,10 +155,24 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 NATS_AUTH_FILE = Path(__file__).resolve().parent.parent / "deploy/k8s/components/nats-auth/nats-auth.conf"
 
 
+def _outside_users(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The grid platforms and registry sources that get NATS users: from the command line, else settings."""
+    from shared.nats_permissions import outside_ids
+
+    settings = get_settings()
+    return {"grid_platforms": outside_ids(args.grid_platform, settings.nats_grid_platforms),
+            "registry_sources": outside_ids(args.registry_source, settings.nats_registry_sources)}
+
+
 def _cmd_nats_auth(args: argparse.Namespace) -> int:
     from shared import nats_permissions
 
-    text = nats_permissions.render(nats_permissions.users(nats_permissions.service_specs()))
+    try:
+        users = nats_permissions.users(nats_permissions.service_specs(), **_outside_users(args))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = nats_permissions.render(users)
     if args.print:
         sys.stdout.write(text)
         return 0
@@ -204,6 +219,17 @@ def _cmd_dead_letters(args: argparse.Namespace) -> int:
                                          consumer_name=args.consumer, dry_run=args.dry_run, say=_say))
 
 
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from minyi import outbox_cmd
+
+    settings = get_settings()
+    if args.action == "list":
+        services = [args.service] if args.service else list(SERVICES)
+        return _operator_command(lambda: outbox_cmd.run_list(settings, services, as_json=args.json, say=_say))
+    return _operator_command(lambda: outbox_cmd.run_release(settings, args.service, args.event_ids, every=args.all,
+                                                            say=_say))
+
+
 def _cmd_pii_keys(args: argparse.Namespace) -> int:
     from minyi import pii_keys as pk
 
@@ -228,7 +254,11 @@ def _cmd_init_secrets(args: argparse.Namespace) -> int:
     from minyi import init_secrets as init
 
     async def run() -> int:
-        return init.init_secrets(args.directory, dev_jwt=args.dev_jwt, users=init.nats_permissions(), say=_say)
+        try:
+            users = init.nats_permissions(**_outside_users(args))
+        except ValueError as exc:
+            raise init.Refused(str(exc)) from None
+        return init.init_secrets(args.directory, dev_jwt=args.dev_jwt, users=users, say=_say)
 
     return _operator_command(run)
 
@@ -265,6 +295,19 @@ def _add_operator_commands(sub: Any) -> None:
         cmd.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
         cmd.set_defaults(func=_cmd_dead_letters)
 
+    outbox = sub.add_parser("outbox", help="events a relay set aside because NATS would never take them")
+    outbox_sub = outbox.add_subparsers(dest="action", required=True)
+    listing = outbox_sub.add_parser("list", help="set-aside events of one service or of all, with why")
+    listing.add_argument("service", nargs="?", choices=SERVICES, metavar="SERVICE",
+                         help=f"any of {', '.join(SERVICES)} (default: all)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=_cmd_outbox)
+    freed = outbox_sub.add_parser("release", help="put set-aside events back in line once the cause is fixed")
+    freed.add_argument("service", choices=SERVICES, metavar="SERVICE")
+    freed.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    freed.add_argument("--all", action="store_true", help="every set-aside event of the service")
+    freed.set_defaults(func=_cmd_outbox)
+
     keys = sub.add_parser("pii-keys", help="create and rotate the keyring of personal data; re-encrypt stored data")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="write a new keyring file (0600) for a new installation")
@@ -293,6 +336,15 @@ def _add_operator_commands(sub: Any) -> None:
     retire.set_defaults(func=_cmd_pii_keys)
 
 
+def _outside_user_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grid-platform", action="append", metavar="ID",
+                        help="a NATS user grid-ID for the grid platform ID on the nats transport; repeat for "
+                             "several (default: MINYI_NATS_GRID_PLATFORMS, comma-separated)")
+    parser.add_argument("--registry-source", action="append", metavar="SOURCE",
+                        help="a NATS user registry-SOURCE for that provincial registry; repeat for several "
+                             "(default: MINYI_NATS_REGISTRY_SOURCES, comma-separated)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minyi", description="Minyi (民意): deputies' liaison platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--region", default="", help="administrative code prefix the caller may see")
     token.add_argument("--deputy", help="deputy id (for role deputy)")
     token.add_argument("--unit", help="handling unit id (for role unit)")
+    token.add_argument("--source", action="append", choices=("population", "social_security", "migrant"),
+                       help="a registry source an integration may write; repeat for several")
     token.add_argument("--sub", help="subject; defaults to the deputy, unit or role")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--key", type=Path, help="the signing key (default: the embedded stack's, made on first use)")
@@ -333,12 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     what = auth.add_mutually_exclusive_group()
     what.add_argument("--check", action="store_true", help="fail when the committed file differs")
     what.add_argument("--print", action="store_true", help="print the authorization block instead of writing it")
+    _outside_user_options(auth)
     auth.set_defaults(func=_cmd_nats_auth)
 
     secrets = sub.add_parser("init-secrets", help="make the secret files a new deployment needs (never overwrites)")
     secrets.add_argument("directory", type=Path, help="where to write them (an existing directory)")
     secrets.add_argument("--dev-jwt", action="store_true",
                          help="also a token signing key pair, for a stack without an identity provider")
+    _outside_user_options(secrets)
     secrets.set_defaults(func=_cmd_init_secrets)
 
     _add_operator_commands(sub)

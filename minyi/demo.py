@@ -18,15 +18,15 @@ import httpx
 from minyi.demo_county import (
     CHINA,
     ELECTION_DAY,
-    ELECTION_ID,
     FEATURED_DEPUTY,
     GRID_PLATFORM,
     County,
 )
 
 Say = Callable[[str], None]
-# roles → a bearer token the stack accepts.
-Signer = Callable[[Sequence[str]], str]
+# (roles, region) → a bearer token the stack accepts. Region "" (everywhere) only for admin and
+# integration: staff always act for a place.
+Signer = Callable[[Sequence[str], str], str]
 
 
 class DemoError(Exception):
@@ -57,6 +57,7 @@ class Loaded:
     sample_receipt: str | None = None
     registry: dict[str, int] = field(default_factory=dict)  # source → records accepted or unchanged
     voters: int = 0
+    election: str = ""
 
 
 class _Api:
@@ -64,9 +65,9 @@ class _Api:
         self.client, self.endpoints, self.sign = client, endpoints, sign
 
     async def call(self, method: str, service: str, path: str, roles: Sequence[str], *, ok: Sequence[int] = (200,),
-                   json: Any = None, key: str | None = None) -> Any:
+                   json: Any = None, key: str | None = None, region: str = "") -> Any:
         url = f"{getattr(self.endpoints, service)}{path}"
-        headers = {"Authorization": f"Bearer {self.sign(roles)}"}
+        headers = {"Authorization": f"Bearer {self.sign(roles, region)}"}
         if key:
             headers["Idempotency-Key"] = f"minyi-demo-{key}"
         try:
@@ -90,7 +91,7 @@ async def load(county: County, endpoints: Endpoints, sign: Signer, *, grid: Grid
                known_codes: Mapping[str, str] | None = None, say: Say = print,
                now: datetime | None = None) -> Loaded:
     """Regions, stations, deputies with codes, units, the grid platform, registries and an election."""
-    loaded = Loaded(county.code)
+    loaded = Loaded(county.code, election=county.election_id)
     known_codes = known_codes or {}
     at = now or datetime.now(CHINA)
     async with httpx.AsyncClient(timeout=30) as client:
@@ -135,16 +136,20 @@ async def load(county: County, endpoints: Endpoints, sign: Signer, *, grid: Grid
                 raise DemoError(f"the {source} registry rejected demo records: {answer['rejected']}")
             loaded.registry[source] = answer["accepted"] + answer["unchanged"]
 
-        say(f"demo: [6/6] election {ELECTION_ID} on {ELECTION_DAY} with {len(county.districts)} districts, "
+        say(f"demo: [6/6] election {county.election_id} on {ELECTION_DAY} with {len(county.districts)} districts, "
             "its voter roll and a reconciliation")
-        await api.call("PUT", "identity", f"/v1/elections/{ELECTION_ID}", ["npc_staff"], ok=(200, 201),
+        await api.call("PUT", "identity", f"/v1/elections/{county.election_id}", ["npc_staff"], ok=(200, 201),
+                       region=county.code,
                        json={"region_code": county.code, "election_date": ELECTION_DAY.isoformat(),
                              "districts": [{"id": d, "region_codes": list(codes)}
                                            for d, codes in county.districts.items()]})
-        roll = await api.call("POST", "identity", f"/v1/elections/{ELECTION_ID}/voters", ["npc_staff"], ok=(200,),
+        election = county.election_id
+        roll = await api.call("POST", "identity", f"/v1/elections/{election}/voters", ["npc_staff"], ok=(200,),
+                              region=county.code,
                               json=county.voters())
         loaded.voters = roll["accepted"] + sum(1 for r in roll["rejected"] if _already_registered(r))
-        await api.call("POST", "identity", f"/v1/elections/{ELECTION_ID}/reconciliation", ["npc_staff"], ok=(202,))
+        await api.call("POST", "identity", f"/v1/elections/{election}/reconciliation", ["npc_staff"], ok=(202,),
+                       region=county.code)
 
         sample = await api.call(
             "POST", "intake", "/v1/reports", ["citizen"], ok=(201,), key=f"sample-{loaded.codes[FEATURED_DEPUTY]}",
@@ -191,7 +196,7 @@ def next_steps(loaded: Loaded, endpoints: Endpoints) -> list[str]:
         f"{endpoints.identity}/v1/codes/{code}",
         "  • congress staff: the voter-roll reconciliation, and supervision topics from hotspots:",
         f"      TOKEN=$(minyi token --role npc_staff --region {county})",
-        f"      curl -s {endpoints.identity}/v1/elections/{ELECTION_ID}/reconciliation "
+        f"      curl -s {endpoints.identity}/v1/elections/{loaded.election}/reconciliation "
         "-H \"Authorization: Bearer $TOKEN\"",
         f"      curl -s {endpoints.suggestions}/v1/supervision-topics -H \"Authorization: Bearer $TOKEN\"",
         f"  • deputies ranked in the county: {endpoints.scoring}/v1/rankings?year={datetime.now(CHINA).year}"

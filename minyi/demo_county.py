@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta, timezone
 from shared import idnumber
 
 COUNTY = "330106"
-ELECTION_ID = "demo-2026"
 ELECTION_DAY = date(2026, 12, 20)
 DISTRICT_A, DISTRICT_B = "demo-2026-d1", "demo-2026-d2"
 GRID_PLATFORM = "demo-grid"
@@ -89,6 +88,11 @@ class County:
     units: tuple[Unit, ...]
     people: tuple[Person, ...]
     districts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def election_id(self) -> str:
+        """One per county: staff of one county may not touch another county's election."""
+        return f"demo-{self.code}-{ELECTION_DAY.year}"
 
     def population_records(self, at: datetime) -> list[dict[str, object]]:
         return [{"record_id": f"pop-{p.key}", "id_number": p.id_number, "name": p.name,

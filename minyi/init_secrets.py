@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -56,11 +56,12 @@ def _write_new(path: Path, content: bytes) -> bool:
     return True
 
 
-def nats_permissions() -> dict[str, Permissions]:
-    """Every NATS user the services' wiring defines (services, `integration`, `ops`) with its permissions."""
+def nats_permissions(*, grid_platforms: Sequence[str] = (), registry_sources: Sequence[str] = ()
+                     ) -> dict[str, Permissions]:
+    """Every NATS user with its permissions: the services, one per grid platform and registry source, `ops`."""
     from shared import nats_permissions as wiring
 
-    return wiring.users(wiring.service_specs())
+    return wiring.users(wiring.service_specs(), grid_platforms=grid_platforms, registry_sources=registry_sources)
 
 
 def _read_password(path: Path) -> str:

@@ -132,8 +132,9 @@ class Stack:
         return env
 
     def _nats_users(self, server: Nats) -> None:
-        """One NATS user per service (and `integration`, `ops`), with the permissions its wiring needs;
-        their passwords are made once and kept in the state directory, never written into nats.conf."""
+        """One NATS user per service, per grid platform and registry source the settings name, and `ops`,
+        with the permissions each needs; their passwords are made once and kept in the state directory,
+        never written into nats.conf."""
         # In a child process: the service modules it imports would otherwise stay in this long-lived
         # supervisor's memory (about 100 MB) for nothing.
         made = subprocess.run([sys.executable, "-m", "minyi.cli", "nats-auth", "--print"], capture_output=True,
@@ -238,9 +239,11 @@ class Stack:
     def load_demo(self, grid: GridPlatform) -> Loaded:
         key = ensure_dev_signing_key(self.settings.dev_signing_key_file)
 
-        def sign(roles: Sequence[str]) -> str:
+        def sign(roles: Sequence[str], region: str) -> str:
             return sign_token(key, issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience,
-                              sub="minyi-demo", roles=list(roles), region="", ttl_seconds=600)
+                              sub="minyi-demo", roles=list(roles), region=region, ttl_seconds=600,
+                              # The demo county loads these two registries.
+                              sources=("population", "migrant") if "integration" in roles else ())
 
         codes_file = self.home / "demo" / "codes.json"
         known = json.loads(codes_file.read_text()) if codes_file.exists() else {}

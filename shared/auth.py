@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -18,14 +19,28 @@ from typing import Annotated, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fastapi import Depends, Request
 
 from shared.errors import Problem
 from shared.settings import Settings, get_settings
 
+log = logging.getLogger("minyi.auth")
+
 ROLES: tuple[str, ...] = ("citizen", "deputy", "station_staff", "unit", "npc_staff", "admin", "integration")
 ALGORITHM = "ES256"
+# The only roles whose `region: ""` means everywhere: a congress staff member or a clerk always
+# works for some place, and a token that forgot to say which must not see them all.
+EVERYWHERE_ROLES = frozenset({"admin", "integration"})
+# What a scoped role cannot act without. A role whose claim is missing is dropped from the caller,
+# so the routes of that role answer 403 instead of treating the gap as "all".
+_NEEDS_REGION = frozenset({"npc_staff", "station_staff", "admin", "integration"})
+# Matches no region code (codes are digits): the scope of a caller that has no region.
+NOWHERE = "!"
+# Keys each verification path accepts, by the key's type: a token signed with another kind of key
+# is refused as invalid instead of reaching a verifier that cannot handle it.
+_ALGORITHMS_BY_KEY = {"EC": ["ES256", "ES384", "ES512"], "RSA": ["RS256", "RS384", "RS512", "PS256"],
+                      "OKP": ["EdDSA"]}
 
 
 @dataclass(frozen=True)
@@ -37,15 +52,46 @@ class Principal:
     region: str
     deputy_id: str | None = None
     unit_id: str | None = None
+    # Registry sources an integration credential may write (the `sources` claim).
+    sources: frozenset[str] = frozenset()
+    # Roles the token named but could not hold for want of their claims (see `scoped_roles`).
+    incomplete: frozenset[str] = frozenset()
 
     def has_any(self, roles: Iterable[str]) -> bool:
         return bool(self.roles.intersection(roles))
 
+    @property
+    def everywhere(self) -> bool:
+        return self.region == ""
+
     def can_see(self, region_code: str | None) -> bool:
         """A caller sees a region when its code starts with the caller's prefix ("" = everywhere)."""
-        if self.region == "":
+        if self.everywhere:
             return True
         return region_code is not None and region_code.startswith(self.region)
+
+
+def scoped_roles(roles: frozenset[str], *, region: str | None, deputy_id: str | None, unit_id: str | None
+                 ) -> tuple[frozenset[str], frozenset[str], str]:
+    """The roles a token may act in, the ones it may not for want of their claims, and its scope.
+
+    A deputy needs `deputy_id`, a unit `unit_id`; staff, admins and integrations need a `region`
+    claim, and `""` (everywhere) counts only on an admin or integration token. Anything else gets
+    the scope `NOWHERE`, which no region code starts with.
+    """
+    everywhere_allowed = bool(roles & EVERYWHERE_ROLES)
+    if region is None or (region == "" and not everywhere_allowed):
+        scope = NOWHERE
+    else:
+        scope = region
+    missing: set[str] = set()
+    if "deputy" in roles and not deputy_id:
+        missing.add("deputy")
+    if "unit" in roles and not unit_id:
+        missing.add("unit")
+    if scope == NOWHERE:
+        missing |= roles & _NEEDS_REGION
+    return frozenset(roles - missing), frozenset(missing), scope
 
 
 # ---- keys -------------------------------------------------------------------------------------
@@ -99,6 +145,7 @@ def sign_token(
     region: str = "",
     deputy_id: str | None = None,
     unit_id: str | None = None,
+    sources: Iterable[str] = (),
     ttl_seconds: int = 3600,
     now: float | None = None,
 ) -> str:
@@ -121,6 +168,8 @@ def sign_token(
         claims["deputy_id"] = deputy_id
     if unit_id:
         claims["unit_id"] = unit_id
+    if sources:
+        claims["sources"] = sorted(sources)
     return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": key_id(public_pem(key))})
 
 
@@ -138,6 +187,7 @@ class TokenVerifier:
         public_key_pem: bytes | None = None,
         jwks_url: str | None = None,
         leeway_seconds: int = 30,
+        jwks_refresh_cooldown_seconds: float = 5.0,
     ) -> None:
         if not public_key_pem and not jwks_url:
             raise ValueError("a public key or a JWKS URL is needed to verify tokens")
@@ -145,43 +195,81 @@ class TokenVerifier:
         self.audience = audience
         self.leeway = leeway_seconds
         self._public_key = serialization.load_pem_public_key(public_key_pem) if public_key_pem else None
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        self._static_algorithms = _algorithms_for(self._public_key)
+        self._jwks_url = jwks_url
+        # An unknown kid refetches the set (a provider's rotation), but at most once per cooldown, so
+        # a stream of tokens with made-up kids cannot turn into a stream of fetches.
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5,
+                                     cooldown_duration=jwks_refresh_cooldown_seconds) if jwks_url else None
 
     @property
     def fetches_keys(self) -> bool:
         return self._jwks is not None
 
     def verify(self, token: str) -> Principal:
+        claims = self._decode(token)
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise _unauthorized("登录凭证中的角色格式不正确。")
+        region = claims.get("region")
+        if region is not None and (not isinstance(region, str) or (region and not region.isalnum())):
+            raise _unauthorized("登录凭证中的地区格式不正确。")
+        sources = claims.get("sources") or []
+        if not isinstance(sources, list) or not all(isinstance(x, str) and x for x in sources):
+            raise _unauthorized("登录凭证中的数据来源格式不正确。")
+        deputy_id, unit_id = _optional_text(claims, "deputy_id"), _optional_text(claims, "unit_id")
+        held, incomplete, scope = scoped_roles(frozenset(roles), region=region, deputy_id=deputy_id, unit_id=unit_id)
+        return Principal(sub=str(claims["sub"]), roles=held, region=scope, deputy_id=deputy_id, unit_id=unit_id,
+                         sources=frozenset(sources), incomplete=incomplete)
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
-            key: Any = (
-                self._jwks.get_signing_key_from_jwt(token).key if self._jwks is not None else self._public_key
-            )
-            claims = jwt.decode(
+            if self._jwks is not None:
+                jwk = self._jwks.get_signing_key_from_jwt(token)
+                key: Any = jwk.key
+                algorithms = [jwk.algorithm_name] if jwk.algorithm_name else _ALGORITHMS_BY_KEY.get(jwk.key_type, [])
+            else:
+                key = self._public_key
+                algorithms = self._static_algorithms
+            return dict(jwt.decode(
                 token,
                 key,
-                algorithms=["ES256", "RS256", "EdDSA"],
+                algorithms=algorithms,
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway,
                 options={"require": ["exp", "iss", "aud", "sub"]},
-            )
+            ))
         except jwt.ExpiredSignatureError as exc:
             raise _unauthorized("登录凭证已过期，请重新登录。") from exc
-        except (jwt.PyJWTError, ValueError) as exc:
+        except jwt.PyJWKClientConnectionError as exc:
+            # The provider's keys are out of reach: the caller's token may well be good.
+            log.warning("JWKS at %s unreachable: %s", self._jwks_url, exc)
+            raise Problem(503, "暂时无法验证登录凭证，请稍后再试。", headers={"Retry-After": "5"}) from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            # TypeError: a token whose header names an algorithm of another key type.
             raise _unauthorized("登录凭证无效。") from exc
-        roles = claims.get("roles") or []
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise _unauthorized("登录凭证中的角色格式不正确。")
-        region = claims.get("region", "")
-        if not isinstance(region, str) or (region and not region.isalnum()):
-            raise _unauthorized("登录凭证中的地区格式不正确。")
-        return Principal(
-            sub=str(claims["sub"]),
-            roles=frozenset(roles),
-            region=region,
-            deputy_id=claims.get("deputy_id"),
-            unit_id=claims.get("unit_id"),
-        )
+
+
+def _optional_text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _unauthorized(f"登录凭证中的 {name} 格式不正确。")
+    return value
+
+
+def _algorithms_for(key: Any) -> list[str]:
+    if key is None:
+        return []
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _ALGORITHMS_BY_KEY["EC"]
+    if isinstance(key, rsa.RSAPublicKey):
+        return _ALGORITHMS_BY_KEY["RSA"]
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return _ALGORITHMS_BY_KEY["OKP"]
+    raise ValueError(f"unsupported public key type {type(key).__name__}")
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -249,10 +337,18 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
     async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has_any(roles):
+            lacking = sorted(principal.incomplete.intersection(roles))
+            if lacking:
+                raise Problem(403, "登录凭证缺少该角色所需的声明（" + "、".join(_CLAIM_OF[r] for r in lacking)
+                              + "），不能执行此操作。")
             raise Problem(403, "当前角色无权执行此操作。")
         return principal
 
     return dependency
+
+
+_CLAIM_OF = {"deputy": "deputy_id", "unit": "unit_id", "npc_staff": "region", "station_staff": "region",
+             "admin": "region", "integration": "region"}
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -5,6 +5,8 @@ row) would undo that. This wrapper sits outside everything else in the app, so t
 reaches neither the tracing middleware nor the handlers: they get `scope["client"] = None`
 and, for flood control, a keyed hash that changes with every process start.
 
+Headers that describe the device (user agent, client hints, WeChat's own) go the same way.
+
 Whose address counts: the connection's; behind an ingress (`trust_forwarded_for`) the last
 `X-Forwarded-For` entry; and for the web tier, which calls on citizens' behalf, the
 `X-Minyi-Client-Address` it names next to the right `X-Minyi-Proxy-Secret` (shared/proxy.py).
@@ -25,14 +27,24 @@ from shared.proxy import ADDRESS_HEADER, SECRET_HEADER
 
 STATE_KEY = "minyi_source"
 # Headers a proxy adds with the client's address; dropped so the handlers cannot read them either.
-_ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded", b"true-client-ip",
+ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded", b"true-client-ip",
                               b"cf-connecting-ip"})
+# Headers that describe the caller's device (a WeChat user agent names the phone model and OS
+# build). No service needs them, and on a span or in a log next to an anonymous report's trace
+# they would tell who sent it; they are dropped with the address.
+_DEVICE_HEADERS = frozenset({b"user-agent", b"x-requested-with", b"x-wechat-key", b"x-wechat-uin",
+                             b"x-client-data", b"device-memory", b"dpr", b"viewport-width", b"width"})
+_DEVICE_PREFIXES = (b"sec-ch-", b"x-wx-", b"x-device-")
 _PROXY_SECRET = SECRET_HEADER.lower().encode()
 _PROXY_ADDRESS = ADDRESS_HEADER.lower().encode()
 # An address is an IPv6 literal at most; anything longer is not one, and is not worth hashing.
 _MAX_ADDRESS = 64
 
 ProxySecret = Callable[[], bytes | None]
+
+
+def describes_device(lower_name: bytes) -> bool:
+    return lower_name in _DEVICE_HEADERS or lower_name.startswith(_DEVICE_PREFIXES)
 
 
 class ClientPseudonym:
@@ -64,13 +76,15 @@ class ClientPseudonym:
         kept: list[tuple[bytes, bytes]] = []
         for name, value in scope.get("headers", []):
             lower = name.lower()
-            if lower in _ADDRESS_HEADERS:
+            if lower in ADDRESS_HEADERS:
                 if self.trust_forwarded_for and lower == b"x-forwarded-for":
                     # Our proxy appends the address it saw; anything before that the client wrote itself.
                     forwarded = value.decode("latin-1").split(",")[-1].strip() or forwarded
                 continue
             if lower in proxy:
                 proxy[lower].append(value)
+                continue
+            if describes_device(lower):
                 continue
             kept.append((name, value))
         # Two of either header: which one the proxy wrote cannot be told, so neither is believed.

@@ -20,8 +20,10 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 # Inbound streams that outside systems publish into; the consuming service declares them.
+# Records wait here in clear only until identity has stored them (encrypted): a week covers a long
+# outage of the feed, and a longer one is recovered by the source sending again (docs/operations.md).
 REGISTRY_STREAM = StreamSpec(
-    "REGISTRY", ("registry.*.records",), max_age_days=90,
+    "REGISTRY", ("registry.*.records",), max_age_days=7,
     description="population, social-security and migrant registry records from provincial systems",
 )
 GRID_STREAM = StreamSpec(
@@ -71,7 +73,12 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
     ),
     "scoring": (
         EventSpec("scoring.points.recorded", "a ledger entry changed a deputy's points"),
-        EventSpec("scoring.ranking.published", "a ranking was published and frozen"),
+        # Paged: a province's ranking whole would pass NATS's 1 MB limit and hold up the outbox.
+        EventSpec("scoring.ranking.published",
+                  "a ranking was published and frozen: one event per page of rows (`page` of `pages`, `rows` from "
+                  "`offset`, each page under 256 KiB of rows), every page with the publication's `id`, `year`, "
+                  "`region_code`, `level`, `deputies` and `digest` (sha256 of one `rank|deputy_id|total` line per "
+                  "row, totals with two decimals); the rows are also at GET /v1/rankings"),
         # Not in the contract's list: rules are data, and the ledger is rebuilt from this stream.
         EventSpec("scoring.rules.changed", "a region's points rules have a new version, in force from its date"),
     ),

@@ -44,6 +44,10 @@ class Metrics:
         self.lag = Gauge("minyi_consumer_lag_messages", "Messages of a durable consumer not yet delivered, plus "
                          "those delivered and not yet acknowledged", ["consumer", "stream"], registry=r)
         self.outbox = Gauge("minyi_outbox_backlog", "Events committed and not yet published", registry=r)
+        self.outbox_set_aside = Gauge("minyi_outbox_set_aside", "Events the relay can never publish as they are "
+                                      "(over NATS's max_payload), waiting for an operator", registry=r)
+        self.outbox_oldest = Gauge("minyi_outbox_oldest_seconds", "Age of the oldest event waiting to be "
+                                   "published; grows when the relay is stuck", registry=r)
         self.dead_letters = Gauge("minyi_dead_letters", "Messages on the service's dead-letter stream",
                                   registry=r)
         self.overdue = Gauge("minyi_overdue", "Items past their deadline and not yet done, by kind", ["kind"],

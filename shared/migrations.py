@@ -41,6 +41,21 @@ def create_messaging_tables(schema: str) -> None:
     op.create_index("ix_inbox_received_at", "inbox", ["received_at"], schema=schema)
 
 
+def add_outbox_set_aside(schema: str) -> None:
+    """Version 2 of the outbox: rows the relay can never publish are set aside instead of blocking it."""
+    op.add_column("outbox", sa.Column("set_aside_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
+    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
+                    postgresql_where=sa.text("published_at IS NULL AND set_aside_at IS NULL"))
+
+
+def drop_outbox_set_aside(schema: str) -> None:
+    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
+                    postgresql_where=sa.text("published_at IS NULL"))
+    op.drop_column("outbox", "set_aside_at", schema=schema)
+
+
 def drop_messaging_tables(schema: str) -> None:
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)

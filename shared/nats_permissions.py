@@ -7,13 +7,21 @@ core NATS responders. Nothing else grants a permission, so a service can never p
 service's events, and a subscription added in code shows up here (and in the generated
 configurations) by itself.
 
-Two more users are for what runs outside the services:
+What runs outside the services has users of its own, one per outside system, each allowed only
+its own subjects, so one system's password cannot speak for another:
 
-- `integration`: provincial systems and grid platforms on the nats transport. They publish the
-  inbound subjects (`registry.<source>.records`, `grid.<platform_id>.events`) and read the
-  tickets (`grid.<platform_id>.tickets`), live or through consumers of their own on `GRID`.
+- `grid-<platform_id>`: a grid platform on the nats transport. It publishes its statuses on
+  `grid.<platform_id>.events`, reads its tickets on `grid.<platform_id>.tickets` live or through
+  the one durable consumer on `GRID` named after it (`<platform_id>`), and nothing of any other
+  platform. Routing believes a status only of the platform its subject names.
+- `registry-<source>`: a provincial registry. It publishes `registry.<source>.records` only.
 - `ops`: operators' tools (`minyi rebuild`, reading dead letters). They may read every stream
   through consumers of their own; they publish no event and change no stream.
+
+Which platforms and sources get a user is the operator's list (`--grid-platform`, `--registry-source`
+or `MINYI_NATS_GRID_PLATFORMS`, `MINYI_NATS_REGISTRY_SOURCES`). Every user, outside ones too, must
+take its replies on its own inbox prefix (`_INBOX_<user>`): a pull consumer delivers its messages
+as replies, so a shared prefix would let one system read another's tickets.
 
 JetStream is driven by publishing to `$JS.API.…` subjects, so those subjects are permissions
 too: a consumer is named in its API subjects and in the reply subject of every message it
@@ -30,6 +38,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 
@@ -40,7 +49,6 @@ from shared.bus.streams import StreamSpec, dead_letter_stream
 from shared.contracts import GRID_STREAM, REGISTRY_STREAM
 from shared.service import Runtime, ServiceSpec
 from shared.settings import (
-    NATS_INTEGRATION_USER,
     NATS_OPS_USER,
     SERVICES,
     Settings,
@@ -48,8 +56,11 @@ from shared.settings import (
     nats_password_variable,
 )
 
-INTEGRATION = NATS_INTEGRATION_USER
 OPS = NATS_OPS_USER
+GRID_USER_PREFIX = "grid-"
+REGISTRY_USER_PREFIX = "registry-"
+# A platform id or registry source is one subject token and part of a user name.
+OUTSIDE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Subjects of the exchange streams that outside systems publish and a service consumes; the other
 # subjects of those streams are what the owning service sends out (grid tickets).
@@ -159,41 +170,76 @@ def service_permissions(own: Wiring, everyone: Sequence[Wiring]) -> Permissions:
     return Permissions(_unique(publish), _unique(subscribe), allow_responses=bool(own.responders))
 
 
-def integration_permissions(everyone: Sequence[Wiring]) -> Permissions:
-    """Outside systems: the inbound subjects, and the grid tickets through consumers of their own."""
-    tickets = _outbound(GRID_STREAM)
-    publish = [*INBOUND, f"{API}.INFO", *(f"{API}.STREAM.INFO.{s.name}" for s in EXCHANGE_STREAMS)]
-    for subject in tickets:
-        publish += run_consumer(Consumer(GRID_STREAM.name, "*", subject))
-    consumers = [c for w in everyone for c in w.consumers]
-    deny = _hands_off(consumers, {GRID_STREAM.name})
-    # Outside clients may keep the default inbox prefix: every other user has one of its own.
-    inboxes = [f"{nats_inbox_prefix(INTEGRATION)}.>", f"{nats_inbox_prefix(None)}.>"]
-    return Permissions(_unique(publish), _unique([*inboxes, *tickets]), _unique(deny))
+def grid_platform_user(platform_id: str) -> str:
+    return GRID_USER_PREFIX + platform_id
 
 
-def ops_permissions(everyone: Sequence[Wiring]) -> Permissions:
+def registry_source_user(source: str) -> str:
+    return REGISTRY_USER_PREFIX + source
+
+
+def grid_platform_consumer(platform_id: str) -> Consumer:
+    """The one durable consumer a platform may run on `GRID`: named after it, its tickets only."""
+    return Consumer(GRID_STREAM.name, platform_id, f"grid.{platform_id}.tickets")
+
+
+def grid_platform_permissions(platform_id: str) -> Permissions:
+    """A grid platform: its statuses out, its tickets in (live or through its own consumer)."""
+    own = grid_platform_consumer(platform_id)
+    publish = [f"grid.{platform_id}.events", f"{API}.INFO", f"{API}.STREAM.INFO.{GRID_STREAM.name}",
+               *run_consumer(own)]
+    subscribe = [f"{nats_inbox_prefix(grid_platform_user(platform_id))}.>", own.filter_subject]
+    return Permissions(_unique(publish), _unique(subscribe))
+
+
+def registry_source_permissions(source: str) -> Permissions:
+    """A provincial registry: its own records, nothing to read."""
+    publish = [f"registry.{source}.records", f"{API}.INFO", f"{API}.STREAM.INFO.{REGISTRY_STREAM.name}"]
+    return Permissions(_unique(publish), (f"{nats_inbox_prefix(registry_source_user(source))}.>",))
+
+
+def ops_permissions(everyone: Sequence[Wiring], grid_platforms: Sequence[str] = ()) -> Permissions:
     """Reading every stream through consumers of its own, and removing handled dead letters; no event,
-    no other change to a stream, and hands off the services' own consumers."""
+    no other change to a stream, and hands off the services' and the platforms' own consumers."""
     publish = [f"{API}.INFO", f"{API}.STREAM.NAMES", f"{API}.STREAM.LIST", f"{API}.STREAM.INFO.*",
                f"{API}.STREAM.MSG.GET.*", f"{API}.CONSUMER.NAMES.*", f"{API}.CONSUMER.LIST.*",
                f"{API}.CONSUMER.INFO.*.*", f"{API}.CONSUMER.CREATE.*.*", f"{API}.CONSUMER.CREATE.*.*.>",
                f"{API}.CONSUMER.MSG.NEXT.*.*",
                *(f"{API}.STREAM.MSG.DELETE.{dead_letter_stream(w.name).name}" for w in everyone)]
-    deny = _hands_off(c for w in everyone for c in w.consumers)
+    deny = _hands_off([*(c for w in everyone for c in w.consumers),
+                       *(grid_platform_consumer(p) for p in grid_platforms)])
     return Permissions(_unique(publish), (f"{nats_inbox_prefix(OPS)}.>",), _unique(deny))
 
 
-def users(specs: Sequence[ServiceSpec]) -> dict[str, Permissions]:
-    """Every NATS user of Minyi and its permissions: the services, then `integration` and `ops`."""
+def users(specs: Sequence[ServiceSpec], *, grid_platforms: Sequence[str] = (),
+          registry_sources: Sequence[str] = ()) -> dict[str, Permissions]:
+    """Every NATS user of Minyi and its permissions: the services, one per grid platform and per
+    registry source, then `ops`."""
     everyone = [wiring(spec) for spec in specs]
-    names = [w.name for w in everyone]
-    if len(set(names)) != len(names) or {INTEGRATION, OPS} & set(names):
-        raise ValueError(f"service names must be unique and not {INTEGRATION!r} or {OPS!r}: {names}")
+    for kind, ids in (("grid platform", grid_platforms), ("registry source", registry_sources)):
+        bad = [i for i in ids if not OUTSIDE_ID.fullmatch(i)]
+        if bad:
+            raise ValueError(f"{kind} id {bad[0]!r}: letters, digits, '-' and '_' only, at most 64")
     out = {w.name: service_permissions(w, everyone) for w in everyone}
-    out[INTEGRATION] = integration_permissions(everyone)
-    out[OPS] = ops_permissions(everyone)
+    outside = {**{grid_platform_user(p): grid_platform_permissions(p) for p in dict.fromkeys(grid_platforms)},
+               **{registry_source_user(s): registry_source_permissions(s) for s in dict.fromkeys(registry_sources)}}
+    out.update(outside)
+    out[OPS] = ops_permissions(everyone, list(dict.fromkeys(grid_platforms)))
+    # Every user distinct, down to the variable its password comes from (`a-b` and `a_b`, `P1` and `p1`).
+    variables: dict[str, str] = {}
+    for user in [*(w.name for w in everyone), *outside, OPS]:
+        variable = nats_password_variable(user)
+        if variable in variables:
+            raise ValueError(f"NATS users {variables[variable]!r} and {user!r} collide; give them distinct names")
+        variables[variable] = user
     return out
+
+
+def outside_ids(listed: Sequence[str] | None, configured: str) -> list[str]:
+    """Platform ids or sources given on the command line, else the comma-separated setting."""
+    if listed:
+        return list(dict.fromkeys(listed))
+    return list(dict.fromkeys(part.strip() for part in configured.split(",") if part.strip()))
 
 
 def service_specs(names: Sequence[str] = SERVICES) -> list[ServiceSpec]:

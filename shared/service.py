@@ -56,6 +56,8 @@ INBOX_RETENTION = timedelta(days=400)
 # the service out of rotation, while one crash a while ago does not.
 WORKER_RESTART_SECONDS = 5.0
 WORKER_FAILURE_WINDOW_SECONDS = 60.0
+# Larger than any form or command a person or system sends; routes that take batches say more.
+DEFAULT_BODY_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,10 @@ class ServiceSpec:
     # Path segments that are secrets (a receipt code is all it takes to follow and rate a report):
     # regexes whose matches are replaced in the URL attributes of traces.
     secret_paths: Sequence[str] = ()
-    # Largest request bodies by path prefix; other paths get `default_body_limit`. None: no limit here.
+    # Largest request bodies by path prefix; other paths get `default_body_limit`. Every service has
+    # one: without it a body of any size is read and parsed before the token is even looked at.
     body_limits: Mapping[str, int] = field(default_factory=dict)
-    default_body_limit: int | None = None
+    default_body_limit: int = DEFAULT_BODY_LIMIT
     # Counts of what is past its deadline and not done, by kind, for `minyi_overdue{kind}`.
     overdue: Callable[[Runtime], Awaitable[Mapping[str, int]]] | None = None
     # Loads the secrets the service cannot work without, before it connects to anything: a missing or
@@ -315,6 +318,7 @@ async def _start(runtime: Runtime) -> None:
         runtime.publish,
         poll_seconds=settings.outbox_poll_seconds,
         name=spec.name,
+        max_payload=lambda: _max_payload(runtime),
     )
     runtime.relay.start()
 
@@ -338,6 +342,12 @@ async def _start(runtime: Runtime) -> None:
     runtime._tasks.append(asyncio.create_task(_housekeeping(runtime), name="housekeeping"))
 
 
+def _max_payload(runtime: Runtime) -> int | None:
+    connection = runtime.broker.config.connection_state.connection
+    size = getattr(connection, "max_payload", None) if connection is not None else None
+    return int(size) if size else None
+
+
 def _probe_metrics(runtime: Runtime) -> None:
     """What `/metrics` reads from JetStream and PostgreSQL at each scrape."""
     m, js = runtime.metrics, runtime.broker.config.connection_state.stream
@@ -350,7 +360,12 @@ def _probe_metrics(runtime: Runtime) -> None:
         return out
 
     async def outbox() -> dict[tuple[str, ...], float]:
-        return {(): float(await runtime.relay.backlog())} if runtime.relay is not None else {}
+        if runtime.relay is None:
+            return {}
+        health = await runtime.relay.health()
+        m.outbox_set_aside.set(health.set_aside)
+        m.outbox_oldest.set(health.oldest_waiting_seconds)
+        return {(): float(health.waiting)}
 
     async def dead_letters() -> dict[tuple[str, ...], float]:
         info = await js.stream_info(streams.dead_letter_stream(runtime.spec.name).name)
@@ -391,10 +406,31 @@ async def _supervised(runtime: Runtime, worker: Callable[[], Awaitable[None]]) -
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            runtime.worker_failures[name] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
-            log.exception("%s: worker %s failed; restarting in %.0f s", runtime.spec.name, name,
-                          WORKER_RESTART_SECONDS)
+            if await _infrastructure_down(runtime):
+                # PostgreSQL or NATS is away: /readyz says so through its own checks for exactly as long
+                # as it lasts, and the worker picks up when it is back. Counting it as a crash too would
+                # keep every replica out of rotation for a minute after any blip.
+                log.warning("%s: worker %s stopped while PostgreSQL or NATS is away (%s: %s); restarting in %.0f s",
+                            runtime.spec.name, name, type(exc).__name__, exc, WORKER_RESTART_SECONDS)
+            else:
+                runtime.worker_failures[name] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+                log.exception("%s: worker %s failed; restarting in %.0f s", runtime.spec.name, name,
+                              WORKER_RESTART_SECONDS)
             await asyncio.sleep(WORKER_RESTART_SECONDS)
+
+
+async def _infrastructure_down(runtime: Runtime) -> bool:
+    """Whether the service's own PostgreSQL or NATS is unreachable right now (asked when a worker stops)."""
+    connection = runtime.broker.config.connection_state.connection
+    if connection is None or not connection.is_connected:
+        return True
+    if runtime.db is None:
+        return False
+    try:
+        await runtime.database.ping(timeout=2)
+    except Exception:
+        return True
+    return False
 
 
 async def _housekeeping(runtime: Runtime) -> None:
@@ -423,7 +459,13 @@ async def _stop(runtime: Runtime) -> None:
     # outbox, durable, for the next start to publish.
     if runtime.relay is not None:
         await runtime.relay.stop()
-    await runtime.broker.stop()
+    try:
+        await runtime.broker.stop()
+    except Exception as exc:
+        # Stopping while NATS is away (draining needs a connection): nothing is lost, unacknowledged
+        # messages are delivered again; the database must still be let go of.
+        log.warning("%s: NATS connection not drained on stopping: %s: %s", runtime.spec.name,
+                    type(exc).__name__, exc)
     if runtime.db is not None:
         await runtime.db.dispose()
 
@@ -514,9 +556,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                                        server_request_hook=span_redactor(spec.secret_paths))
     outermost(app, lambda inner: ClientPseudonym(inner, trust_forwarded_for=settings.trust_forwarded_for,
                                                   proxy_secret=lambda: runtime.proxy_secret))
-    if spec.default_body_limit is not None:
-        limit = spec.default_body_limit
-        app.add_middleware(BodyLimit, limits=spec.body_limits, default=limit)
+    app.add_middleware(BodyLimit, limits=spec.body_limits, default=spec.default_body_limit)
     app.add_middleware(HttpMetrics, metrics=runtime.metrics)
     return app
 

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     lookup_limit: str = "120/minute"
     # Where uploaded photos and recordings live in the embedded stack (default: MINYI_HOME/attachments).
     attachments_dir: Path | None = None
+    # Bytes of uploads no report has claimed yet (kept a day): per source and intake process, and in all.
+    unclaimed_upload_bytes_per_source: int = Field(default=100 * 1024 * 1024, ge=0)
+    unclaimed_upload_bytes_total: int = Field(default=2 * 1024 * 1024 * 1024, ge=0)
+    # How long intake keeps identity's answer for a QR code: a revoked code still works for that long.
+    code_cache_seconds: float = Field(default=15.0, ge=0)
     # How often the report clocks look for due reminders and deadlines.
     clock_poll_seconds: float = Field(default=5.0, gt=0)
 
@@ -124,6 +129,16 @@ class Settings(BaseSettings):
     grid_retry_max_seconds: float = Field(default=60.0, gt=0)
     grid_lease_seconds: float = Field(default=60.0, gt=0)
     grid_dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    # Where platform URLs may lead (services/routing/destinations.py), comma-separated CIDRs or host
+    # names: allowed ones may be internal addresses, denied ones are never reached. Loopback, private,
+    # link-local (cloud metadata) and other non-public addresses are refused unless allowed here;
+    # loopback is allowed in development (MINYI_DEV_SECRETS), where the simulator runs.
+    grid_allowed_destinations: str = ""
+    grid_denied_destinations: str = ""
+    # Outside systems on NATS, one user each (shared/nats_permissions.py), comma-separated ids: what
+    # `minyi nats-auth`, `minyi init-secrets` and `minyi up` make users for when not told on the command line.
+    nats_grid_platforms: str = ""
+    nats_registry_sources: str = ""
     hotspot_threshold: int = Field(default=5, ge=2)
     hotspot_window_days: int = Field(default=30, ge=1)
 

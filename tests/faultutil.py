@@ -1,6 +1,7 @@
 """What the fault tests need: servers of their own (they are restarted), the five services as real
-processes started the way `minyi up` starts them, a steady load of citizens' reports over HTTP, and
-readers of what the services wrote. Every wait has a deadline and fails with the logs that explain it."""
+processes started the way `minyi up` starts them, two replicas of each as a deployment runs them, a
+steady load of citizens' reports over HTTP spread across intake's replicas, and readers of what the
+services wrote. Every wait has a deadline and fails with the logs that explain it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,10 +95,17 @@ class OwnServers:
 
 @dataclass
 class ServiceProcess:
+    """One replica of a service: its own process on its own port."""
+
     name: str
+    replica: int  # 1, 2, …
     port: int
     child: Child
     restarts: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.replica}"
 
     @property
     def url(self) -> str:
@@ -119,15 +128,20 @@ FAST = {
 }
 
 
-class Stack:
-    """The servers, the five services as processes, and where their logs are."""
+# Replicas of every service, as the smallest production overlay runs them: events are shared by
+# the replicas' consumers, outboxes relayed by both, tickets and clocks claimed by either.
+REPLICAS = 2
 
-    def __init__(self, root: Path) -> None:
+
+class Stack:
+    """The servers, every service as `replicas` processes, and where their logs are."""
+
+    def __init__(self, root: Path, replicas: int = REPLICAS) -> None:
         self.root = root
         self.logs = root / "logs"
         self.servers = OwnServers.under(root)
-        self.ports = {name: free_port() for name in SERVICES}
-        self.services: dict[str, ServiceProcess] = {}
+        self.ports = {name: [free_port() for _ in range(replicas)] for name in SERVICES}
+        self.services: dict[str, list[ServiceProcess]] = {}
         key_file = root / "keys" / "jwt-public-key.pem"
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_bytes(public_pem(KEY))  # the key the tests' tokens are signed with
@@ -141,8 +155,9 @@ class Stack:
     def nats_url(self) -> str:
         return self.servers.nats.url
 
-    def env(self) -> dict[str, str]:
-        """What `minyi up` gives its services, pointed at this module's servers."""
+    def env(self, name: str, port: int) -> dict[str, str]:
+        """What `minyi up` gives a service, pointed at this module's servers, listening on `port`.
+        Each routing replica names itself in the tickets it opens as where callbacks go."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}
         env.update({
             "MINYI_DATABASE_URL": self.database_url, "MINYI_NATS_URL": self.nats_url,
@@ -150,27 +165,41 @@ class Stack:
             "MINYI_JWT_PUBLIC_KEY_FILE": str(self.key_file), "MINYI_DEV_SECRETS": "true", "PYTHONUNBUFFERED": "1",
             **FAST,
         })
-        env.update({f"MINYI_{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
+        env.update({f"MINYI_{other.upper()}_PORT": str(ports[0]) for other, ports in self.ports.items()})
+        env[f"MINYI_{name.upper()}_PORT"] = str(port)
         return env
 
     def start_services(self) -> None:
-        env = self.env()
         for name in SERVICES:
-            child = Child(name, [sys.executable, "-m", f"services.{name}"], self.logs / f"{name}.log", env=env,
-                          cwd=Path(__file__).resolve().parent.parent)
-            child.start()
-            self.services[name] = ServiceProcess(name, self.ports[name], child)
+            self.services[name] = []
+            for replica, port in enumerate(self.ports[name], start=1):
+                child = Child(f"{name}-{replica}", [sys.executable, "-m", f"services.{name}"],
+                              self.logs / f"{name}-{replica}.log", env=self.env(name, port),
+                              cwd=Path(__file__).resolve().parent.parent)
+                child.start()
+                self.services[name].append(ServiceProcess(name, replica, port, child))
 
-    def url(self, name: str) -> str:
-        return self.services[name].url
+    def replica(self, name: str, replica: int = 1) -> ServiceProcess:
+        return self.services[name][replica - 1]
 
-    def kill(self, name: str) -> None:
-        """SIGKILL: no shutdown hook runs, whatever was in hand is cut off."""
-        self.services[name].child.kill()
+    def processes(self, names: Iterable[str] | None = None) -> list[ServiceProcess]:
+        """Every replica of the named services (all services when None)."""
+        chosen = list(names) if names is not None else list(self.services)
+        return [svc for name in chosen for svc in self.services[name]]
 
-    def restart(self, name: str) -> None:
-        """What `minyi up`'s supervisor does for a service that exited."""
-        svc = self.services[name]
+    def url(self, name: str, replica: int = 1) -> str:
+        return self.replica(name, replica).url
+
+    def urls(self, name: str) -> list[str]:
+        return [svc.url for svc in self.services[name]]
+
+    def kill(self, name: str, replica: int = 1) -> None:
+        """SIGKILL one replica: no shutdown hook runs, whatever was in hand is cut off."""
+        self.replica(name, replica).child.kill()
+
+    def restart(self, name: str, replica: int = 1) -> None:
+        """What `minyi up`'s supervisor (or a Deployment) does for a replica that exited."""
+        svc = self.replica(name, replica)
         with svc.child.log_path.open("a") as log:
             log.write(f"\n===== restarted by the fault test (restart {svc.restarts + 1}) =====\n")
         svc.child.start()
@@ -178,48 +207,73 @@ class Stack:
 
     @property
     def restarts(self) -> int:
-        return sum(s.restarts for s in self.services.values())
+        return sum(s.restarts for s in self.processes())
 
     def tails(self, names: Iterable[str] | None = None, lines: int = 15) -> str:
-        chosen = list(names) if names is not None else list(self.services)
+        """Log tails of every replica of the named services (or of other children by log name)."""
         out = []
-        for name in chosen:
-            path = self.services[name].child.log_path if name in self.services else self.logs / f"{name}.log"
-            out.append(f"--- {name} ({path}) ---\n{tail(path, lines)}")
+        for name in (list(names) if names is not None else list(self.services)):
+            paths = ([svc.child.log_path for svc in self.services[name]] if name in self.services
+                     else [self.logs / f"{name}.log"])
+            out.extend(f"--- {path.stem} ({path}) ---\n{tail(path, lines)}" for path in paths)
         return "\n".join(out)
 
-    async def readiness(self, name: str) -> tuple[int, str]:
+    @staticmethod
+    async def readiness(svc: ServiceProcess) -> tuple[int, dict[str, str]]:
+        """/readyz of one replica: the status code (0 when it does not answer) and its checks."""
         try:
             async with httpx.AsyncClient(timeout=3, trust_env=False) as http:
-                resp = await http.get(f"{self.url(name)}/readyz")
-                return resp.status_code, resp.text
+                resp = await http.get(f"{svc.url}/readyz")
         except httpx.HTTPError as exc:
-            return 0, f"{type(exc).__name__}"
+            return 0, {"http": type(exc).__name__}
+        try:
+            checks = dict(resp.json().get("checks", {}))
+        except ValueError:
+            checks = {"body": resp.text[:300]}
+        return resp.status_code, checks
 
-    async def wait_ready(self, names: Iterable[str] | None = None, *, timeout: float = 90, why: str = "") -> float:
-        pending = set(names) if names is not None else set(self.services)
+    async def wait_ready(self, names: Iterable[str] | None = None, *, replica: int | None = None,
+                         timeout: float = 90, why: str = "", ignore: Iterable[str] = ()) -> float:
+        """Every replica of the named services (or only `replica`) answers /readyz with 200, or fails
+        no check but those in `ignore`."""
+        ignored = set(ignore)
+        pending = {svc.label: svc for svc in self.processes(names) if replica is None or svc.replica == replica}
         last: dict[str, str] = {}
 
         async def ready() -> bool:
-            for name in sorted(pending):
-                svc = self.services[name]
+            for label, svc in sorted(pending.items()):
                 if not svc.child.alive():
-                    raise AssertionError(f"{name} exited with code {svc.child.exit_code()} ({why})\n"
-                                         + self.tails([name], 40))
-                status, body = await self.readiness(name)
-                last[name] = f"{status} {body[:300]}"
-                if status == 200:
-                    pending.discard(name)
+                    raise AssertionError(f"{label} exited with code {svc.child.exit_code()} ({why})\n"
+                                         + tail(svc.child.log_path, 40))
+                status, checks = await self.readiness(svc)
+                last[label] = f"{status} {checks}"
+                if status == 200 or (status == 503 and all(v == "ok" for k, v in checks.items() if k not in ignored)):
+                    del pending[label]
             return not pending
 
         async def explain() -> str:
-            return "\n".join(f"{n}: /readyz {last.get(n)}" for n in sorted(pending)) + "\n" + self.tails(pending, 30)
+            return "\n".join(f"{label}: /readyz {last.get(label)}" for label in sorted(pending)) + "\n" + \
+                "\n".join(f"--- {label} ---\n{tail(svc.child.log_path, 30)}" for label, svc in sorted(pending.items()))
 
         return await until(ready, timeout=timeout, what=f"/readyz of {', '.join(sorted(pending))} ({why})",
                            explain=explain)
 
+    async def wait_noticed(self, check: str, *, timeout: float = 30, why: str = "") -> float:
+        """Every replica's /readyz names `check` failing: each has noticed what the test took away."""
+        pending = {svc.label: svc for svc in self.processes()}
+
+        async def noticed() -> bool:
+            for label, svc in sorted(pending.items()):
+                _status, checks = await self.readiness(svc)
+                if checks.get(check, "ok") != "ok":
+                    del pending[label]
+            return not pending
+
+        return await until(noticed, timeout=timeout, what=f"{', '.join(sorted(pending))} to report {check} "
+                           f"failing ({why})", explain=lambda: self.tails(lines=10))
+
     def stop(self) -> None:
-        for svc in self.services.values():
+        for svc in self.processes():
             svc.child.stop(timeout=20)
 
 
@@ -236,6 +290,7 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 @dataclass
 class Submission:
+    n: int
     key: str
     body: dict[str, Any]
     started: float
@@ -247,12 +302,15 @@ class Submission:
 
 
 class Load:
-    """Reports at a steady rate, each with its own Idempotency-Key; what is refused while intake (or
-    what it needs) is down is sent again with the same key and body, as a real client would."""
+    """Reports at a steady rate, each with its own Idempotency-Key, spread over intake's replicas in
+    turn as a load balancer would; what is refused while intake (or what it needs) is down is sent
+    again with the same key and body, to the next replica, as a real client behind one would."""
 
-    def __init__(self, url: str, code: str, *, rate: float, give_up_after: float = 150.0) -> None:
-        self.url, self.code, self.rate, self.give_up_after = url, code, rate, give_up_after
+    def __init__(self, urls: Sequence[str], code: str, *, rate: float, give_up_after: float = 150.0) -> None:
+        self.urls, self.code, self.rate, self.give_up_after = list(urls), code, rate, give_up_after
         self.submissions: list[Submission] = []
+        self.unreachable: Counter[str] = Counter()  # connections refused or cut, by replica URL
+        self.accepted_by: Counter[str] = Counter()  # reports answered 201, by replica URL
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -266,7 +324,7 @@ class Load:
         for n in itertools.count():
             if self._stop.is_set():
                 return
-            sub = Submission(f"fault-load-{n}", {"channel": "h5", "code": self.code, "anonymous": True,
+            sub = Submission(n, f"fault-load-{n}", {"channel": "h5", "code": self.code, "anonymous": True,
                                                  "content": f"{CONTENTS[n % len(CONTENTS)]}（第{n}条）"},
                              time.monotonic())
             self.submissions.append(sub)
@@ -280,18 +338,22 @@ class Load:
 
     async def _submit(self, sub: Submission) -> None:
         while time.monotonic() - sub.started < self.give_up_after:
+            url = self.urls[(sub.n + sub.attempts) % len(self.urls)]
             sub.attempts += 1
             try:
-                resp = await self._http.post(f"{self.url}/v1/reports", json=sub.body,
+                resp = await self._http.post(f"{url}/v1/reports", json=sub.body,
                                              headers={"Idempotency-Key": sub.key})
             except httpx.HTTPError as exc:
                 sub.seen.append(type(exc).__name__)
+                if isinstance(exc, httpx.TransportError):
+                    self.unreachable[url] += 1
                 await asyncio.sleep(0.5)
                 continue
             sub.seen.append(str(resp.status_code))
             if resp.status_code == 201:
                 sub.report_id = str(resp.json()["id"])
                 sub.accepted_at = time.monotonic()
+                self.accepted_by[url] += 1
                 return
             if resp.status_code not in RETRYABLE:
                 sub.refused = f"{resp.status_code} {resp.text[:300]}"
@@ -379,6 +441,21 @@ async def consumer_backlog(nats_url: str) -> dict[str, int]:
                 behind = (info.num_pending or 0) + (info.num_ack_pending or 0)
                 if behind:
                     out[f"{stream.config.name}/{info.name}"] = behind
+        return out
+    finally:
+        await nc.close()
+
+
+async def undelivered(nats_url: str, streams: Iterable[str]) -> dict[str, int]:
+    """Durable consumers of `streams` with messages not yet delivered to any replica."""
+    nc = await nats.connect(nats_url, allow_reconnect=False, connect_timeout=3)
+    try:
+        js = nc.jetstream()
+        out: dict[str, int] = {}
+        for stream in streams:
+            for info in await js.consumers_info(stream):
+                if info.num_pending:
+                    out[f"{stream}/{info.name}"] = info.num_pending
         return out
     finally:
         await nc.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -13,6 +13,7 @@ from conftest import Servers
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
+from services.identity.registry import SOURCES
 from services.identity.service import SPEC
 from shared import idnumber
 from shared.auth import TokenVerifier, public_pem, sign_token
@@ -22,8 +23,13 @@ from shared.settings import Settings
 KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-def bearer(role: str, region: str = "") -> dict[str, str]:
-    tok = sign_token(KEY, issuer="minyi", audience="minyi", sub=f"t-{role}", roles=[role], region=region)
+def bearer(role: str, region: str = "", *, sources: Iterable[str] | None = None, sub: str | None = None
+           ) -> dict[str, str]:
+    """A token of one role; an integration may write every registry source unless `sources` says less."""
+    if sources is None:
+        sources = SOURCES if role == "integration" else ()
+    tok = sign_token(KEY, issuer="minyi", audience="minyi", sub=sub or f"t-{role}", roles=[role], region=region,
+                     sources=sources)
     return {"Authorization": f"Bearer {tok}"}
 
 

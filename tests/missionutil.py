@@ -29,12 +29,14 @@ from shared.settings import Settings
 from shared.telemetry import setup_tracing
 
 GRID_SECRET = "mission-grid-secret-000000000001"
+REGISTRY_SOURCES = ("population", "social_security", "migrant")
 
 
 def token(roles: Sequence[str], region: str = "", *, deputy_id: str | None = None, unit_id: str | None = None,
           sub: str | None = None) -> str:
     return sign_token(KEY, issuer="minyi", audience="minyi", sub=sub or deputy_id or unit_id or f"m-{roles[0]}",
-                      roles=list(roles), region=region, deputy_id=deputy_id, unit_id=unit_id)
+                      roles=list(roles), region=region, deputy_id=deputy_id, unit_id=unit_id,
+                      sources=REGISTRY_SOURCES if "integration" in roles else ())
 
 
 def bearer(roles: Sequence[str] | str, region: str = "", **claims: Any) -> dict[str, str]:
@@ -147,7 +149,7 @@ async def mission_stack(servers: Servers, home: Path, county_code: str) -> Async
                 all_served(servers.nats_url, lambda spec, port: _settings(spec.name, servers, home, port)))
             county = demo_county.county(county_code)
             endpoints = demo.Endpoints(**{name: s.base_url for name, s in services.items()})
-            loaded = await demo.load(county, endpoints, lambda roles: token(roles),
+            loaded = await demo.load(county, endpoints, lambda roles, region: token(roles, region),
                                      grid=demo.GridPlatform(sim.url, GRID_SECRET), say=lambda line: None)
             client = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=60, event_hooks={"response": [keep_errors]}))

@@ -4,10 +4,13 @@ platform simulator as a separate process; with what tests need to feed and watch
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,7 +44,8 @@ def bearer(role: str, region: str = "", *, deputy_id: str | None = None) -> dict
 
 
 ADMIN = bearer("admin")
-STAFF = bearer("npc_staff")
+# Congress staff see a region of their own: the tests' reports are in Anhui (34…).
+STAFF = bearer("npc_staff", "34")
 
 
 @dataclass
@@ -74,8 +78,8 @@ async def routing_service(servers: Servers, home: Path, **overrides: Any) -> Asy
     port = free_port()
     values: dict[str, Any] = {"outbox_poll_seconds": 0.1, "retry_base_seconds": 0.2, "grid_retry_base_seconds": 0.2,
                               "grid_retry_max_seconds": 1.0, "grid_dispatch_poll_seconds": 0.2, **overrides}
-    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home, routing_port=port,
-                        **values)
+    settings = Settings(**{"database_url": servers.database_url, "nats_url": servers.nats_url, "home": home,
+                           "routing_port": port, **values})
     async with served(SPEC, settings, port) as service:
         yield Routing(service.client, service.runtime, service.base_url)
 
@@ -154,6 +158,30 @@ async def submit(nats_url: str, region_code: str, content: str, **kwargs: Any) -
     await publish(nats_url, "intake.report.submitted", event_body(event_id, "intake.report.submitted", data),
                   msg_id=event_id)
     return report_id
+
+
+def signed_status(secret: str, body: dict[str, Any], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A platform's status for the nats transport: its bytes and the NATS headers that sign them,
+    `sha256=HMAC-SHA256(secret, timestamp + "." + bytes)` as on HTTP callbacks."""
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return raw, {"X-Minyi-Timestamp": ts, "X-Minyi-Signature": f"sha256={mac}"}
+
+
+async def publish_status(nats_url: str, platform_id: str, body: dict[str, Any], secret: str | None, *,
+                         msg_id: str) -> None:
+    """Publish a status on `grid.<platform_id>.events`, signed with `secret` (None: unsigned)."""
+    if secret is None:
+        raw, headers = json.dumps(body, ensure_ascii=False).encode(), {}
+    else:
+        raw, headers = signed_status(secret, body)
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(f"grid.{platform_id}.events", raw, headers={**headers, "Nats-Msg-Id": msg_id},
+                                     timeout=5)
+    finally:
+        await nc.close()
 
 
 async def routing_events(nats_url: str, report_id: str | None = None) -> list[tuple[str, dict[str, Any]]]:

@@ -26,7 +26,9 @@ from shared.ids import new_id
 from shared.service import Runtime
 from shared.settings import Settings
 
-STAFF = bearer("npc_staff")
+# Congress staff of the province the scoring tests' counties (35xxxx) lie in: a staff token always
+# names its region.
+STAFF = bearer("npc_staff", "35")
 
 
 @dataclass
@@ -45,20 +47,23 @@ class Scoring:
         await self.send("identity.deputy.updated", {"id": deputy_id, "name": name, "level": level,
                                                     "region_code": region_code, "version": version})
 
+        staff = bearer("npc_staff", region_code)
+
         async def known() -> bool:
             resp = await self.client.get(f"/v1/deputies/{deputy_id}/score",
-                                         params={"year": datetime.now(CHINA).year}, headers=STAFF)
+                                         params={"year": datetime.now(CHINA).year}, headers=staff)
             return resp.status_code == 200
 
         await eventually(known, timeout=20, what=f"deputy {deputy_id} known to scoring")
 
-    async def score(self, deputy_id: str, year: int, *, entries: int | None = None) -> dict[str, Any]:
+    async def score(self, deputy_id: str, year: int, *, entries: int | None = None,
+                    staff: dict[str, str] = STAFF) -> dict[str, Any]:
         """The deputy's year, once it holds `entries` entries (when given)."""
         latest: dict[str, Any] = {}
 
         async def ready() -> bool:
             nonlocal latest
-            resp = await self.client.get(f"/v1/deputies/{deputy_id}/score", params={"year": year}, headers=STAFF)
+            resp = await self.client.get(f"/v1/deputies/{deputy_id}/score", params={"year": year}, headers=staff)
             assert resp.status_code == 200, resp.text
             latest = dict(resp.json())
             return entries is None or len(latest["entries"]) >= entries
@@ -112,10 +117,16 @@ async def declare_sources(nats_url: str) -> None:
 
 
 @asynccontextmanager
-async def scoring_service(servers: Servers, home: Path) -> AsyncIterator[Scoring]:
-    await declare_sources(servers.nats_url)
+async def scoring_service(servers: Servers, home: Path, *, nats_url: str | None = None,
+                          database_url: str | None = None, **overrides: Any) -> AsyncIterator[Scoring]:
+    """The service with test settings, on the session's servers or on `nats_url` and `database_url`
+    (a service on a NATS of its own keeps its data apart too: the session's streams cannot rebuild
+    it); `overrides` are further Settings (a low flood limit …)."""
+    nats_url = nats_url or servers.nats_url
+    await declare_sources(nats_url)
     port = free_port()
-    settings = Settings(database_url=servers.database_url, nats_url=servers.nats_url, home=home, scoring_port=port,
-                        outbox_poll_seconds=0.1, retry_base_seconds=0.2)
+    settings = Settings(database_url=database_url or servers.database_url, nats_url=nats_url, home=home,
+                        scoring_port=port,
+                        outbox_poll_seconds=0.1, retry_base_seconds=0.2, **overrides)
     async with served(SPEC, settings, port) as service:
-        yield Scoring(service.client, service.runtime, servers.nats_url)
+        yield Scoring(service.client, service.runtime, nats_url)

@@ -36,7 +36,9 @@ def bearer(role: str, region: str = "", *, deputy_id: str | None = None, unit_id
     return {"Authorization": f"Bearer {tok}"}
 
 
-STAFF = bearer("npc_staff")
+# Congress staff of the province the suggestions tests' counties (34xxxx) lie in: a staff token
+# always names its region.
+STAFF = bearer("npc_staff", "34")
 
 
 @dataclass
@@ -63,9 +65,14 @@ class Suggestions:
         assert resp.status_code == 200, resp.text
 
     async def submit(self, deputy_id: str, *, title: str, content: str, year: int, **extra: Any) -> dict[str, Any]:
+        """As the deputy, whose token names the region identity announced for them."""
+        async with self.runtime.sessions()() as session:
+            known = await session.get(DeputyView, deputy_id)
+        region = known.region_code if known is not None else ""
         body = {"title": title, "content": content, "lead_deputy_id": deputy_id, "year": year, "kind": "session",
                 **extra}
-        resp = await self.client.post("/v1/suggestions", json=body, headers=bearer("deputy", deputy_id=deputy_id))
+        resp = await self.client.post("/v1/suggestions", json=body,
+                                      headers=bearer("deputy", region, deputy_id=deputy_id))
         assert resp.status_code == 201, resp.text
         return dict(resp.json())
 
@@ -75,18 +82,19 @@ class Suggestions:
         assert resp.status_code == status, f"{action}: {resp.status_code} {resp.text}"
         return dict(resp.json())
 
-    async def get(self, suggestion_id: str) -> dict[str, Any]:
-        resp = await self.client.get(f"/v1/suggestions/{suggestion_id}", headers=STAFF)
+    async def get(self, suggestion_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        resp = await self.client.get(f"/v1/suggestions/{suggestion_id}", headers=headers or STAFF)
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
-    async def recorded(self, suggestion_id: str, seq: int) -> dict[str, Any]:
-        """The suggestion once its projection has caught up with step `seq`."""
+    async def recorded(self, suggestion_id: str, seq: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """The suggestion once its projection has caught up with step `seq` (read as `headers`, by
+        default staff of the 34xxxx counties)."""
         latest: dict[str, Any] = {}
 
         async def caught_up() -> bool:
             nonlocal latest
-            resp = await self.client.get(f"/v1/suggestions/{suggestion_id}", headers=STAFF)
+            resp = await self.client.get(f"/v1/suggestions/{suggestion_id}", headers=headers or STAFF)
             latest = dict(resp.json()) if resp.status_code == 200 else {}
             return bool(latest) and int(latest["seq"]) >= seq
 

@@ -56,7 +56,8 @@ REGIONS = (("330000", "浙江省", None), ("330100", "杭州市", "330000"), (IN
 
 def bearer(role: str, region: str = "", *, deputy_id: str | None = None, unit_id: str | None = None) -> dict[str, str]:
     token = sign_token(KEY, issuer="minyi", audience="minyi", sub=f"authz-{role}-{region}", roles=[role],
-                       region=region, deputy_id=deputy_id, unit_id=unit_id)
+                       region=region, deputy_id=deputy_id, unit_id=unit_id,
+                       sources=("population",) if role == "integration" else ())
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -97,10 +98,10 @@ class Stack:
         return self.clients["suggestions"]
 
     def lead(self) -> dict[str, str]:
-        return bearer("deputy", deputy_id=self.ctx["deputy"])
+        return bearer("deputy", INSIDE, deputy_id=self.ctx["deputy"])
 
     def unit(self, key: str = "unit") -> dict[str, str]:
-        return bearer("unit", unit_id=self.ctx[key])
+        return bearer("unit", INSIDE, unit_id=self.ctx[key])
 
 
 # ---- the five services ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 from busutil import event_body, eventually, fresh_database, publish, stream_messages, unique_name
 from conftest import Servers
 from intakeutil import Clock, declare_upstream_streams, intake_app
-from scoringutil import report_event, scoring_service
+from scoringutil import bearer, report_event, scoring_service
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -275,7 +275,7 @@ async def test_a_batch_consumer_gets_its_event_back_as_a_batch_of_one(stack: Sta
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert f"intake.report.acknowledged {event_id} → {REPORTS}: applied; dead letter removed" in replayed.stdout
         assert replayed.stdout.rstrip().endswith("1 applied")
-        score = await scoring.score("D-S", datetime.now(UTC).year, entries=1)
+        score = await scoring.score("D-S", datetime.now(UTC).year, entries=1, staff=bearer("npc_staff", "320923"))
         assert [e["source_id"] for e in score["entries"]] == [event_id]
         assert await stack.writes("D-S") == 1
         assert await stack.letters("DEADLETTER_SCORING") == []

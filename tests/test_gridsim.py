@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -266,6 +266,28 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def after_a_later_ticket(
+    client: httpx.AsyncClient, sim: SimProcess, receiver: Receiver, callbacks: int = 3
+) -> None:
+    """Send a new ticket and wait for `callbacks` of its callbacks: any callback the simulator was going
+    to send for what came before was due no later than these (same delays, started earlier), so a
+    check made afterwards proves that none is coming."""
+    marker = ticket(receiver)
+    assert (await send(client, sim, encode(marker))).status_code == 200
+    await eventually(lambda: len(receiver.delivered(marker["ticket_id"])) >= callbacks)
+
+
+async def simulator_shows(read: Callable[[], Awaitable[Any]], wanted: Callable[[Any], bool],
+                          timeout: float = 5.0) -> Any:
+    """What the simulator reports, once it shows `wanted`: it counts a callback only when the answer
+    is back, a moment after the receiver has recorded the call."""
+    deadline = time.monotonic() + timeout
+    while not wanted(value := await read()):
+        assert time.monotonic() < deadline, f"the simulator never showed it: {value}"
+        await asyncio.sleep(0.02)
+    return value
+
+
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -296,7 +318,8 @@ async def test_signed_ticket_is_received_and_called_back_in_order(
     assert all(c.payload["ticket_id"] == payload["ticket_id"] for c in calls)
     assert "处理完毕" in calls[2].payload["note"]
 
-    view = await sim_ticket(client, simulator, payload["ticket_id"])
+    view = await simulator_shows(lambda: sim_ticket(client, simulator, payload["ticket_id"]),
+                                 lambda view: view["status"] == "resolved")
     assert view["report_id"] == payload["report_id"]
     assert view["region_code"] == "330106001" and view["category"] == "municipal_facilities"
     assert view["deliveries"] == 1 and view["status"] == "resolved"
@@ -328,16 +351,17 @@ async def test_repeated_ticket_id_is_one_ticket_with_one_set_of_callbacks(
     assert first.json() == second.json() == {"ticket_id": payload["ticket_id"], "status": "received"}
 
     await eventually(lambda: len(receiver.delivered(payload["ticket_id"])) >= 3)
-    await asyncio.sleep(15 * CALLBACK_DELAY_MS / 1000)  # room for a second set, were one sent
+    await after_a_later_ticket(client, simulator, receiver)  # a second set would have come by now
     assert [c.payload["status"] for c in receiver.calls(payload["ticket_id"])] == [
         "accepted", "in_progress", "resolved",
     ]
     counts = await stats(client, simulator)
-    assert counts["received"] == 1 and counts["duplicates"] == 1 and counts["tickets"] == 1
-    assert counts["duplicate_mismatches"] == 0 and counts["callbacks_sent"] == 3
+    # With the later ticket: two received, one duplicate, six callbacks.
+    assert counts["received"] == 2 and counts["duplicates"] == 1 and counts["tickets"] == 2
+    assert counts["duplicate_mismatches"] == 0 and counts["callbacks_sent"] == 3 + 3
     assert (await sim_ticket(client, simulator, payload["ticket_id"]))["deliveries"] == 2
     listed = (await client.get(f"{simulator.url}/_sim/tickets")).json()
-    assert [t["ticket_id"] for t in listed] == [payload["ticket_id"]]
+    assert listed[0]["ticket_id"] == payload["ticket_id"] and len(listed) == 2  # and the later one
 
 
 def _wrong_secret(body: bytes) -> dict[str, str]:
@@ -420,10 +444,11 @@ async def test_reject_marker_is_a_permanent_422(
     payload = ticket(receiver, content=f"小区门口有人占道经营{REJECT_MARKER}")
     problem = assert_problem(await send(client, simulator, encode(payload)), 422)
     assert problem["detail"] == "工单内容不符合受理范围"
-    await asyncio.sleep(5 * CALLBACK_DELAY_MS / 1000)
+    await after_a_later_ticket(client, simulator, receiver, callbacks=1)
     assert receiver.calls(payload["ticket_id"]) == []
     counts = await stats(client, simulator)
-    assert counts["rejected_content"] == 1 and counts["received"] == 0 and counts["tickets"] == 0
+    assert counts["rejected_content"] == 1 and counts["received"] == 1 and counts["tickets"] == 1  # the later one
+    assert (await client.get(f"{simulator.url}/_sim/tickets/{payload['ticket_id']}")).status_code == 404
 
 
 async def test_down_answers_503_until_up_again(
@@ -465,7 +490,8 @@ async def test_return_rate_one_ends_returned_with_a_note(
     last = receiver.calls(payload["ticket_id"])[-1].payload
     assert last["status"] == "returned"
     assert "退回" in last["note"]
-    assert (await sim_ticket(client, simulator, payload["ticket_id"]))["status"] == "returned"
+    await simulator_shows(lambda: sim_ticket(client, simulator, payload["ticket_id"]),
+                          lambda view: view["status"] == "returned")
 
 
 async def test_callbacks_are_retried_while_minyi_answers_503(
@@ -483,7 +509,8 @@ async def test_callbacks_are_retried_while_minyi_answers_503(
     assert all(c.signature_ok for c in calls)
     # A retry resends the same callback (same `at`), so Minyi can tell it apart from a new status.
     assert calls[0].payload == calls[1].payload == calls[2].payload
-    view = await sim_ticket(client, simulator, payload["ticket_id"])
+    view = await simulator_shows(lambda: sim_ticket(client, simulator, payload["ticket_id"]),
+                                 lambda view: view["status"] == "resolved")
     assert view["callbacks"][0]["attempts"] == 3 and view["callbacks"][0]["result"] == "delivered"
     assert view["status"] == "resolved"
     counts = await stats(client, simulator)
@@ -498,7 +525,8 @@ async def test_callback_refused_with_401_is_given_up(
     assert (await send(client, simulator, encode(payload))).status_code == 200
 
     await eventually(lambda: len(receiver.calls(payload["ticket_id"])) == 1)
-    await asyncio.sleep(10 * CALLBACK_DELAY_MS / 1000)
+    # Its next step would have been due one callback delay after the refusal, before the later ticket's.
+    await after_a_later_ticket(client, simulator, receiver)
     assert [(c.payload["status"], c.answered) for c in receiver.calls(payload["ticket_id"])] == [("accepted", 401)]
     view = await sim_ticket(client, simulator, payload["ticket_id"])
     assert view["status"] == "received"
@@ -506,7 +534,7 @@ async def test_callback_refused_with_401_is_given_up(
         {**view["callbacks"][0], "status": "accepted", "result": "failed", "attempts": 1, "http_status": 401},
     ]
     counts = await stats(client, simulator)
-    assert counts["callbacks_failed"] == 1 and counts["callbacks_sent"] == 0 and counts["callbacks_retried"] == 0
+    assert counts["callbacks_failed"] == 1 and counts["callbacks_sent"] == 3 and counts["callbacks_retried"] == 0
 
 
 async def test_repeat_callbacks_sends_every_callback_twice(
@@ -519,7 +547,7 @@ async def test_repeat_callbacks_sends_every_callback_twice(
     sent = [c.payload for c in receiver.calls(payload["ticket_id"])]
     assert [p["status"] for p in sent] == ["accepted", "accepted", "in_progress", "in_progress", "resolved", "resolved"]
     assert sent[0] == sent[1] and sent[2] == sent[3] and sent[4] == sent[5]
-    assert (await stats(client, simulator))["callbacks_sent"] == 6
+    await simulator_shows(lambda: stats(client, simulator), lambda counts: counts["callbacks_sent"] == 6)
 
 
 async def test_no_callbacks_and_ack_delay(
@@ -531,7 +559,9 @@ async def test_no_callbacks_and_ack_delay(
     response = await send(client, simulator, encode(payload))
     assert response.status_code == 200
     assert time.monotonic() - started >= 0.3
-    await asyncio.sleep(5 * CALLBACK_DELAY_MS / 1000)
+    # Callbacks on again: the later ticket gets its three, and the first, taken while they were off, none.
+    await client.post(f"{simulator.url}/_sim/config", json={"callbacks": True, "ack_delay_ms": 0})
+    await after_a_later_ticket(client, simulator, receiver)
     assert receiver.calls(payload["ticket_id"]) == []
     assert (await sim_ticket(client, simulator, payload["ticket_id"]))["status"] == "received"
 

@@ -23,6 +23,7 @@ from services.identity.registry import (
     RegistryRecord,
     latest_per_key,
     parse_record,
+    person_reference,
     prepare_batch,
     record_of_message,
     to_row,
@@ -182,9 +183,21 @@ def test_offset_is_kept() -> None:
     assert record.updated_at == datetime(2026, 4, 30, 1, 30, tzinfo=UTC)
 
 
+def test_the_first_moment_of_1900_is_accepted() -> None:
+    record = parse(raw_record(updated_at="1900-01-01T00:00:00+08:00"))
+    assert record.updated_at == datetime(1899, 12, 31, 16, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_record_may_name_the_source_it_is_sent_as(source: str) -> None:
+    assert parse(raw_record(source=source), source).source == source
+    assert parse(raw_record(source=None), source).source == source
+
+
 # --- rejections --------------------------------------------------------------------------------------
 
 HUKOU_BAD = "hukou_region_code: 应为6位、9位或12位地区代码"
+TOO_EARLY = "updated_at: 不能早于1900年（空日期请不要填写占位值）"
 RESIDENCE_BAD = "residence_region_code: 应为6位、9位或12位地区代码"
 
 REJECTIONS: list[tuple[str, Any, str]] = [
@@ -230,6 +243,16 @@ REJECTIONS: list[tuple[str, Any, str]] = [
     ("updated_at garbage", raw_record(updated_at="yesterday"), "updated_at: 应为时间（RFC 3339）"),
     ("updated_at impossible", raw_record(updated_at="2026-02-30T10:00:00+08:00"), "updated_at: 应为时间（RFC 3339）"),
     ("updated_at epoch number", raw_record(updated_at=1777600000), "updated_at: 应为时间（RFC 3339）"),
+    # What provincial systems write for "no date": accepted, it overflowed the database's encoder.
+    ("updated_at empty-date placeholder", raw_record(updated_at="0001-01-01T00:00:00"), TOO_EARLY),
+    ("updated_at placeholder with offset", raw_record(updated_at="0001-01-01T00:00:00+14:00"), TOO_EARLY),
+    ("updated_at date-only placeholder", raw_record(updated_at="0001-01-01"), TOO_EARLY),
+    ("updated_at before 1900", raw_record(updated_at="1899-12-31T23:59:59+08:00"), TOO_EARLY),
+    ("updated_at with NUL", raw_record(updated_at="2026-04-30T09:30:00\x00"), "updated_at: 应为时间（RFC 3339）"),
+    ("source of another registry", raw_record(source="migrant"),
+     "source: 记录声明的数据来源 migrant 与发送的数据来源 population 不一致"),
+    ("source unknown", raw_record(source="tax"), "source: 记录声明的数据来源无效，应省略或为 population"),
+    ("source not text", raw_record(source=["population"]), "source: 记录声明的数据来源无效，应省略或为 population"),
     ("not an object: list", [raw_record()], "记录应为 JSON 对象"),
     ("not an object: string", json.dumps(raw_record()), "记录应为 JSON 对象"),
     ("not an object: null", None, "记录应为 JSON 对象"),
@@ -561,3 +584,44 @@ def test_prepare_batch_rejects_an_unhashable_status_alone(keyring: Keyring) -> N
                           keyring, now=NOW)
     assert batch.rejected == [(0, "status: 应为 active、deceased 或 emigrated")]
     assert batch.valid == 1
+
+
+def test_prepare_batch_says_which_items_each_row_stands_for(keyring: Keyring) -> None:
+    items: list[tuple[int, Any]] = [
+        (3, raw_record(record_id="A", updated_at="2026-04-30T08:00:00+08:00")),
+        (4, raw_record(record_id="B", id_number=OTHER_ID)),
+        (5, raw_record(record_id="A", updated_at="2026-04-30T09:00:00+08:00")),
+        (6, "not an object"),
+    ]
+    batch = prepare_batch("population", items, keyring, now=NOW)
+    by_record = {row[1]: numbers for row, numbers in zip(batch.rows, batch.row_items, strict=True)}
+    assert by_record == {"A": [3, 5], "B": [4]}
+
+
+# --- person_reference --------------------------------------------------------------------------------
+
+
+def test_person_reference_is_the_blind_index_of_the_canonical_number(keyring: Keyring) -> None:
+    expected = blind_index(keyring, ID_18, kind="id_number").hex()
+    assert person_reference(keyring, raw_record()) == expected
+    # The 15-digit spelling of the same person, and padding, lead to the same stored person.
+    assert person_reference(keyring, raw_record(id_number=ID_15)) == expected
+    assert person_reference(keyring, raw_record(id_number=f"  {ID_18} ")) == expected
+    assert len(expected) == 64 and ID_18 not in expected
+
+
+def test_person_reference_of_a_malformed_number_is_still_keyed(keyring: Keyring) -> None:
+    wrong = ID_18[:17] + "5"
+    assert person_reference(keyring, raw_record(id_number=wrong)) == blind_index(keyring, wrong, kind="id_number").hex()
+    assert person_reference(keyring, raw_record(id_number=wrong)) != person_reference(keyring, raw_record())
+
+
+@pytest.mark.parametrize("obj", [raw_record(id_number=None), without("id_number"), raw_record(id_number="  "),
+                                 raw_record(id_number="1" * 41), raw_record(id_number="3209\x00"),
+                                 raw_record(id_number=320923199003071234), "not an object", None])
+def test_no_person_reference_without_a_usable_number(keyring: Keyring, obj: Any) -> None:
+    assert person_reference(keyring, obj) is None
+
+
+def test_person_references_differ_between_keyrings() -> None:
+    assert person_reference(Keyring.generate(), raw_record()) != person_reference(Keyring.generate(), raw_record())

@@ -19,7 +19,7 @@ from shared.proxy import load_proxy_secret
 from shared.settings import Settings, nats_inbox_prefix
 
 REPO = Path(__file__).resolve().parent.parent
-USERS = ("intake", "routing", "suggestions", "scoring", "identity", "integration", "ops")
+USERS = ("intake", "routing", "suggestions", "scoring", "identity", "ops")
 
 
 def init_secrets(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import uuid
 import wave
 import zipfile
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,15 @@ from services.intake.attachments import (
     WEBM,
     WEBP,
     Detected,
+    Inflated,
+    TooLarge,
+    bytes_per_pixel,
+    check_decode,
     detect,
     strip_photo_metadata,
 )
+from services.intake.recording_metadata import strip_recording_metadata
+from services.intake.upload_quota import Held, UnclaimedLedger, over_quota, wait_text
 
 GPS_LATITUDE = (39.0, 54.0, 27.0)
 SERIAL = "SN-0042-CITIZEN-PHONE"
@@ -728,3 +735,290 @@ def test_an_mp4_without_a_movie_box_or_with_two_is_refused() -> None:
     assert detect(data[:moov_end] + data[ftyp_end:]) is None
     # A brand that is neither generic nor audio-only stays refused whatever its tracks.
     assert detect(safari_mp4_bytes(major=b"qt  ")) is None
+
+
+# --- decoding limits ----------------------------------------------------------------------------------------------
+
+
+def test_pixels_in_memory_by_mode() -> None:
+    assert [bytes_per_pixel(m) for m in ("1", "L", "P", "I;16", "I;16B", "LA", "RGB", "RGBA", "CMYK", "I", "F")] == [
+        1, 1, 1, 2, 2, 4, 4, 4, 4, 4, 4]
+
+
+@pytest.mark.parametrize(("width", "height", "mode", "file_size", "outcome"), [
+    # 4000 x 4000 = 16,000,000 pixels: exactly the limit.
+    (4000, 4000, "L", 1_000, None),
+    # 4001 x 4000 = 16,004,000: one column over.
+    (4001, 4000, "L", 10_000_000, TooLarge),
+    (6320, 6320, "RGB", 151_000, TooLarge),
+    # 4000 x 3000 RGB = 48,000,000 bytes decoded; 200 x 200,000 = 40,000,000 allowed: inflated.
+    (4000, 3000, "RGB", 200_000, Inflated),
+    # 200 x 240,000 = 48,000,000: just allowed.
+    (4000, 3000, "RGB", 240_000, None),
+    # 2896 x 2896 RGB = 33,547,264 bytes, under 32 MiB (33,554,432): allowed whatever the file size.
+    (2896, 2896, "RGB", 100, None),
+    # 2897 x 2896 = 33,558,848 bytes: over 32 MiB, and 100 bytes allow 20,000.
+    (2897, 2896, "RGB", 100, Inflated),
+    # A 12 MP phone photo of 3 MB: 48,000,000 bytes, 600,000,000 allowed.
+    (4000, 3000, "RGB", 3_000_000, None),
+])
+def test_what_may_be_decoded(width: int, height: int, mode: str, file_size: int,
+                             outcome: type[Exception] | None) -> None:
+    if outcome is None:
+        check_decode(width, height, mode, file_size)
+    else:
+        with pytest.raises(outcome) as refused:
+            check_decode(width, height, mode, file_size)
+        assert isinstance(refused.value, ValueError) and "图片" in str(refused.value)
+
+
+def flat_png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    return encoded(Image.new(mode, size), "PNG", optimize=True)
+
+
+def test_a_flat_twelve_megapixel_png_of_a_few_kilobytes_is_refused_undecoded() -> None:
+    data = flat_png((4000, 3000))
+    assert len(data) < 100_000
+    with pytest.raises(Inflated, match="解压后的体积"):
+        strip_photo_metadata(data, PNG)
+
+
+def test_a_webp_is_measured_from_its_header_before_libwebp_sees_it() -> None:
+    # VP8X header (extended format) with a 5000 x 4000 canvas: 20 MP, over the limit. The chunk is read by hand, so
+    # the rest of the file may be anything.
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00" + (4999).to_bytes(3, "little") + (
+        3999).to_bytes(3, "little")
+    data = b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+    assert detect(data) == WEBP
+    with pytest.raises(TooLarge, match="5000×4000"):
+        strip_photo_metadata(data, WEBP)
+    # The lossless and lossy forms of Pillow's own output are measured the same way.
+    for params in ({"lossless": True}, {"quality": 80}):
+        small = encoded(picture((64, 48)), "WEBP", **params)
+        assert Image.open(io.BytesIO(strip_photo_metadata(small, WEBP))).size == (64, 48)
+
+
+# --- recordings' metadata -----------------------------------------------------------------------------------------
+
+HOME = "北京市东城区某小区3号楼".encode()
+
+
+def id3v1(title: bytes) -> bytes:
+    # ID3v1: "TAG", title (30), artist (30), album (30), year (4), comment (30), genre (1): 128 bytes.
+    return b"TAG" + title.ljust(30, b"\x00")[:30] + bytes(30 + 30 + 4 + 30) + b"\xff"
+
+
+def apev2(value: bytes) -> bytes:
+    # APEv2 items then a 32-byte footer: "APETAGEX", version 2000, tag size (items + footer), item count, flags.
+    item = struct.pack("<II", len(value), 0) + b"Comment\x00" + value
+    return item + b"APETAGEX" + struct.pack("<IIII", 2000, len(item) + 32, 1, 0) + bytes(8)
+
+
+def test_an_mp3_loses_its_id3_and_ape_tags_and_keeps_its_frames() -> None:
+    tagged = id3_mp3_bytes() + apev2(HOME) + id3v1(b"home recording")
+    assert detect(tagged) == MP3
+    assert strip_recording_metadata(tagged, MP3) == mp3_bytes()
+
+
+def riff_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body + (b"\x00" if len(body) % 2 else b"")
+
+
+def test_a_wav_loses_its_info_and_broadcast_chunks() -> None:
+    plain = wav_bytes()
+    # wave writes RIFF, "fmt " (16 bytes of body) and "data"; the other chunks go between them, as recorders put them.
+    fmt_end = 12 + 8 + 16
+    info = riff_chunk(b"LIST", b"INFO" + riff_chunk(b"INAM", HOME) + riff_chunk(b"IART", b"citizen"))
+    bext = riff_chunk(b"bext", b"Originator: Phone 12" + bytes(3))
+    body = plain[12:fmt_end] + info + bext + plain[fmt_end:]
+    tagged = b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+    assert detect(tagged) == WAV
+    assert strip_recording_metadata(tagged, WAV) == plain
+    # A recorder that never filled in the sizes (0 for the RIFF, 0xFFFFFFFF for the data): samples run to the end.
+    unsized = b"RIFF" + bytes(4) + plain[8:fmt_end] + b"data" + b"\xff\xff\xff\xff" + plain[fmt_end + 8:]
+    stripped = strip_recording_metadata(unsized, WAV)
+    assert stripped == plain
+
+
+def test_a_wav_whose_chunks_run_past_its_end_is_damaged() -> None:
+    plain = wav_bytes()
+    broken = plain[:12] + b"LIST" + struct.pack("<I", 10_000) + b"INFO"
+    with pytest.raises(ValueError, match="录音文件已损坏"):
+        strip_recording_metadata(broken, WAV)
+
+
+def test_an_m4a_loses_its_user_data_and_keeps_every_offset() -> None:
+    # ©xyz is where the phone was (ISO 6709); udta inside moov and inside the track, a top-level meta.
+    xyz = bmff_box(b"\xa9xyz", b"\x00\x11\x15\xc7+39.9042+116.4074/")
+    udta = bmff_box(b"udta", xyz)
+    track = bmff_track(b"soun")
+    track = track[:4] + b"trak" + track[8:] + udta
+    track = struct.pack(">I", len(track)) + track[4:]
+    moov = bmff_box(b"moov", bmff_box(b"mvhd", bytes(100)), track, udta)
+    meta = bmff_box(b"meta", bytes(4) + bmff_box(b"hdlr", bytes(8) + b"mdir" + bytes(13)), HOME)
+    tagged = ftyp(b"M4A ", b"M4A ", b"isom") + moov + meta + bmff_box(b"mdat", bytes(400))
+    assert detect(tagged) == M4A
+
+    stripped = strip_recording_metadata(tagged, M4A)
+    assert len(stripped) == len(tagged), "offsets into the file must not move"
+    assert b"+39.9042" not in stripped and HOME not in stripped
+    assert stripped.count(b"free") == 3 and b"udta" not in stripped and b"meta" not in stripped
+    # The samples (the mdat box, last) are as they were.
+    assert stripped[-408:] == tagged[-408:]
+    assert detect(stripped) == M4A
+
+
+def test_a_safari_voice_note_keeps_its_sound_tracks() -> None:
+    data = safari_mp4_bytes()
+    assert strip_recording_metadata(data, M4A) == data
+
+
+def test_a_webm_loses_its_tags_and_title_and_keeps_its_length() -> None:
+    info = ebml(0x1549A966, ebml_uint(0x2AD7B1, 1_000_000), ebml(0x7BA9, HOME), ebml(0x4D80, b"Chrome"),
+                ebml(0x5741, b"Chrome"))
+    tags = ebml(0x1254C367, ebml(0x7373, ebml(0x67C8, ebml(0x45A3, b"LOCATION"), ebml(0x4487, b"+39.9+116.4"))))
+    blocks = [ebml(0xA3, b"\x81" + struct.pack(">hB", 20 * i, 0x80) + OPUS_SILENCE) for i in range(5)]
+    # The cluster has an unknown size, as a browser writes it; the tags come after it.
+    cluster = ebml(0x1F43B675, ebml_uint(0xE7, 0), *blocks, unknown_size=True)
+    tagged = ebml_header() + ebml(0x18538067, info, ebml(0x1654AE6B, opus_track()), cluster, tags,
+                                  unknown_size=True)
+    assert detect(tagged) == WEBM
+
+    stripped = strip_recording_metadata(tagged, WEBM)
+    assert len(stripped) == len(tagged)
+    assert HOME not in stripped and b"LOCATION" not in stripped and b"+39.9" not in stripped
+    assert b"Chrome" in stripped and OPUS_SILENCE in stripped
+    assert stripped.endswith(cluster + b"\xec\x01" + (len(tags) - 9).to_bytes(7, "big") + bytes(len(tags) - 9))
+    assert detect(stripped) == WEBM
+    # Chromium's own recordings carry nothing to strip.
+    assert strip_recording_metadata(webm_opus_bytes(), WEBM) == webm_opus_bytes()
+
+
+def ogg_pages(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(sequence number, header type, body) of each page, checking every page's CRC on the way."""
+    out = []
+    at = 0
+    while at < len(data):
+        assert data[at:at + 4] == b"OggS"
+        count = data[at + 26]
+        end = at + 27 + count + sum(data[at + 27:at + 27 + count])
+        page = data[at:end]
+        assert struct.unpack("<I", page[22:26])[0] == ogg_crc(page[:22] + bytes(4) + page[26:]), "bad CRC"
+        out.append((struct.unpack("<I", page[18:22])[0], page[5], page[27 + count:]))
+        at = end
+    return out
+
+
+def ogg_page_at(laces: list[int], body: bytes, *, sequence: int, header_type: int = 0, granule: int = 0) -> bytes:
+    header = b"OggS" + bytes([0, header_type]) + struct.pack("<qII", granule, 0x1234, sequence)
+    page = header + bytes(4) + bytes([len(laces)]) + bytes(laces) + body
+    return page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:]
+
+
+def opus_with_comments(comment: bytes) -> bytes:
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, 312, 48000, 0, 0)
+    tags = b"OpusTags" + struct.pack("<I", 9) + b"libopus 1" + struct.pack("<II", 1, len(comment)) + comment
+    # The tags packet over several pages: lacing values of 255 continue a packet, and a page holds 255 of them.
+    pages = [ogg_page(head)]
+    chunks = [tags[i:i + 255 * 255] for i in range(0, len(tags), 255 * 255)]
+    for n, chunk in enumerate(chunks):
+        last = n == len(chunks) - 1
+        laces = [255] * (len(chunk) // 255) + ([len(chunk) % 255] if last else [])
+        pages.append(ogg_page_at(laces, chunk, sequence=n + 1, header_type=0 if n == 0 else 1,
+                                 granule=0 if last else -1))
+    for n in range(3):
+        audio = bytes([0xF8, 0xFF, 0xFE]) * (n + 1)
+        pages.append(ogg_page_at([len(audio)], audio, sequence=len(pages), header_type=0x04 if n == 2 else 0,
+                                 granule=960 * (n + 1)))
+    return b"".join(pages)
+
+
+def test_an_ogg_opus_loses_its_comments_even_over_several_pages() -> None:
+    # A cover picture of 70,000 bytes and a place: the comment packet takes two pages.
+    comment = b"LOCATION=" + HOME + b"METADATA_BLOCK_PICTURE=" + bytes(70_000)
+    tagged = opus_with_comments(comment)
+    before = ogg_pages(tagged)
+    assert len(before) == 6 and detect(tagged) == OGG
+
+    stripped = strip_recording_metadata(tagged, OGG)
+    after = ogg_pages(stripped)
+    assert HOME not in stripped
+    # OpusHead, the emptied OpusTags (magic, vendor length 0, comment count 0), then the three audio pages, numbered
+    # again from 2 with their bodies and flags untouched.
+    assert [seq for seq, _, _ in after] == [0, 1, 2, 3, 4]
+    assert after[0] == before[0]
+    assert after[1] == (1, 0, b"OpusTags" + bytes(8))
+    assert [(kind, body) for _, kind, body in after[2:]] == [(kind, body) for _, kind, body in before[3:]]
+    assert detect(stripped) == OGG
+
+
+def test_an_ogg_vorbis_loses_its_comments_and_keeps_its_setup() -> None:
+    ident = b"\x01vorbis" + struct.pack("<IBIiiiBB", 0, 1, 44100, 0, 64000, 0, 0xB8, 1)
+    comments = b"\x03vorbis" + struct.pack("<I", 4) + b"Xiph" + struct.pack("<II", 1, 9 + len(HOME)) + (
+        b"LOCATION=" + HOME) + b"\x01"
+    setup = b"\x05vorbis" + bytes(300)
+    # Comments and setup share the second page, as encoders write them; the audio begins on the third.
+    second = ogg_page_at([len(comments), 255, len(setup) - 255], comments + setup, sequence=1)
+    tagged = ogg_page(ident) + second + ogg_page_at([50], bytes(50), sequence=2, header_type=0x04, granule=1024)
+
+    stripped = strip_recording_metadata(tagged, OGG)
+    after = ogg_pages(stripped)
+    assert HOME not in stripped
+    empty = b"\x03vorbis" + bytes(8) + b"\x01"
+    # One page a header packet now: the comments, then the setup; the audio page follows, numbered 3.
+    assert [(seq, body) for seq, _, body in after] == [(0, ident), (1, empty), (2, setup), (3, bytes(50))]
+
+
+def test_an_amr_recording_has_nothing_to_lose() -> None:
+    assert strip_recording_metadata(amr_bytes(), AMR) == amr_bytes()
+
+
+def test_a_photo_is_not_a_recording() -> None:
+    with pytest.raises(ValueError):
+        strip_recording_metadata(jpeg_bytes(), JPEG)
+
+
+# --- quotas on unclaimed uploads ----------------------------------------------------------------------------------
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+DAY = timedelta(hours=24)
+MB = 1024 * 1024
+
+
+def test_a_quota_takes_what_fits_and_says_when_to_come_back() -> None:
+    assert over_quota(90 * MB, 10 * MB, 100 * MB, T0, T0, DAY, whose="source") is None
+    refusal = over_quota(90 * MB, 10 * MB + 1, 100 * MB, T0, T0 + timedelta(hours=3), DAY, whose="source")
+    assert refusal is not None
+    # The oldest upload is forgotten 24 h after it came, 21 h from now: 75,600 s.
+    assert refusal.retry_after == 75_600
+    assert refusal.message == "您已上传但尚未提交的附件超过 100 MB。请先提交反映，或约 21 小时后再上传。"
+    # Total: 10 min left (600 s) of the window; the message rounds up to whole minutes.
+    total = over_quota(2048 * MB, 1, 2048 * MB, T0, T0 + DAY - timedelta(seconds=599), DAY, whose="total")
+    assert total is not None and total.retry_after == 599
+    assert total.message == "附件存储空间暂时已满，请约 10 分钟后再上传。"
+    # Never less than a minute, even when the oldest upload is overdue for sweeping.
+    late = over_quota(5, 1, 5, T0, T0 + 2 * DAY, DAY, whose="total")
+    assert late is not None and late.retry_after == 60
+
+
+def test_wait_text() -> None:
+    assert [wait_text(s) for s in (60, 61, 3599, 3600, 3601, 86_400)] == [
+        "1 分钟", "2 分钟", "60 分钟", "1 小时", "2 小时", "24 小时"]
+
+
+def test_the_ledger_keeps_a_source_s_uploads_of_the_window_that_are_still_unclaimed() -> None:
+    ledger = UnclaimedLedger(DAY, max_sources=2, max_per_source=3)
+    for n in range(4):
+        ledger.add("a", Held(f"a{n}", 10, T0 + timedelta(hours=n)))
+    # At most three per source: the oldest went.
+    assert [h.attachment_id for h in ledger.held("a", T0 + timedelta(hours=4))] == ["a1", "a2", "a3"]
+    # a1 came at 09:00 and is forgotten at 09:00 the next day.
+    assert [h.attachment_id for h in ledger.held("a", T0 + timedelta(hours=25))] == ["a2", "a3"]
+    ledger.keep("a", {"a3"})
+    assert [h.attachment_id for h in ledger.held("a", T0 + timedelta(hours=25))] == ["a3"]
+    # At most two sources: the one not heard from longest goes.
+    ledger.add("b", Held("b0", 1, T0))
+    ledger.add("c", Held("c0", 1, T0))
+    assert ledger.held("a", T0) == [] and [h.attachment_id for h in ledger.held("c", T0)] == ["c0"]
+    ledger.keep("c", set())
+    assert ledger.held("c", T0) == []

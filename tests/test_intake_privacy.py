@@ -155,6 +155,32 @@ async def test_an_anonymous_report_leaves_no_trace_of_its_sender(
     assert unmask.status_code == 404
 
 
+WECHAT_AGENT = ("Mozilla/5.0 (Linux; Android 13; PGT-AN10 Build/HONORPGT-AN10; wv) AppleWebKit/537.36 "
+                "(KHTML, like Gecko) Version/4.0 Chrome/107.0.5304.141 Mobile Safari/537.36 XWEB/5169 "
+                "MMWEBSDK/20230805 MicroMessenger/8.0.42.2460(0x28002A37) WeChat/arm64 NetType/4G")
+
+
+async def test_an_anonymous_report_leaves_no_trace_of_the_device_it_came_from(
+        intake: Intake, spans: InMemorySpanExporter) -> None:
+    spans.clear()
+    device = {"User-Agent": WECHAT_AGENT, "X-Requested-With": "com.tencent.mm",
+              "Sec-CH-UA-Model": '"PGT-AN10"', "Sec-CH-UA-Platform-Version": '"13.0.0"'}
+    resp = await intake.client.post("/v1/reports", headers={**bearer("citizen", "", sub=OPENID), **device,
+                                                            "Idempotency-Key": f"ua-{uuid.uuid4()}"},
+                                    json={"channel": "h5", "region_code": REGION, "content": "小区门口的井盖丢了。",
+                                          "anonymous": True})
+    assert resp.status_code == 201, resp.text
+    event = await submitted_event(intake, resp.json()["id"])
+    finished = spans.get_finished_spans()
+    assert any((s.attributes or {}).get("http.route") == "/v1/reports" for s in finished)
+    device_words = ("PGT-AN10", "MicroMessenger", "com.tencent.mm", "Android 13", "13.0.0")
+    seen = {(s.name, t) for s in finished for t in span_texts(s) if any(w in t for w in device_words)}
+    assert not seen, seen
+    keys = {k for s in finished for k in (s.attributes or {})}
+    assert not {k for k in keys if "user_agent" in k}, keys
+    assert not any(w in json.dumps(event, ensure_ascii=False) for w in device_words)
+
+
 async def test_an_anonymous_retry_from_another_account_is_not_told_apart(intake: Intake) -> None:
     # The key's scope holds no account, so the same key and body replay whoever sends them.
     key = {"Idempotency-Key": f"anon-{uuid.uuid4()}"}

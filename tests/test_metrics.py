@@ -91,3 +91,19 @@ async def test_a_probe_that_cannot_answer_is_marked_and_the_scrape_still_answers
     scrape = samples(resp.text)
     assert value(scrape, "minyi_metrics_probe_ok", probe="overdue") == 0
     assert value(scrape, "minyi_metrics_probe_ok", probe="outbox") == 1
+
+
+def test_the_alerting_rules_name_only_metrics_the_services_export() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from shared.metrics import Metrics
+
+    rules = yaml.safe_load((Path(__file__).parent.parent / "deploy" / "prometheus" / "minyi-alerts.yml").read_text())
+    exported = {m.name for m in Metrics().registry.collect()}
+    named = {name for group in rules["groups"] for rule in group["rules"]
+             for name in re.findall(r"\bminyi_[a-z_]+", rule["expr"])}
+    assert named and named <= exported, named - exported
+    assert {"minyi_outbox_set_aside", "minyi_outbox_oldest_seconds"} <= named

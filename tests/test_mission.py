@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from test_intake_attachments_domain import jpeg_bytes
 
 from minyi import demo
-from minyi.demo_county import CHINA, ELECTION_ID, FEATURED_DEPUTY, UNITS
+from minyi.demo_county import CHINA, FEATURED_DEPUTY, UNITS
 from shared import idnumber
 
 # A county of its own, so that nothing another test files joins this test's hotspot or roll.
@@ -239,7 +239,7 @@ async def test_a_hotspot_becomes_a_key_suggestion_that_goes_round_until_satisfie
 async def test_a_registry_feed_and_a_reconciliation_find_one_of_each(mission: Mission) -> None:
     m = mission
     staff = bearer("npc_staff", COUNTY)
-    url = m.url("identity", f"/v1/elections/{ELECTION_ID}/reconciliation")
+    url = m.url("identity", f"/v1/elections/{m.county.election_id}/reconciliation")
 
     async def done() -> dict[str, Any] | None:
         seen = ok(await m.client.get(url, headers=staff))
@@ -317,7 +317,7 @@ async def test_decisions_and_disclosures_are_on_each_services_audit_log(mission:
         assert action in decided, (action, decided)
     assert decided.count("suggestion.replied") == 2
     assert [e["action"] for e in await audit("suggestions", staff, action="topic.converted")]
-    identity = {e["action"] for e in await audit("identity", staff, subject_id=ELECTION_ID)}
+    identity = {e["action"] for e in await audit("identity", staff, subject_id=m.county.election_id)}
     assert {"election.changed", "voters.registered", "reconciliation.started",
             "reconciliation.items_shown"} <= identity, identity
     assert await audit("routing", bearer("admin"), action="grid_platform.changed", subject_id="demo-grid")
@@ -368,14 +368,14 @@ async def _some(awaitable: Any) -> bool:
 async def test_loading_the_demo_again_keeps_its_codes_and_changes_nothing(mission: Mission) -> None:
     m = mission
     endpoints = demo.Endpoints(**{name: s.base_url for name, s in m.services.items()})
-    again = await demo.load(m.county, endpoints, lambda roles: token(roles), known_codes=m.loaded.codes,
+    again = await demo.load(m.county, endpoints, lambda roles, region: token(roles, region), known_codes=m.loaded.codes,
                             say=lambda line: None)
     assert again.codes == m.loaded.codes
     assert again.sample_receipt == m.loaded.sample_receipt
     assert again.voters == len(m.county.voters()) and again.registry == m.loaded.registry
     # A code that no longer resolves to its owner is issued afresh, and the old one stops working.
     stale = {**m.loaded.codes, "demo-station": m.loaded.codes["demo-cloud"]}
-    renewed = await demo.load(m.county, endpoints, lambda roles: token(roles), known_codes=stale,
+    renewed = await demo.load(m.county, endpoints, lambda roles, region: token(roles, region), known_codes=stale,
                               say=lambda line: None)
     assert renewed.codes["demo-station"] not in (m.loaded.codes["demo-station"], m.loaded.codes["demo-cloud"])
     assert renewed.codes["demo-cloud"] == m.loaded.codes["demo-cloud"]

@@ -33,6 +33,7 @@ from conftest import Servers
 from identityutil import id_number
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from routingutil import signed_status, submitted_event
 from serviceutil import served
 from suggestionsutil import bearer
 
@@ -49,13 +50,18 @@ from shared import nats_permissions
 from shared.bus.replay import replay
 from shared.bus.streams import dead_letter_stream, declare
 from shared.contracts import EVENTS, GRID_STREAM, REGISTRY_STREAM, STREAMS
-from shared.nats_permissions import INTEGRATION, OPS, Consumer, Permissions, Wiring
+from shared.nats_permissions import OPS, Consumer, Permissions, Wiring, grid_platform_user, registry_source_user
 from shared.service import ServiceSpec
 from shared.settings import SERVICES, Settings, nats_inbox_prefix, nats_password_variable, new_nats_password
 
 SPECS: dict[str, ServiceSpec] = {spec.name: spec for spec in nats_permissions.service_specs()}
 WIRING: dict[str, Wiring] = {name: nats_permissions.wiring(spec) for name, spec in SPECS.items()}
 USERS: dict[str, Permissions] = nats_permissions.users(list(SPECS.values()))
+# The outside systems of these tests: grid platforms and registries, a NATS user each.
+PLATFORMS = ("p1", "p2", "np-grid")
+SOURCES = ("population", "migrant")
+EVERYONE: dict[str, Permissions] = nats_permissions.users(list(SPECS.values()), grid_platforms=PLATFORMS,
+                                                          registry_sources=SOURCES)
 # The registry feed's durable: a worker's pull consumer, not a subscription of the spec.
 FEED = Consumer(REGISTRY_STREAM.name, "identity-registry", "registry.*.records")
 
@@ -127,9 +133,9 @@ class Secured:
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[Secured]:
-    passwords = {user: new_nats_password() for user in USERS}
+    passwords = {user: new_nats_password() for user in EVERYONE}
     server = Nats(tmp_path / "js", free_port(), free_port(), tmp_path / "nats.log", tmp_path / "nats.conf",
-                  authorization=nats_permissions.render(USERS),
+                  authorization=nats_permissions.render(EVERYONE),
                   environment={nats_password_variable(u): p for u, p in passwords.items()})
     server.start()
     try:
@@ -139,8 +145,8 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
 
 
 def _example(subject: str) -> str:
-    """A concrete subject matching a pattern."""
-    return subject.replace(">", "x.y").replace("*", "p1")
+    """A concrete subject matching a pattern (a registry's of a source that has a user)."""
+    return subject.replace("registry.*", f"registry.{SOURCES[0]}").replace(">", "x.y").replace("*", "p1")
 
 
 def _matches(pattern: str, subject: str) -> bool:
@@ -180,35 +186,41 @@ def test_the_committed_kubernetes_users_are_what_the_code_generates() -> None:
 
 def test_the_permissions_follow_each_services_wiring() -> None:
     """Offline, over every event type: what each user may publish, by the same matching NATS uses."""
-    assert list(USERS) == [*SERVICES, INTEGRATION, OPS]
+    assert list(USERS) == [*SERVICES, OPS]
+    assert list(EVERYONE) == [*SERVICES, *(f"grid-{p}" for p in PLATFORMS), *(f"registry-{s}" for s in SOURCES), OPS]
     # What outsiders publish lies in streams Minyi declares, and a service reads only those subjects of them.
     exchange = {s.name: s for w in WIRING.values() for s in w.produced if s in nats_permissions.EXCHANGE_STREAMS}
     assert set(nats_permissions.INBOUND) <= {subject for s in exchange.values() for subject in s.subjects}
     for c in (c for w in WIRING.values() for c in w.consumers if c.stream in exchange):
         assert c.filter_subject in nats_permissions.INBOUND, c
     for owner in SERVICES:
-        for user, perms in USERS.items():
+        for user, perms in EVERYONE.items():
             for event in _events_of(owner):
                 assert _allowed(perms, event) == (user == owner), f"{user} publishing {event}"
             assert _allowed(perms, f"deadletter.{owner}.x") == (user == owner), f"{user} dead-lettering as {owner}"
-    for inbound in ("registry.population.records", "grid.p1.events"):
-        assert [u for u, p in USERS.items() if _allowed(p, inbound)] == [INTEGRATION]
-    assert [u for u, p in USERS.items() if _allowed(p, "grid.p1.tickets")] == ["routing"]
+    # Each outside system publishes its own inbound subject and no other's; nobody else publishes them.
+    for inbound, publisher in (("registry.population.records", "registry-population"),
+                               ("registry.migrant.records", "registry-migrant"),
+                               ("registry.social_security.records", None),
+                               ("grid.p1.events", "grid-p1"), ("grid.p2.events", "grid-p2"), ("grid.p3.events", None)):
+        assert [u for u, p in EVERYONE.items() if _allowed(p, inbound)] == ([publisher] if publisher else [])
+    assert [u for u, p in EVERYONE.items() if _allowed(p, "grid.p1.tickets")] == ["routing"]
+    assert [u for u, p in EVERYONE.items() if "grid.p1.tickets" in p.subscribe] == ["grid-p1"]
     # Requests to identity's responder are open to the other services, not to outsiders.
-    assert [u for u, p in USERS.items() if _allowed(p, "identity.codes.resolve")] == [
+    assert [u for u, p in EVERYONE.items() if _allowed(p, "identity.codes.resolve")] == [
         s for s in SERVICES if s != "identity"]
-    assert [u for u, p in USERS.items() if p.allow_responses] == ["identity"]
-    for user, perms in USERS.items():
+    assert [u for u, p in EVERYONE.items() if p.allow_responses] == ["identity"]
+    for user, perms in EVERYONE.items():
         assert perms.subscribe[0] == f"_INBOX_{user}.>", "replies on the user's own inbox prefix"
-        # The default prefix only for outside clients (who share one user anyway), so nobody else's replies.
-        assert ("_INBOX.>" in perms.subscribe) == (user == INTEGRATION)
+        # Nobody may read the default prefix: a pull consumer's messages are replies.
+        assert "_INBOX.>" not in perms.subscribe
         for stream in [*STREAMS.values(), REGISTRY_STREAM, GRID_STREAM]:
             for op in ("DELETE", "PURGE"):
                 assert not _allowed(perms, f"$JS.API.STREAM.{op}.{stream.name}"), f"{user} may {op} {stream.name}"
     # Every subscription's durable is the owner's to run, and nobody else's.
     for owner, wiring in WIRING.items():
         for c in wiring.consumers:
-            for user, perms in USERS.items():
+            for user, perms in EVERYONE.items():
                 drain = f"$JS.API.CONSUMER.MSG.NEXT.{c.stream}.{c.name}"
                 assert _allowed(perms, drain) == (user == owner), f"{user} pulling {c.name}"
                 assert _allowed(perms, f"$JS.ACK.{c.stream}.{c.name}.1.2.3.4.0") == (user == owner)
@@ -220,7 +232,7 @@ def test_the_permissions_follow_each_services_wiring() -> None:
 async def _feed(secured: Secured, c: Consumer) -> str:
     """Publish one message its consumer selects, as the one allowed to publish it."""
     subject = _example(c.filter_subject)
-    publisher = next(u for u, p in USERS.items() if _allowed(p, subject))
+    publisher = next(u for u, p in EVERYONE.items() if _allowed(p, subject))
     async with secured.connect(publisher) as who:
         ack = await who.js.publish(subject, b'{"probe": true}')
     assert ack.stream == c.stream
@@ -295,41 +307,82 @@ async def test_a_wrong_or_missing_password_is_refused(secured: Secured) -> None:
 # ---- the outside users -------------------------------------------------------------------------------
 
 
-async def test_integration_publishes_inbound_subjects_and_reads_grid_tickets(secured: Secured) -> None:
+async def test_each_platform_publishes_its_statuses_and_reads_only_its_tickets(secured: Secured) -> None:
     await secured.declare_all()
     async with secured.connect("routing") as routing:
         await routing.js.publish("grid.p1.tickets", b'{"ticket_id": "t1"}')
+        await routing.js.publish("grid.p2.tickets", b'{"ticket_id": "t2"}')
         (own,) = [c for c in WIRING["routing"].consumers if c.stream == GRID_STREAM.name]
         sub = await routing.js.pull_subscribe(own.filter_subject, durable=own.name, stream=own.stream,
                                               config=_pull_config(own))
         await sub.unsubscribe()
-    async with secured.connect(INTEGRATION) as platform:
-        assert (await platform.js.publish("registry.population.records", b"{}")).stream == REGISTRY_STREAM.name
-        assert (await platform.js.publish("grid.p1.events", b"{}")).stream == GRID_STREAM.name
-        tickets = Consumer(GRID_STREAM.name, "platform-p1", "grid.p1.tickets")
-        sub = await platform.js.pull_subscribe(tickets.filter_subject, durable=tickets.name, stream=GRID_STREAM.name,
-                                               config=_pull_config(tickets))
-        (msg,) = await sub.fetch(1, timeout=3)
-        await msg.ack_sync(timeout=2)
-        assert json.loads(msg.data) == {"ticket_id": "t1"}
-        for subject in ("grid.p1.tickets", "intake.report.submitted", "deadletter.routing.x"):
-            await platform.nc.publish(subject, b"{}")
-            await platform.refused(subject)
-        # Routing's own consumer of the statuses stays routing's: neither drained nor re-pointed.
-        for subject in (f"$JS.API.CONSUMER.MSG.NEXT.{GRID_STREAM.name}.{own.name}",
-                        f"$JS.API.CONSUMER.CREATE.{GRID_STREAM.name}.{own.name}.grid.p1.tickets"):
-            await platform.nc.publish(subject, b"{}", reply=platform.nc.new_inbox())
-            await platform.refused(subject)
-    # An outside client with its library's default inbox prefix gets its PubAcks too.
-    plain = await nats.connect(secured.url, user=INTEGRATION, password=secured.passwords[INTEGRATION])
-    try:
-        assert (await plain.jetstream().publish("registry.migrant.records", b"{}", timeout=2)).seq == 2
-    finally:
-        await plain.close()
+    async with secured.connect("grid-p2") as p2:
+        # P2's consumer, named after it, exists before P1 tries to reach it.
+        mine = nats_permissions.grid_platform_consumer("p2")
+        p2_sub = await p2.js.pull_subscribe(mine.filter_subject, durable=mine.name, stream=GRID_STREAM.name,
+                                            config=_pull_config(mine))
+        async with secured.connect(grid_platform_user("p1")) as p1:
+            assert (await p1.js.publish("grid.p1.events", b"{}")).stream == GRID_STREAM.name
+            tickets = nats_permissions.grid_platform_consumer("p1")
+            assert (tickets.name, tickets.filter_subject) == ("p1", "grid.p1.tickets")
+            sub = await p1.js.pull_subscribe(tickets.filter_subject, durable=tickets.name, stream=GRID_STREAM.name,
+                                             config=_pull_config(tickets))
+            (msg,) = await sub.fetch(1, timeout=3)
+            await msg.ack_sync(timeout=2)
+            assert json.loads(msg.data) == {"ticket_id": "t1"}
+            # Not another platform's statuses, not tickets, not a registry's records, not a service's events.
+            for subject in ("grid.p2.events", "grid.p1.tickets", "registry.population.records",
+                            "intake.report.submitted", "deadletter.routing.x"):
+                await p1.nc.publish(subject, b"{}")
+                await p1.refused(subject)
+            # Not another platform's tickets: live, through P2's consumer, or a consumer of its own on them.
+            await p1.nc.subscribe("grid.p2.tickets")
+            await p1.refused("grid.p2.tickets")
+            for subject in (f"$JS.API.CONSUMER.MSG.NEXT.{GRID_STREAM.name}.p2",
+                            f"$JS.API.CONSUMER.CREATE.{GRID_STREAM.name}.p2.grid.p2.tickets",
+                            f"$JS.API.CONSUMER.CREATE.{GRID_STREAM.name}.p1.grid.p2.tickets",
+                            f"$JS.API.CONSUMER.CREATE.{GRID_STREAM.name}",  # an ephemeral one, any filter
+                            f"$JS.API.CONSUMER.MSG.NEXT.{GRID_STREAM.name}.{own.name}",
+                            f"$JS.API.CONSUMER.CREATE.{GRID_STREAM.name}.{own.name}.grid.p1.tickets"):
+                await p1.nc.publish(subject, b"{}", reply=p1.nc.new_inbox())
+                await p1.refused(subject)
+            # Nor listen where replies (and so pulled tickets) of others arrive.
+            for subject in ("_INBOX.>", "_INBOX_grid-p2.>"):
+                await p1.nc.subscribe(subject)
+                await p1.refused(subject)
+        (theirs,) = await p2_sub.fetch(1, timeout=3)
+        assert json.loads(theirs.data) == {"ticket_id": "t2"}, "P2's ticket stayed P2's"
+        await theirs.ack_sync(timeout=2)
+    async with secured.connect(registry_source_user("population")) as registry:
+        assert (await registry.js.publish("registry.population.records", b"{}")).stream == REGISTRY_STREAM.name
+        for subject in ("registry.migrant.records", "grid.p1.events"):
+            await registry.nc.publish(subject, b"{}")
+            await registry.refused(subject)
+        await registry.nc.subscribe("grid.p1.tickets")
+        await registry.refused("grid.p1.tickets")
+    # The one shared user of before is gone.
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(secured.url, user="integration", password=secured.passwords["ops"],
+                           allow_reconnect=False, connect_timeout=3)
+    async with secured.connect(OPS) as ops:
+        drain = f"$JS.API.CONSUMER.MSG.NEXT.{GRID_STREAM.name}.p1"
+        await ops.nc.publish(drain, b'{"batch": 1}', reply=ops.nc.new_inbox())
+        await ops.refused(drain)
     async with secured.connect("routing") as routing:
         info = await routing.js.consumer_info(GRID_STREAM.name, own.name)
         assert info.config.filter_subject == own.filter_subject and info.num_pending == 1
     assert await secured.messages(STREAMS["intake"].name) == 0
+    assert await secured.messages(REGISTRY_STREAM.name) == 1
+
+
+def test_outside_users_are_checked() -> None:
+    specs = list(SPECS.values())
+    for bad in ({"grid_platforms": ["a.b"]}, {"grid_platforms": ["*"]}, {"registry_sources": [""]},
+                {"grid_platforms": ["gp-1", "gp_1"]}, {"grid_platforms": ["P1", "p1"]}):
+        with pytest.raises(ValueError):
+            nats_permissions.users(specs, **bad)  # type: ignore[arg-type]
+    assert nats_permissions.outside_ids(None, " a, b ,,a") == ["a", "b"]
+    assert nats_permissions.outside_ids(["c"], "a,b") == ["c"]
 
 
 async def test_ops_reads_every_stream_and_changes_nothing(secured: Secured) -> None:
@@ -422,19 +475,23 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
             assert (report.json()["target"]["kind"], report.json()["target"]["id"]) == ("deputy", "NP-D1")
 
         # The grid platform takes the ticket from GRID and answers on its status subject.
-        async with secured.connect(INTEGRATION) as platform:
+        # The grid platform takes the ticket from GRID and answers, signed, on its status subject;
+        # the population registry sends its records. Each as its own user.
+        async with secured.connect(grid_platform_user("np-grid")) as platform:
             tickets = await platform.js.pull_subscribe("grid.np-grid.tickets", durable="np-grid", stream="GRID")
             ticket, *_ = await tickets.fetch(2, timeout=60)
             await ticket.ack()
             status = {"ticket_id": json.loads(ticket.data)["ticket_id"], "status": "accepted",
                       "at": "2026-11-21T10:00:00+08:00"}
-            await platform.js.publish("grid.np-grid.events", json.dumps(status).encode())
+            raw, headers = signed_status("s" * 32, status)
+            await platform.js.publish("grid.np-grid.events", raw, headers=headers)
+        async with secured.connect(registry_source_user("population")) as registry:
             good = {"record_id": "NP-1", "id_number": id_number(REGION, date(1980, 1, 1), 7), "name": "权限",
                     "hukou_region_code": REGION, "residence_region_code": REGION, "status": "active",
                     "political_rights": True, "updated_at": "2026-10-01T08:00:00+08:00"}
-            await platform.js.publish("registry.population.records", json.dumps(good, ensure_ascii=False).encode())
+            await registry.js.publish("registry.population.records", json.dumps(good, ensure_ascii=False).encode())
             # Not a record: the feed sets it aside on identity's own dead-letter stream.
-            await platform.js.publish("registry.population.records", b'"not a record"')
+            await registry.js.publish("registry.population.records", b'"not a record"')
 
         async with secured.connect(OPS) as ops:
             async def consumed(*consumers: Consumer) -> bool:
@@ -450,12 +507,14 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
             suggestion = {"title": "关于路灯维护的建议", "content": "建议城管部门每月定期巡查小区周边路灯并及时维修。",
                           "lead_deputy_id": "NP-D1", "year": date.today().year, "kind": "session"}
             resp = await running["suggestions"].client.post("/v1/suggestions", json=suggestion,
-                                                            headers=bearer("deputy", deputy_id="NP-D1"))
+                                                            headers=bearer("deputy", REGION, deputy_id="NP-D1"))
             assert resp.status_code == 201, resp.text
             everyone = [c for w in WIRING.values() for c in w.consumers] + [FEED]
             await eventually(lambda: consumed(*everyone), timeout=60,
                              what="every consumer of every service consumed and acked")
             assert (await ops.js.stream_info(dead_letter_stream("identity").name)).state.messages == 1
+            assert (await ops.js.stream_info(dead_letter_stream("routing").name)).state.messages == 0, \
+                "the platform's signed status was applied"
         for service, svc in running.items():
             metrics = (await svc.client.get("/metrics")).text
             for probe in ("consumer_lag", "dead_letters"):
@@ -464,6 +523,76 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
     for service in SERVICES:
         assert f"connecting to NATS at {secured.url} as {service}" in caplog.text
     assert not [p for p in secured.passwords.values() if p in caplog.text], "a password was logged"
+
+
+async def test_a_platform_cannot_answer_for_another(servers: Servers, secured: Secured, tmp_path: Path) -> None:
+    """Routing as its own user; platform p1 tries every way to move p2's ticket and say something to
+    the citizen: publishing on p2's subject (NATS refuses), naming p2 in its own message, signing with
+    its own secret, not signing. Only p2's own signed word is applied."""
+    await secured.declare_all()
+    database_url = await fresh_database(servers.database_url, "minyi_grid_identities")
+    port = free_port()
+    settings = _settings(database_url, servers, secured, tmp_path, "routing", port)
+    secrets = {"p1": "p1-secret-" + "1" * 22, "p2": "p2-secret-" + "2" * 22}
+    async with served(SPECS["routing"], settings, port) as routing:
+        for platform_id, prefix in (("p1", "330105"), ("p2", REGION)):
+            resp = await routing.client.put(f"/v1/grid-platforms/{platform_id}", headers=ADMIN, json={
+                "name": f"{platform_id} 平台", "region_prefixes": [prefix], "transport": "nats",
+                "secret": secrets[platform_id]})
+            assert resp.status_code == 201, resp.text
+        report_id, data = submitted_event(f"{REGION}001", "小区门口的路灯坏了一个星期，晚上一片漆黑")
+        async with secured.connect("intake") as intake:
+            await intake.js.publish("intake.report.submitted", json.dumps(
+                {"specversion": "1.0", "id": report_id, "source": "/minyi/intake", "type": "intake.report.submitted",
+                 "data": data}, ensure_ascii=False).encode())
+        async with secured.connect(grid_platform_user("p2")) as p2:
+            sub = await p2.js.pull_subscribe("grid.p2.tickets", durable="p2", stream=GRID_STREAM.name)
+            (msg,) = await sub.fetch(1, timeout=30)
+            await msg.ack_sync(timeout=2)
+        ticket_id = json.loads(msg.data)["ticket_id"]
+        forged = {"ticket_id": ticket_id, "status": "resolved", "note": "伪造的答复", "at": "2026-11-21T10:00:00+08:00"}
+        async with secured.connect(grid_platform_user("p1")) as p1:
+            await p1.nc.publish("grid.p2.events", json.dumps(forged).encode())
+            await p1.refused("grid.p2.events")
+            # Its own subject, a CloudEvent whose type names p2, signed even with p2's secret.
+            event = {"specversion": "1.0", "id": "forged-1", "source": "/p1", "type": "grid.p2.events", "data": forged}
+            raw, headers = signed_status(secrets["p2"], event)
+            await p1.js.publish("grid.p1.events", raw, headers=headers)
+            # Its own subject, p2's ticket, signed with its own secret.
+            raw, headers = signed_status(secrets["p1"], forged)
+            await p1.js.publish("grid.p1.events", raw, headers=headers)
+        async with secured.connect(grid_platform_user("p2")) as p2:
+            for signing in (None, secrets["p1"]):  # unsigned, signed by another
+                if signing is None:
+                    await p2.js.publish("grid.p2.events", json.dumps(forged).encode())
+                else:
+                    raw, headers = signed_status(signing, forged)
+                    await p2.js.publish("grid.p2.events", raw, headers=headers)
+            # Then p2's own word, signed: applied, after the four above (the consumer keeps stream order).
+            raw, headers = signed_status(secrets["p2"], {"ticket_id": ticket_id, "status": "accepted",
+                                                         "note": "已受理", "at": "2026-11-21T10:05:00+08:00"})
+            await p2.js.publish("grid.p2.events", raw, headers=headers)
+        staff = bearer("npc_staff", REGION)
+
+        async def accepted() -> bool:
+            resp = await routing.client.get(f"/v1/tickets/{ticket_id}", headers=staff)
+            return resp.status_code == 200 and resp.json()["status"] == "accepted"
+
+        await eventually(accepted, timeout=30, what="p2's signed status applied")
+        history = (await routing.client.get(f"/v1/tickets/{ticket_id}", headers=staff)).json()["history"]
+        assert [(h["status"], h["note"], h["source"]) for h in history] == [
+            ("queued", None, "routing"), ("sent", None, "routing"), ("accepted", "已受理", "nats")]
+        async with secured.connect(OPS) as ops:
+            letters = dead_letter_stream("routing").name
+            info = await ops.js.stream_info(letters)
+            errors = [json.loads((await ops.js.get_msg(letters, seq)).data)["error"]
+                      for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+        assert len(errors) == 4, errors
+        assert "names 'grid.p2.events'" in errors[0]
+        assert "is not one of platform p1's" in errors[1]
+        assert "not signed by platform p2" in errors[2] and "缺少 X-Minyi-Timestamp" in errors[2]
+        assert "not signed by platform p2" in errors[3] and "签名不正确" in errors[3]
+    assert [v for v in secured.violations() if "routing" in v] == []
 
 
 # ---- `minyi up` --------------------------------------------------------------------------------------

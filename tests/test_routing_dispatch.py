@@ -10,9 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from busutil import eventually, publish, stream_messages
+from busutil import eventually, stream_messages
 from conftest import Servers
-from routingutil import STAFF, Routing, Simulator, bearer, grid_simulator, routing_events, routing_service, submit
+from routingutil import (
+    STAFF,
+    Routing,
+    Simulator,
+    bearer,
+    grid_simulator,
+    publish_status,
+    routing_events,
+    routing_service,
+    submit,
+)
 
 from services.routing import domain
 from services.routing.taxonomy import CATEGORIES, category_of_hint
@@ -137,13 +147,13 @@ async def test_longest_prefix_wins_and_the_nats_transport_carries_tickets_and_st
     assert body["report_id"] == county and body["category"] == "sanitation_environment"
     assert body["callback_url"].endswith("/v1/grid/callbacks")
 
-    # Another platform may not move this platform's ticket: that message goes to dead letters.
-    await publish(servers.nats_url, "grid.gp-city.events",
-                  json.dumps({"ticket_id": nats_ticket["ticket_id"], "status": "resolved",
-                              "at": "2026-11-21T10:00:00+08:00"}).encode(), msg_id="cross-platform-1")
-    await publish(servers.nats_url, "grid.gp-county-nats.events",
-                  json.dumps({"ticket_id": nats_ticket["ticket_id"], "status": "accepted",
-                              "at": "2026-11-21T10:01:00+08:00"}).encode(), msg_id="own-platform-1")
+    # Another platform may not move this platform's ticket, even signed: that message goes to dead letters.
+    await publish_status(servers.nats_url, "gp-city", {"ticket_id": nats_ticket["ticket_id"], "status": "resolved",
+                                                       "at": "2026-11-21T10:00:00+08:00"}, SECRET,
+                         msg_id="cross-platform-1")
+    await publish_status(servers.nats_url, "gp-county-nats", {"ticket_id": nats_ticket["ticket_id"],
+                                                              "status": "accepted", "at": "2026-11-21T10:01:00+08:00"},
+                         SECRET, msg_id="own-platform-1")
 
     async def accepted() -> bool:
         return [e["status"] for e in await events_of(servers, county, "routing.ticket.updated")] == ["accepted"]
@@ -180,11 +190,20 @@ async def test_tickets_wait_out_an_outage_and_arrive_once_when_the_platform_is_b
     assert "503" in platform["last_error"]
     for report_id in reports:
         assert not await events_of(servers, report_id, "routing.ticket.created")
-    down_stats = await simulator.stats()
+    # Backed off as a whole: while down, one probe at a time, not every ticket every time. Counted
+    # between two moments of the outage, so the first pass (which may hold any of the tickets) is out.
+    first = (await routing.client.get("/v1/grid-platforms/gp-outage", headers=STAFF)).json()["failures"]
+    tried_before = (await simulator.stats())["failed_injected"]
+
+    async def probed_twice_more() -> bool:
+        resp = await routing.client.get("/v1/grid-platforms/gp-outage", headers=STAFF)
+        return bool(resp.json()["failures"] >= first + 2)
+
+    await eventually(probed_twice_more, timeout=30, what="two more probes of the platform")
+    tried = (await simulator.stats())["failed_injected"] - tried_before
     # Read after the simulator's count: probing goes on meanwhile, and failures only grow.
-    failures = (await routing.client.get("/v1/grid-platforms/gp-outage", headers=STAFF)).json()["failures"]
-    # Backed off as a whole: while down, one probe at a time, not every ticket every time.
-    assert down_stats["failed_injected"] <= failures + 2, (down_stats, failures)
+    failures = (await routing.client.get("/v1/grid-platforms/gp-outage", headers=STAFF)).json()["failures"] - first
+    assert tried <= failures + 1, (tried, failures)
 
     await simulator.configure(down=False)
     tickets = [await ticket_of(servers, r) for r in reports]
@@ -228,11 +247,20 @@ async def test_callbacks_are_verified_applied_once_and_never_move_backwards(
     stale = await signed_callback(routing, {"ticket_id": ticket_id, "status": "accepted", "at": at},
                                   timestamp=int(time.time()) - 301)
     unknown = await signed_callback(routing, {"ticket_id": "no-such-ticket", "status": "accepted", "at": at})
+    unsigned_unknown = await routing.client.post("/v1/grid/callbacks", headers={"X-Minyi-Timestamp": str(int(
+        time.time()))}, json={"ticket_id": "no-such-ticket", "status": "accepted", "at": at})
+    unsigned_known = await routing.client.post("/v1/grid/callbacks", headers={"X-Minyi-Timestamp": str(int(
+        time.time()))}, json={"ticket_id": ticket_id, "status": "accepted", "at": at})
     for resp, words in ((unsigned, "X-Minyi-Timestamp"), (wrong, "签名不正确"), (stale, "5 分钟"),
-                        (unknown, "工单不存在")):
+                        (unknown, "签名不正确"), (unsigned_unknown, "X-Minyi-Signature"),
+                        (unsigned_known, "X-Minyi-Signature")):
         assert resp.status_code == 401, resp.text
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert words in resp.json()["detail"]
+    # A prober without the secret cannot tell a ticket that exists from one that does not.
+    for known, unknown_one in ((wrong, unknown), (unsigned_known, unsigned_unknown)):
+        assert ({k: v for k, v in known.json().items() if k != "instance"}
+                == {k: v for k, v in unknown_one.json().items() if k != "instance"})
     bad_status = await signed_callback(routing, {"ticket_id": ticket_id, "status": "done", "at": at})
     assert bad_status.status_code == 422 and bad_status.json()["errors"][0]["field"] == "status"
 
@@ -319,3 +347,33 @@ async def test_the_categories_are_public_in_the_taxonomys_order(routing: Routing
     # What a report's category hint may hold, code or label alike.
     assert all(category_of_hint(c[key]) == (c["code"] if c["code"] != "other" else None)
                for c in listed for key in ("code", "label"))
+
+
+async def test_lists_show_a_region_only_its_own_rows(servers: Servers, routing: Routing,
+                                                     quiet_simulator: Simulator) -> None:
+    """Checked by what comes back: staff of one county never get a row of the next one."""
+    await routing.platform("gp-scope-a", ["340731"], quiet_simulator.url, SECRET)
+    await routing.platform("gp-scope-b", ["340732"], quiet_simulator.url, SECRET)
+    mine = [await submit(servers.nats_url, "340731001", f"{n}号楼下水道堵了，污水漫到路面上") for n in (1, 2)]
+    theirs = await submit(servers.nats_url, "340732001", "菜市场后面的路灯全不亮了")
+    for report_id in [*mine, theirs]:
+        await ticket_of(servers, report_id)
+    for role in ("npc_staff", "station_staff"):
+        listed = await routing.client.get("/v1/tickets?limit=200", headers=bearer(role, "340731"))
+        assert listed.status_code == 200, listed.text
+        rows = listed.json()
+        assert rows and all(t["region_code"].startswith("340731") for t in rows), rows
+        assert {t["report_id"] for t in rows} >= set(mine) and theirs not in {t["report_id"] for t in rows}
+        # Asking for the other county's platform or report by name does not widen the scope.
+        for query in ("platform_id=gp-scope-b", f"report_id={theirs}"):
+            narrowed = await routing.client.get(f"/v1/tickets?{query}", headers=bearer(role, "340731"))
+            assert narrowed.status_code == 200 and narrowed.json() == [], narrowed.text
+        other = await routing.client.get("/v1/tickets?limit=200", headers=bearer(role, "340732"))
+        assert [t["report_id"] for t in other.json() if t["region_code"].startswith("340732")] == [
+            t["report_id"] for t in other.json()]
+        assert theirs in {t["report_id"] for t in other.json()}
+    platforms = await routing.client.get("/v1/grid-platforms", headers=bearer("npc_staff", "340731"))
+    ids = [p["id"] for p in platforms.json()]
+    assert "gp-scope-a" in ids and "gp-scope-b" not in ids
+    assert all(any("340731".startswith(prefix) or prefix.startswith("340731") for prefix in p["region_prefixes"])
+               for p in platforms.json()), platforms.json()

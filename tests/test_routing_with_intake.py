@@ -11,7 +11,7 @@ import pytest
 from busutil import eventually
 from conftest import Servers
 from intakeutil import Intake, directory, intake_stack
-from routingutil import Routing, Simulator, grid_simulator, routing_service
+from routingutil import Routing, Simulator, grid_simulator, routing_events, routing_service
 
 SECRET = "grid-secret-for-intake-chain-0001"
 REGION = "340730"
@@ -74,6 +74,29 @@ async def test_a_refused_ticket_goes_back_to_the_deputy(stack: tuple[Intake, Rou
     assert seen["status"] == "submitted"
     # The platform's own words are for staff, not for the public receipt.
     assert not any("不符合受理范围" in e["note"] for e in seen["timeline"])
+
+
+async def test_ticket_events_carry_the_version_of_each_change(stack: tuple[Intake, Routing, Simulator]) -> None:
+    # Intake applies them newest-wins by this version: with several replicas they can arrive out of order.
+    intake, routing, _sim = stack
+    resp = await intake.client.post("/v1/reports", json={
+        "channel": "h5", "code": intake.codes["D1"], "anonymous": True,
+        "content": "幸福小区12号楼门口的路灯不亮了，晚上走路很危险"})
+    assert resp.status_code == 201, resp.text
+    report_id = resp.json()["id"]
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    async def resolved() -> bool:
+        nonlocal events
+        events = await routing_events(routing.runtime.settings.nats_url, report_id)
+        return any(data.get("status") == "resolved" for _subject, data in events)
+
+    await eventually(resolved, timeout=30, what="routing.ticket.updated resolved for the report")
+    told = sorted((data["version"], subject, data.get("status")) for subject, data in events
+                  if subject.startswith("routing.ticket."))
+    # Opened queued (1), sent (2), then each status the platform called back.
+    assert told == [(2, "routing.ticket.created", None), (3, "routing.ticket.updated", "accepted"),
+                    (4, "routing.ticket.updated", "in_progress"), (5, "routing.ticket.updated", "resolved")], told
 
 
 async def _truthy(awaitable: Any) -> bool:

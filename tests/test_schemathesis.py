@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.specs.openapi.formats import rfc3339_values
 from serviceutil import all_served
 from temporalio.testing import WorkflowEnvironment
 
@@ -76,8 +77,18 @@ YEAR = datetime.now(UTC).year
 # Every role, everywhere; the world's deputy and unit, so that deputy- and unit-only actions get past
 # "only your own" to the handlers too.
 TOKEN = sign_token(KEY, issuer="minyi", audience="minyi", sub="t-schemathesis", roles=list(ROLES), region="",
-                   deputy_id=DEPUTY, unit_id=UNIT, ttl_seconds=3600)
+                   deputy_id=DEPUTY, unit_id=UNIT, sources=("population", "social_security", "migrant"),
+                   ttl_seconds=3600)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# Dates and times at the ends of what Python and PostgreSQL can hold, drawn as often as ordinary ones:
+# provincial systems send "0001-01-01T00:00:00" for "empty", and a time that moves past year 1 or
+# year 9999 when a time zone is applied overflows asyncpg's encoder instead of being invalid input.
+EDGE_DATE_TIMES = ("0001-01-01T00:00:00", "0001-01-01T00:00:00Z", "0001-01-01T07:59:59+08:00",
+                   "9999-12-31T23:59:59-12:00", "9999-12-31T23:59:59.999999Z", "1900-01-01T00:00:00+08:00")
+EDGE_DATES = ("0001-01-01", "9999-12-31", "1900-02-28", "2100-02-28")
+schemathesis.openapi.format("date-time", st.one_of(rfc3339_values("date-time"), st.sampled_from(EDGE_DATE_TIMES)))
+schemathesis.openapi.format("date", st.one_of(rfc3339_values("full-date"), st.sampled_from(EDGE_DATES)))
 
 # The same inputs on every run; nothing carried over between runs; no shrinking, whose number of
 # requests has no useful bound (a failing request is reported as it was sent).

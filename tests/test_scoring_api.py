@@ -228,8 +228,9 @@ async def test_rankings_share_ranks_on_ties_and_stay_as_published(svc: Scoring) 
     assert published.status_code == 201, published.text
     await award(svc, d, ["report_back", "survey"])
     await svc.score(d, YEAR, entries=2)
+    assert (published.json()["deputies"], published.json()["pages"]) == (4, 1)
     frozen = await svc.client.get("/v1/rankings", params={"year": YEAR, "region_code": region, "level": "county"})
-    assert frozen.json() == published.json()["ranking"] and "minyi-published-at" in frozen.headers
+    assert frozen.json() == resp.json() and "minyi-published-at" in frozen.headers
     live = await svc.client.get("/v1/rankings", params={"year": YEAR, "region_code": region})
     assert [r["deputy_id"] for r in live.json()][:1] == [d]
     again = await svc.client.post("/v1/rankings/publications", headers=STAFF,
@@ -324,8 +325,8 @@ async def test_the_whole_ledger_is_rebuilt_from_the_streams_into_an_empty_schema
     before = await snapshot(svc)
     async with svc.runtime.transaction() as session:
         await session.execute(text(
-            "TRUNCATE scoring.entries, scoring.totals, scoring.rule_sets, scoring.publications, scoring.unit_facts,"
-            " scoring.deputies, scoring.inbox"))
+            "TRUNCATE scoring.entries, scoring.totals, scoring.rule_sets, scoring.publications,"
+            " scoring.publication_rows, scoring.unit_facts, scoring.deputies, scoring.inbox"))
     assert (await svc.client.get(f"/v1/deputies/{deputy}/score", params={"year": YEAR},
                                  headers=STAFF)).status_code == 404
     # As on a workstation after `minyi up`: no NATS URL, only the embedded server's port.
@@ -342,7 +343,8 @@ async def snapshot(svc: Scoring) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with svc.runtime.sessions()() as session:
         for table, order in (("entries", "id"), ("totals", "deputy_id, year"), ("rule_sets", "region_code, version"),
-                             ("publications", "id"), ("unit_facts", "event_id"), ("deputies", "id")):
+                             ("publications", "id"), ("publication_rows", "publication_id, position"),
+                             ("unit_facts", "event_id"), ("deputies", "id")):
             rows = (await session.execute(text(f"SELECT * FROM scoring.{table} ORDER BY {order}"))).mappings().all()
             out[table] = [{k: v for k, v in r.items() if k not in ("recorded_at",)} for r in rows]
     # Other modules' identity services reuse deputy ids (D1, D2 …) at the same version in other regions

@@ -126,7 +126,7 @@ async def test_public_replies_carry_no_personal_data(svc: Suggestions) -> None:
     await svc.recorded(hidden, 3)
     resp = await svc.client.get("/v1/public/replies", params={"year": YEAR, "region_code": COUNTY})
     assert resp.status_code == 200
-    listed = {item["id"]: item for item in resp.json()}
+    listed = {item["id"]: item for item in resp.json()["items"]}
     assert shown in listed and hidden not in listed
     item = listed[shown]
     assert "13812345678" not in item["reply"] and "138****5678" in item["reply"]
@@ -153,7 +153,7 @@ async def test_public_replies_are_searched_in_their_title_and_reply_as_published
     async def found(q: str) -> list[str]:
         resp = await svc.client.get("/v1/public/replies", params={"year": YEAR, "region_code": COUNTY, "q": q})
         assert resp.status_code == 200, resp.text
-        return [item["id"] for item in resp.json()]
+        return [item["id"] for item in resp.json()["items"]]
 
     assert await found(f"led路灯{tag}") == [lamps], "the title, any case"
     assert await found(f"座椅50%{tag}") == [bench], "the reply"
@@ -171,7 +171,7 @@ async def test_public_replies_are_searched_in_their_title_and_reply_as_published
     assert bench in await found("138****5678")
     assert bench in await found("3408**********1234")
     everything = await svc.client.get("/v1/public/replies", params={"year": YEAR, "region_code": COUNTY, "q": ""})
-    assert {lamps, bench} <= {item["id"] for item in everything.json()}, "an empty q filters nothing"
+    assert {lamps, bench} <= {item["id"] for item in everything.json()["items"]}, "an empty q filters nothing"
 
     for bad in ("路" * 51, "路灯\x00"):
         resp = await svc.client.get("/v1/public/replies", params={"year": YEAR, "q": bad})
@@ -250,9 +250,9 @@ async def test_bad_input_gets_problem_details_and_changes_nothing(svc: Suggestio
     assert missing.status_code == 404
     key = {"Idempotency-Key": f"submit-{new_id()}"}
     first = await svc.client.post("/v1/suggestions", json={**body, "lead_deputy_id": d},
-                                  headers={**bearer("deputy", deputy_id=d), **key})
+                                  headers={**bearer("deputy", COUNTY, deputy_id=d), **key})
     second = await svc.client.post("/v1/suggestions", json={**body, "lead_deputy_id": d},
-                                   headers={**bearer("deputy", deputy_id=d), **key})
+                                   headers={**bearer("deputy", COUNTY, deputy_id=d), **key})
     assert first.status_code == second.status_code == 201 and first.json()["id"] == second.json()["id"]
     unknown_unit = await svc.client.post(f"/v1/suggestions/{first.json()['id']}/assignment",
                                          json={"lead_unit_id": "no-such-unit"}, headers=STAFF)

@@ -1,5 +1,9 @@
 """Suggestions (代表建议) over years, in seconds: the service's API and worker on the time-skipping
-Temporal test server, with the real PostgreSQL and NATS behind them."""
+Temporal test server, with the real PostgreSQL and NATS behind them.
+
+Each test first moves the server's clock to a chosen moment, so that every due time it expects is
+worked out by hand (deadlines fall at 23:59:59 in China, 15:59:59 UTC). The tests share the clock
+and run in file order, each starting later than the one before ended."""
 
 from __future__ import annotations
 
@@ -71,42 +75,53 @@ async def sleep_until(env: WorkflowEnvironment, when: datetime) -> None:
         await env.sleep(gap)
 
 
+async def start_at(env: WorkflowEnvironment, when: str) -> None:
+    """Moves the shared clock forward to `when` (UTC) for a test whose deadlines are worked out from it."""
+    target = utc(when)
+    assert await now_of(env) < target, f"the clock is past {when}: run this module's tests in file order"
+    await sleep_until(env, target)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 async def test_b_item_looked_back_three_years_until_solved(svc: Suggestions, env: WorkflowEnvironment) -> None:
+    await start_at(env, "2030-03-10T02:00:00")  # 10 March 2030, 10:00 in China
     sid, deputy = await new_suggestion(svc, env)
     state = await svc.act(sid, "assignment", {"lead_unit_id": "jianshe", "assisting_unit_ids": ["minzheng"]}, STAFF)
     assert state["status"] == "assigned" and state["lead_unit_id"] == "jianshe"
-    assigned = datetime.fromisoformat(state["assigned_at"])
-    assert datetime.fromisoformat(state["due_at"]) == domain.reply_due(assigned)
-    reply_year = domain.china_date(await now_of(env)).year
+    # Three months on, at the end of that day in China; the assisting view a month on.
+    assert datetime.fromisoformat(state["due_at"]) == utc("2030-06-10T15:59:59")
+    assert datetime.fromisoformat(state["assisting_due_at"]) == utc("2030-04-10T15:59:59")
     state = await svc.act(sid, "replies", {"unit_id": "jianshe", "content": "已列入明年城建计划。", "outcome": "B",
-                                           "planned_year": reply_year + 2}, unit("jianshe"))
+                                           "planned_year": 2032}, unit("jianshe"))
     assert state["status"] == "replied" and state["outcome"] == "B"
     state = await svc.act(sid, "evaluation", {"result": "satisfied"}, bearer("deputy", deputy_id=deputy))
     assert state["status"] == "following_up"
-    first_review = datetime.fromisoformat(state["next_review_at"])
-    assert first_review == domain.review_due(reply_year + 1)
+    # The first look-back is the next year's, due 30 November.
+    assert datetime.fromisoformat(state["next_review_at"]) == utc("2031-11-30T15:59:59")
 
     handle = env.client.get_workflow_handle(workflow_id(sid))
     first_run = (await handle.describe()).run_id
-    for look_back in range(3):
-        review_year = reply_year + 1 + look_back
+    for review_year in (2031, 2032, 2033):
         # Into the look-back year, past the year-end carry-over(s): the suggestion is on that year's list.
-        await sleep_until(env, domain.review_due(review_year) - timedelta(days=20))
+        await sleep_until(env, utc(f"{review_year}-11-10T16:00:00"))
         state = await handle.query(SuggestionWorkflow.state)
         assert review_year in state["years"], state["years"]
         body: dict[str, Any] = {"unit_id": "jianshe", "note": f"{review_year}年度：工程推进中。"}
-        if look_back == 2:
+        if review_year == 2033:
             body = {"unit_id": "jianshe", "note": "电梯已全部加装完成。", "outcome": "A"}
         state = await svc.act(sid, "progress", body, unit("jianshe"))
-        if look_back < 2:
+        if review_year < 2033:
             assert state["status"] == "following_up"
-            assert datetime.fromisoformat(state["next_review_at"]) == domain.review_due(review_year + 1)
+            assert datetime.fromisoformat(state["next_review_at"]) == utc(f"{review_year + 1}-11-30T15:59:59")
     assert state["status"] == "closed" and state["outcome"] == "A"
     final = await svc.recorded(sid, state["seq"])
     assert final["color"] == "blue"
     kinds = [e["kind"] for e in final["timeline"]]
     assert kinds.count("reviewed") == 3 and kinds[-1] == "closed"
-    assert kinds.count("carried_over") >= 2
+    assert [e["year"] for e in final["timeline"] if e["kind"] == "carried_over"] == [2031, 2032, 2033]
     # Each year-end started a fresh run: the history of one run stays small however long it lasts.
     described = await handle.describe()
     assert described.run_id != first_run
@@ -115,50 +130,69 @@ async def test_b_item_looked_back_three_years_until_solved(svc: Suggestions, env
 
 
 async def test_c_item_carried_across_a_change_of_term(svc: Suggestions, env: WorkflowEnvironment) -> None:
+    settings = svc.runtime.settings
+    assert (settings.term_first_year, settings.term_number) == (2022, 14), "the terms below assume the defaults"
+    # 2034 is in the 16th term (2032–2036); the 17th begins in 2037.
+    await start_at(env, "2034-02-01T02:00:00")
     sid, deputy = await new_suggestion(svc, env)
     await svc.act(sid, "assignment", {"lead_unit_id": "minzheng"}, STAFF)
     await svc.act(sid, "replies", {"unit_id": "minzheng", "content": "留作今后工作参考。", "outcome": "C"},
                   unit("minzheng"))
     state = await svc.act(sid, "evaluation", {"result": "basically_satisfied"}, bearer("deputy", deputy_id=deputy))
     assert state["status"] == "following_up" and state["reference"] is True
+    assert state["years"] == [2034] and state["term"] == 16
     recorded = await svc.recorded(sid, state["seq"])
     assert recorded["color"] == "grey"
-    start_year = state["years"][-1]
-    settings = svc.runtime.settings
-    term = domain.term_of(start_year, settings.term_first_year, settings.term_number)
-    # The first year of the next term
-    next_term_year = settings.term_first_year + (term - settings.term_number + 1) * domain.TERM_YEARS
-    await sleep_until(env, domain.year_end(next_term_year - 1) + timedelta(days=2))
+    # Past the end of 2036 in China (15:59:59 UTC on 31 December).
+    await sleep_until(env, utc("2037-01-02T00:00:00"))
     state = await env.client.get_workflow_handle(workflow_id(sid)).query(SuggestionWorkflow.state)
     assert state["status"] == "following_up"
-    assert state["years"][-1] == next_term_year
-    assert state["term"] == term + 1
+    assert state["years"] == [2034, 2035, 2036, 2037]
+    assert state["term"] == 17
     final = await svc.recorded(sid, state["seq"])
     carried = [e for e in final["timeline"] if e["kind"] == "carried_over"]
-    assert carried and carried[-1]["new_term"] is True and f"第{term + 1}届" in carried[-1]["note"]
+    assert [(e["year"], e["new_term"], e["note"]) for e in carried] == [
+        (2035, False, "未办结，转入2035年度继续办理"), (2036, False, "未办结，转入2036年度继续办理"),
+        (2037, True, "未办结，转入2037年度继续办理（第17届）")]
 
 
-async def test_extension_once_and_overdue_turns_red(svc: Suggestions, env: WorkflowEnvironment) -> None:
+async def test_extension_once_and_overdue_at_the_end_of_the_day_in_china(svc: Suggestions,
+                                                                        env: WorkflowEnvironment) -> None:
+    # 16:30 UTC on 30 November is 00:30 on 1 December in China: the dates below count from 1 December.
+    await start_at(env, "2037-11-30T16:30:00")
     sid, _deputy = await new_suggestion(svc, env)
     state = await svc.act(sid, "assignment", {"lead_unit_id": "caizheng"}, STAFF)
-    assigned = datetime.fromisoformat(state["assigned_at"])
+    # 1 March 2038, not 28 February as the UTC date would give.
+    assert datetime.fromisoformat(state["due_at"]) == utc("2038-03-01T15:59:59")
     state = await svc.act(sid, "extension", {"reason": "涉及跨部门协调，需延期答复。"}, STAFF)
-    assert datetime.fromisoformat(state["due_at"]) == domain.latest_extension(assigned)
+    # Three months more: 1 June 2038, which is also six months after assignment.
+    assert datetime.fromisoformat(state["due_at"]) == utc("2038-06-01T15:59:59")
     again = await svc.act(sid, "extension", {"reason": "再次延期"}, STAFF, status=409)
     assert "只能延期一次" in again["detail"]
-    await sleep_until(env, domain.latest_extension(assigned) + timedelta(hours=2))
-    state = await env.client.get_workflow_handle(workflow_id(sid)).query(SuggestionWorkflow.state)
-    final = await svc.recorded(sid, state["seq"])
-    overdue = [e for e in final["timeline"] if e["kind"] == "overdue"]
-    assert [e["deadline"] for e in overdue] == ["reply"]
-    assert domain.color(final["status"], datetime.fromisoformat(final["due_at"]), await now_of(env)) == "red"
+    handle = env.client.get_workflow_handle(workflow_id(sid))
+
+    async def overdue_steps() -> list[dict[str, Any]]:
+        state = await handle.query(SuggestionWorkflow.state)
+        final = await svc.recorded(sid, state["seq"])
+        return [e for e in final["timeline"] if e["kind"] == "overdue"]
+
+    # 23:00 on 1 June in China: not late yet.
+    await sleep_until(env, utc("2038-06-01T15:00:00"))
+    assert await overdue_steps() == []
+    # 01:00 on 2 June in China (still 1 June in UTC): late, announced once.
+    await sleep_until(env, utc("2038-06-01T17:00:00"))
+    overdue = await overdue_steps()
+    assert [(e["deadline"], e["due_at"]) for e in overdue] == [("reply", "2038-06-01T15:59:59+00:00")]
+    assert utc("2038-06-01T15:59:59") <= datetime.fromisoformat(overdue[0]["at"]) <= utc("2038-06-01T17:00:00")
     events = [json.loads(body) for subject, _h, body in await stream_messages(svc.nats_url, "SUGGESTIONS")
               if subject == "suggestions.suggestion.overdue"]
-    assert any(e["data"]["id"] == sid and e["data"]["step"]["data"]["deadline"] == "reply" for e in events)
+    assert [e["data"]["step"]["data"] for e in events if e["data"]["id"] == sid] == [
+        {"deadline": "reply", "due_at": "2038-06-01T15:59:59+00:00"}]
 
 
 async def test_double_dissatisfaction_goes_to_the_directors_meeting(svc: Suggestions,
                                                                      env: WorkflowEnvironment) -> None:
+    await start_at(env, "2039-01-31T02:00:00")  # 31 January 2039, 10:00 in China
     sid, deputy = await new_suggestion(svc, env)
     me = bearer("deputy", deputy_id=deputy)
     await svc.act(sid, "assignment", {"lead_unit_id": "jianshe"}, STAFF)
@@ -167,7 +201,8 @@ async def test_double_dissatisfaction_goes_to_the_directors_meeting(svc: Suggest
     assert missing["errors"][0]["field"] == "comment"
     state = await svc.act(sid, "evaluation", {"result": "dissatisfied", "comment": "电梯仍未开工。"}, me)
     assert state["status"] == "reassigned"
-    assert datetime.fromisoformat(state["due_at"]) == domain.months_after(await now_of(env), 1)
+    # A new reply within a month: 31 January + 1 month is the end of 28 February.
+    assert datetime.fromisoformat(state["due_at"]) == utc("2039-02-28T15:59:59")
     await env.sleep(timedelta(days=10))
     await svc.act(sid, "replies", {"unit_id": "jianshe", "content": "已开工。", "outcome": "A"}, unit("jianshe"))
     state = await svc.act(sid, "evaluation", {"result": "dissatisfied", "comment": "仍不满意。"}, me)

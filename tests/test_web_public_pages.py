@@ -112,7 +112,7 @@ class Services:
                                               "region_code": "330106"}])
         assert request.url.path == "/v1/public/replies"
         limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
-        return httpx.Response(200, json=self.replies[offset:offset + limit])
+        return httpx.Response(200, json={"items": self.replies[offset:offset + limit], "next": None})
 
 
 def reply(number: int, **extra: Any) -> dict[str, Any]:

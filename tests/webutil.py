@@ -161,7 +161,7 @@ async def site_stack(servers: Servers, home: Path, county_code: str) -> AsyncIte
             all_served(servers.nats_url, lambda spec, port: _service_settings(spec.name, servers, home, port)))
         county = demo_county.county(county_code)
         endpoints = demo.Endpoints(**{name: s.base_url for name, s in services.items()})
-        loaded = await demo.load(county, endpoints, lambda roles: token(roles), say=lambda line: None)
+        loaded = await demo.load(county, endpoints, lambda roles, region: token(roles, region), say=lambda line: None)
         port = free_port()
         web_settings = Settings(
             home=home / "web", dev_secrets=True, web_port=port,

@@ -88,7 +88,9 @@ async def _region(session: AsyncSession, code: str, field: str) -> Region:
 
 
 @router.put("/regions/{code}", response_model=RegionOut, summary="Create or change an administrative region",
-            responses={201: {"model": RegionOut, "description": "created"}})
+            responses={201: {"model": RegionOut, "description": "created"},
+                       **problems((403, "not an admin, or the region or a parent it did not have before is "
+                                        "outside the caller's region"))})
 async def put_region(code: RegionCodePath, body: RegionIn, who: Admin, runtime: RuntimeDep,
                      response: Response) -> RegionOut:
     try:
@@ -105,12 +107,22 @@ async def put_region(code: RegionCodePath, body: RegionIn, who: Admin, runtime: 
         if body.parent_code:
             await _region(session, body.parent_code, "parent_code")
         region = await session.get(Region, code, with_for_update=True)
+        before = domain.region_state(region.name, region.parent_code) if region is not None else None
+        after = domain.region_state(body.name, body.parent_code)
+        if before == after:
+            return RegionOut(code=code, name=body.name, level=parsed.level, parent_code=body.parent_code)
+        if body.parent_code and (before is None or before["parent_code"] != body.parent_code):
+            # Hanging a region under a parent changes the parent's tree too: a county's admin may
+            # rename their county, not move it under another city.
+            require_region(who, body.parent_code)
         if region is None:
             region = Region(code=code, name=body.name, level=parsed.level, parent_code=body.parent_code)
             session.add(region)
             response.status_code = 201
         else:
             region.name, region.parent_code = body.name, body.parent_code
+        await runtime.record_audit(session, who, "region.changed", subject_type="region", subject_id=code,
+                                   region_code=code, detail={"before": before, "after": after})
     return RegionOut(code=code, name=body.name, level=parsed.level, parent_code=body.parent_code)
 
 
@@ -133,20 +145,26 @@ async def put_station(station_id: EntityId, body: StationIn, who: Admin, runtime
     async with runtime.transaction() as session:
         await _region(session, body.region_code, "region_code")
         station = await session.get(Station, station_id, with_for_update=True)
+        before = None
         if station is None:
             station = Station(id=station_id, name=body.name, kind=body.kind, region_code=body.region_code, version=1)
             session.add(station)
             response.status_code = 201
-        elif (station.name, station.kind, station.region_code) == (body.name, body.kind, body.region_code):
-            return _station_out(station)
         else:
             require_region(who, station.region_code)
+            before = domain.station_state(station.name, station.kind, station.region_code)
+            if before == domain.station_state(body.name, body.kind, body.region_code):
+                return _station_out(station)
             station.name, station.kind, station.region_code = body.name, body.kind, body.region_code
             station.version += 1
         await code_store.sync_target(runtime, session, "station", station.id, station.name, station.region_code)
         await runtime.emit(session, "identity.station.updated",
                            domain.station_event(station.id, station.name, station.kind, station.region_code,
                                                 station.version), subject=station.id)
+        await runtime.record_audit(session, who, "station.changed", subject_type="station", subject_id=station.id,
+                                   region_code=station.region_code,
+                                   detail={"before": before, "after": domain.station_state(
+                                       station.name, station.kind, station.region_code)})
         return _station_out(station)
 
 
@@ -164,6 +182,28 @@ def _station_out(station: Station) -> StationOut:
                       version=station.version)
 
 
+async def _check_stations(session: AsyncSession, who: Principal, wanted: list[str], current: list[str]) -> None:
+    """The stations a deputy is attached to or detached from exist and lie in the caller's region.
+
+    Attaching a deputy to a station lets the deputy read, and unmask the reporters of, what
+    citizens file there: only the admin of the station's region may make or break that link.
+    Links the change leaves as they are need no such right.
+    """
+    touched = sorted(set(wanted) ^ set(current))
+    if not touched:
+        return
+    regions: dict[str, str] = {row.id: row.region_code for row in await session.execute(
+        select(Station.id, Station.region_code).where(Station.id.in_(touched)))}
+    added = set(wanted) - set(current)
+    # One message for both: the answer must not tell whether another region's station exists.
+    unknown = [s for s in touched if s in added and (s not in regions or not who.can_see(regions[s]))]
+    if unknown:
+        raise invalid("station_ids", f"联络站不存在或不在您的管辖范围内：{', '.join(unknown)}")
+    kept_out = [s for s in touched if s not in added and s in regions and not who.can_see(regions[s])]
+    if kept_out:
+        raise invalid("station_ids", f"不能解除不在您管辖范围内的联络站：{', '.join(kept_out)}")
+
+
 @router.put("/deputies/{deputy_id}", response_model=DeputyOut, summary="Create or change a deputy",
             responses={201: {"model": DeputyOut, "description": "created"}})
 async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: RuntimeDep,
@@ -175,22 +215,20 @@ async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: R
         phone_index = blind_index(keyring, body.phone, kind="phone")
     async with runtime.transaction() as session:
         await _region(session, body.region_code, "region_code")
-        station_ids = sorted(set(body.station_ids))
-        if station_ids:
-            found = set((await session.scalars(select(Station.id).where(Station.id.in_(station_ids)))).all())
-            missing = [s for s in station_ids if s not in found]
-            if missing:
-                raise invalid("station_ids", f"联络站不存在：{', '.join(missing)}")
         deputy = await session.get(Deputy, deputy_id, with_for_update=True)
-        groups = sorted(set(body.groups))
-        fields = (body.name, body.level, body.region_code, station_ids, body.district_id, groups)
         if deputy is not None:
             require_region(who, deputy.region_code)
-            same_phone = deputy.phone_index == phone_index
-            current = (deputy.name, deputy.level, deputy.region_code, sorted(deputy.station_ids),
-                       deputy.district_id, sorted(deputy.groups))
-            if current == fields and same_phone:
+        station_ids = sorted(set(body.station_ids))
+        groups = sorted(set(body.groups))
+        after = domain.deputy_state(body.name, body.level, body.region_code, station_ids, body.district_id, groups)
+        before = None
+        if deputy is not None:
+            before = domain.deputy_state(deputy.name, deputy.level, deputy.region_code, deputy.station_ids,
+                                         deputy.district_id, deputy.groups)
+            if before == after and deputy.phone_index == phone_index:
                 return _deputy_out(deputy, body.phone)
+        await _check_stations(session, who, station_ids, list(deputy.station_ids) if deputy is not None else [])
+        phone_changed = deputy.phone_index != phone_index if deputy is not None else phone_index is not None
         if body.phone:
             phone_blob = encrypt(keyring, body.phone, context="identity.deputy.phone")
         if deputy is None:
@@ -199,14 +237,18 @@ async def put_deputy(deputy_id: EntityId, body: DeputyIn, who: Admin, runtime: R
             response.status_code = 201
         else:
             deputy.version += 1
-        (deputy.name, deputy.level, deputy.region_code, deputy.station_ids, deputy.district_id,
-         deputy.groups) = fields
+        deputy.name, deputy.level, deputy.region_code = body.name, body.level, body.region_code
+        deputy.station_ids, deputy.district_id, deputy.groups = station_ids, body.district_id, groups
         deputy.phone_encrypted, deputy.phone_index = phone_blob, phone_index
         await code_store.sync_target(runtime, session, "deputy", deputy.id, deputy.name, deputy.region_code)
         await runtime.emit(session, "identity.deputy.updated",
                            domain.deputy_event(deputy.id, deputy.name, deputy.level, deputy.region_code,
                                                deputy.station_ids, deputy.district_id, deputy.groups,
                                                deputy.version), subject=deputy.id)
+        # The phone is personal data: the log says only that it changed.
+        await runtime.record_audit(session, who, "deputy.changed", subject_type="deputy", subject_id=deputy.id,
+                                   region_code=deputy.region_code,
+                                   detail={"before": before, "after": after, "phone_changed": phone_changed})
         return _deputy_out(deputy, body.phone)
 
 

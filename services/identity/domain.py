@@ -107,6 +107,24 @@ def station_event(station_id: str, name: str, kind: str, region_code: str, versi
     return {"id": station_id, "name": name, "kind": kind, "region_code": region_code, "version": version}
 
 
+# What the audit log records of a directory entry before and after a change: its public fields.
+# A deputy's phone never goes in (only whether it changed).
+
+
+def region_state(name: str, parent_code: str | None) -> dict[str, object]:
+    return {"name": name, "parent_code": parent_code}
+
+
+def station_state(name: str, kind: str, region_code: str) -> dict[str, object]:
+    return {"name": name, "kind": kind, "region_code": region_code}
+
+
+def deputy_state(name: str, level: str, region_code: str, station_ids: list[str], district_id: str | None,
+                 groups: list[str]) -> dict[str, object]:
+    return {"name": name, "level": level, "region_code": region_code, "station_ids": sorted(station_ids),
+            "district_id": district_id, "groups": sorted(groups)}
+
+
 def mask_phone(phone: str) -> str:
     """`13800138000` → `138****8000`: enough for the owner to recognise, nothing to dial."""
     digits = "".join(ch for ch in phone if ch.isdigit())

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.identity import registry
-from services.identity.registry_store import store_rows
-from shared.bus.consumer import Subscription, dead_letter_raw
+from services.identity.registry_store import store_rows_apart
+from shared.bus.consumer import Subscription, dead_letter_body
+from shared.bus.streams import dead_letter_stream, dead_letter_subject
 from shared.contracts import REGISTRY_STREAM
 from shared.service import Runtime
 
@@ -96,40 +99,61 @@ def retry_delay(runtime: Runtime, failures: int) -> float:
 @dataclass
 class FeedBatch:
     msgs: Sequence[Msg]
+    # What each message carried (None where it was no JSON), for the reference of a refused one.
+    records: list[object]
     rows: list[tuple[object, ...]]
     valid: int
-    bad: list[tuple[Msg, str]]
+    # Message numbers refused before the database, with the reason.
+    bad: list[tuple[int, str]]
+    # For each row, the numbers of the messages it stands for.
+    row_msgs: list[list[int]] = field(default_factory=list)
+
+
+def source_of(subject: str) -> str:
+    """The registry a message was published for: the subject decides, never the body. Each
+    provincial system's NATS user may publish on its own `registry.<source>.records` only."""
+    parts = subject.split(".")
+    return parts[1] if len(parts) == 3 else ""
 
 
 def prepare_feed_batch(runtime: Runtime, msgs: Sequence[Msg]) -> FeedBatch:
     """Validate and encrypt a fetched batch; bad messages are set aside with their reasons."""
     now = datetime.now(UTC)
     by_source: dict[str, list[tuple[int, object]]] = {}
-    bad: list[tuple[Msg, str]] = []
+    records: list[object] = [None] * len(msgs)
+    bad: list[tuple[int, str]] = []
     for i, msg in enumerate(msgs):
-        source = msg.subject.split(".")[1] if msg.subject.count(".") == 2 else ""
-        if source not in registry.SOURCES:
-            bad.append((msg, f"未知的数据来源：{source[:40]}"))
-            continue
+        source = source_of(msg.subject)
         try:
-            by_source.setdefault(source, []).append((i, registry.record_of_message(msg.data)))
+            records[i] = registry.record_of_message(msg.data)
         except registry.RecordError as exc:
-            bad.append((msg, exc.reason))
+            bad.append((i, exc.reason))
+            continue
+        if source not in registry.SOURCES:
+            bad.append((i, f"未知的数据来源：{source[:40]}"))
+            continue
+        by_source.setdefault(source, []).append((i, records[i]))
     rows: list[tuple[object, ...]] = []
+    row_msgs: list[list[int]] = []
     valid = 0
     for source, items in by_source.items():
         prepared = registry.prepare_batch(source, items, runtime.keyring, now=now)
         rows.extend(prepared.rows)
+        row_msgs.extend(prepared.row_items)
         valid += prepared.valid
-        bad.extend((msgs[index], reason) for index, reason in prepared.rejected)
-    return FeedBatch(msgs, rows, valid, bad)
+        bad.extend(prepared.rejected)
+    return FeedBatch(msgs, records, rows, valid, bad, row_msgs)
 
 
 async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) -> bool:
-    """Store, dead-letter the bad, ack all; on a database failure nak all for a later retry."""
+    """Store, dead-letter the bad, ack all; on a database failure nak all for a later retry.
+
+    A record the database itself refuses is dead-lettered alone: the rest of its batch is stored,
+    so one unstorable record never holds the feed up.
+    """
     try:
         async with runtime.transaction() as session:
-            accepted = await store_rows(session, batch.rows)
+            stored = await store_rows_apart(session, batch.rows)
     except Exception as exc:
         # When NATS itself is gone the nak fails too and the supervisor restarts the feed.
         log.warning("registry feed: batch of %d failed (%s: %s); retry in %.1fs",
@@ -137,11 +161,41 @@ async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) 
         for msg in batch.msgs:
             await msg.nak(delay=retry_in)
         return False
-    for msg, reason in batch.bad:
-        await dead_letter_raw(runtime.publish, runtime.spec.name, FEED_DURABLE, msg, reason)
+    bad = list(batch.bad)
+    for position, state in stored.refused:
+        bad.extend((i, f"数据库无法保存该记录（{state}）") for i in batch.row_msgs[position])
+    for index, reason in bad:
+        await dead_letter_record(runtime, batch.msgs[index], batch.records[index], reason)
     for msg in batch.msgs:
         await msg.ack()
-    if batch.bad:
-        log.warning("registry feed: %d of %d records dead-lettered", len(batch.bad), len(batch.msgs))
-    log.debug("registry feed: %d accepted, %d unchanged", accepted, batch.valid - accepted)
+    if bad:
+        log.warning("registry feed: %d of %d records dead-lettered", len(bad), len(batch.msgs))
+    refused = sum(len(batch.row_msgs[p]) for p, _ in stored.refused)
+    log.debug("registry feed: %d accepted, %d unchanged", stored.changed, batch.valid - refused - stored.changed)
     return True
+
+
+async def dead_letter_record(runtime: Runtime, msg: Msg, record: object, reason: str) -> None:
+    """Park a refused record by reference, never by content.
+
+    The dead letter keeps the reason, where the record was (source, stream position, time received) and
+    the keyed reference of its ID number: enough to ask the source system for that record again
+    or to find the person's other records, nothing that names the person. It is kept far longer
+    than the stream keeps the record itself.
+    """
+    meta = msg.metadata
+    seq = meta.sequence.stream if meta and meta.sequence else None
+    received = meta.timestamp.isoformat() if meta and meta.timestamp else None
+    reference = {"source": source_of(msg.subject)[:40], "stream_seq": seq, "received_at": received,
+                 "person_ref": registry.person_reference(runtime.keyring, record)}
+    body = dead_letter_body(consumer=FEED_DURABLE, subject=msg.subject, stream=meta.stream if meta else None,
+                            stream_seq=seq, deliveries=(meta.num_delivered if meta else 1) or 1, error=reason,
+                            raw=json.dumps(reference).encode(), headers={})
+    headers = {
+        "Nats-Msg-Id": f"dlq.{FEED_DURABLE}.{seq}",
+        "content-type": "application/json",
+        "Minyi-Error": quote(reason[:300], safe=" :;,./-_()[]'=<>@"),
+    }
+    await runtime.publish(dead_letter_subject(runtime.spec.name, msg.subject), body, headers,
+                          dead_letter_stream(runtime.spec.name).name)
+    log.error("dead-lettered registry record %s #%s: %s", msg.subject, seq, reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -26,6 +26,9 @@ STATUSES: Final = frozenset({"active", "deceased", "emigrated"})
 # A feed clock a little ahead of ours is normal; a record dated far ahead would win over every
 # later correction, so it is refused.
 FUTURE_TOLERANCE: Final = timedelta(minutes=10)
+# Provincial systems write "0001-01-01T00:00:00" for "no date". No registry record was written
+# before this year, and a time that early cannot even be converted to UTC for storage.
+EARLIEST_UPDATE_YEAR: Final = 1900
 
 ID_CONTEXT: Final = "identity.registry.id_number"
 NAME_CONTEXT: Final = "identity.registry.name"
@@ -77,12 +80,15 @@ def _region(obj: Mapping[str, Any], name: str) -> str:
 
 
 def _timestamp(value: Any, now: datetime) -> datetime:
-    if not isinstance(value, str):
+    # fromisoformat stops at a NUL and takes what came before it: refused here, not half-read.
+    if not isinstance(value, str) or not storable(value):
         raise RecordError("updated_at: 应为时间（RFC 3339）")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise RecordError("updated_at: 应为时间（RFC 3339）") from None
+    if parsed.year < EARLIEST_UPDATE_YEAR:
+        raise RecordError(f"updated_at: 不能早于{EARLIEST_UPDATE_YEAR}年（空日期请不要填写占位值）")
     if parsed.tzinfo is None:
         # Provincial systems commonly send local wall-clock time without an offset.
         parsed = parsed.replace(tzinfo=SHANGHAI)
@@ -91,12 +97,30 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     return parsed
 
 
+def _declared_source(obj: Mapping[str, Any], source: str) -> None:
+    """A record may name its registry; it must then be the one it was sent as (subject or path).
+
+    The source a record is stored under decides how it is merged (hukou from `population`, residence
+    from `migrant`), and who may send it is decided by where it was sent, never by what it claims.
+    """
+    declared = obj.get("source")
+    if declared is None or declared == source:
+        return
+    if isinstance(declared, str) and declared in SOURCES:
+        raise RecordError(f"source: 记录声明的数据来源 {declared} 与发送的数据来源 {source} 不一致")
+    raise RecordError(f"source: 记录声明的数据来源无效，应省略或为 {source}")
+
+
 def parse_record(source: str, obj: Any, *, now: datetime, today: date | None = None) -> RegistryRecord:
-    """A validated record, or RecordError with the first problem found."""
+    """A validated record, or RecordError with the first problem found.
+
+    `source` is where the record was sent (the NATS subject or the HTTP path), never the body.
+    """
     if source not in SOURCES:
         raise RecordError(f"未知的数据来源：{source[:40]}")
     if not isinstance(obj, dict):
         raise RecordError("记录应为 JSON 对象")
+    _declared_source(obj, source)
     record_id = _text(obj, "record_id", 64)
     raw_id = obj.get("id_number")
     if not isinstance(raw_id, str):
@@ -197,17 +221,48 @@ class PreparedBatch:
     rows: list[tuple[Any, ...]]
     valid: int
     rejected: list[tuple[int, str]]
+    # For each row, the numbers of the items it stands for: every version of its key in the batch.
+    row_items: list[list[int]] = field(default_factory=list)
 
 
 def prepare_batch(source: str, items: Iterable[tuple[int, Any]], keyring: Keyring, *, now: datetime) -> PreparedBatch:
     """Validate numbered raw records; the valid ones become rows (one per key), the rest reasons."""
     valid: list[RegistryRecord] = []
+    numbers: dict[tuple[str, str], list[int]] = {}
     rejected: list[tuple[int, str]] = []
     today = now.astimezone(SHANGHAI).date()
     for index, obj in items:
         try:
-            valid.append(parse_record(source, obj, now=now, today=today))
+            record = parse_record(source, obj, now=now, today=today)
         except RecordError as exc:
             rejected.append((index, exc.reason))
+            continue
+        valid.append(record)
+        numbers.setdefault(record.key, []).append(index)
     latest, _ = latest_per_key(valid)
-    return PreparedBatch(rows=[to_row(keyring, r) for r in latest], valid=len(valid), rejected=rejected)
+    return PreparedBatch(rows=[to_row(keyring, r) for r in latest], valid=len(valid), rejected=rejected,
+                         row_items=[numbers[r.key] for r in latest])
+
+
+# Longer than any ID number in any spelling; a longer value is not worth a reference.
+_MAX_REFERENCED_ID: Final = 40
+
+
+def person_reference(keyring: Keyring, obj: Any) -> str | None:
+    """A keyed reference to the person a refused record names: the HMAC of its ID number, in hex.
+
+    For a well-formed number it equals the `person_index` of that person's stored records and voter
+    registrations, so an operator can find them; it reveals nothing without the service's key.
+    None when the record names no usable ID number.
+    """
+    raw = obj.get("id_number") if isinstance(obj, dict) else None
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_REFERENCED_ID or not storable(raw):
+        return None
+    try:
+        value = idnumber.normalize(raw)
+    except idnumber.InvalidIdNumber:
+        value = raw
+    try:
+        return blind_index(keyring, value, kind="id_number").hex()
+    except ValueError:
+        return None

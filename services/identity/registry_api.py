@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
 from services.identity import registry
-from services.identity.registry_store import store_rows
+from services.identity.registry_store import store_rows_apart
 from shared.auth import Principal, require_roles
 from shared.errors import Problem
 from shared.problems import COMMON, problems
@@ -144,9 +144,14 @@ def _parse_line(line: bytes) -> Any:
         "application/x-ndjson": {"schema": {"type": "string", "description": "one record per line"}},
     }}},
     responses=problems((400, "the body is not valid JSON; nothing was stored"),
+                       (403, "not an integration, or the token's `sources` claim does not name this source"),
                        (415, "neither application/json nor application/x-ndjson")),
 )
 async def post_records(source: SourcePath, request: Request, who: Integration, runtime: RuntimeDep) -> BatchResult:
+    # An integration credential is issued for the registries it feeds; one leaked from the migrant
+    # system must not be able to rewrite the population register.
+    if source not in who.sources:
+        raise Problem(403, f"该集成账号无权写入数据来源 {source}（登录凭证的 sources 中没有它）。")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "application/json":
         items = _array_items(request)
@@ -166,12 +171,17 @@ async def post_records(source: SourcePath, request: Request, who: Integration, r
             good = [(i, obj) for i, obj in chunk if not isinstance(obj, _Malformed)]
             prepared = registry.prepare_batch(source, good, runtime.keyring, now=now)
             bad = [(i, obj.reason) for i, obj in chunk if isinstance(obj, _Malformed)] + prepared.rejected
+            stored = await store_rows_apart(session, prepared.rows)
+            for position, state in stored.refused:
+                items = prepared.row_items[position]
+                valid -= len(items)
+                bad.extend((i, f"数据库无法保存该记录（{state}）") for i in items)
             for i, reason in sorted(bad):
                 rejected_total += 1
                 if len(rejected) < MAX_LISTED_REJECTIONS:
                     rejected.append(Rejection(index=i, error=reason))
             valid += prepared.valid
-            accepted += await store_rows(session, prepared.rows)
+            accepted += stored.changed
             chunk.clear()
 
         async for obj in items:

@@ -9,7 +9,8 @@ reads one row per person instead of merging whole registries each time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,3 +105,71 @@ async def store_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> 
     # Several batches may share one transaction (a streamed HTTP body); each starts from empty.
     await driver.execute(f"TRUNCATE {_STAGING}, {AFFECTED}")
     return changed
+
+
+# SQLSTATE classes that belong to the values of a statement, not to the database or the connection:
+# data exceptions (22: out of range, too long, bad encoding), integrity (23), a trigger's refusal
+# (P0) and program limits such as an oversized row (54). Anything else is retried as a whole.
+_VALUE_CLASSES: Final = ("22", "23", "P0", "54")
+# What asyncpg's encoders raise for a Python value they cannot send (a year-1 timestamp in UTC).
+_ENCODING_ERRORS: Final = (OverflowError, ValueError, TypeError, UnicodeError)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    for _ in range(5):  # SQLAlchemy wraps the driver's error, which may wrap asyncpg's
+        if seen is None:
+            return None
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def refused_value(exc: BaseException) -> str | None:
+    """The SQLSTATE (or error type) when `exc` is the database refusing a value; None for failures
+    of the database itself (down, restarting, out of connections), which retrying the whole solves."""
+    state = _sqlstate(exc)
+    if state is not None:
+        return state if state[:2] in _VALUE_CLASSES else None
+    if isinstance(exc, _ENCODING_ERRORS):
+        return type(exc).__name__
+    return None
+
+
+@dataclass
+class Stored:
+    changed: int = 0
+    # Position in the given rows, and why the database refused it (a code, never the value).
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+async def store_rows_apart(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> Stored:
+    """Like `store_rows`, but a row the database refuses is set aside instead of failing the others.
+
+    The rows are written under a savepoint; when the database refuses a value the savepoint is
+    rolled back and each half is tried again, down to the single row at fault: a thousand rows
+    with one bad row cost about 2·log2(1000) ≈ 20 extra statements. Failures of the database itself
+    propagate, so the caller retries the whole batch later.
+    """
+    result = Stored()
+
+    async def attempt(positions: list[int]) -> None:
+        try:
+            async with session.begin_nested():
+                result.changed += await store_rows(session, [rows[i] for i in positions])
+        except Exception as exc:
+            state = refused_value(exc)
+            if state is None:
+                raise
+            if len(positions) == 1:
+                result.refused.append((positions[0], state))
+                return
+            middle = len(positions) // 2
+            await attempt(positions[:middle])
+            await attempt(positions[middle:])
+
+    if rows:
+        await attempt(list(range(len(rows))))
+    return result

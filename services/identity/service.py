@@ -39,4 +39,7 @@ SPEC = ServiceSpec(
     workers=handlers.workers,
     uses_temporal=False,
     load_secrets=load_secrets,
+    # Registry batches stream record by record after the token is checked; voters and districts come
+    # as one JSON document each. Every other route keeps the default.
+    body_limits={"/v1/registry/": 64 * 1024 * 1024, "/v1/elections/": 16 * 1024 * 1024},
 )

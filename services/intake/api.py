@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,9 +22,11 @@ from shared.errors import FieldError, Problem, forbidden, not_found
 from shared.flood import FloodGuard
 from shared.ids import new_id
 from shared.inputs import StorableText
-from shared.pii import blind_index, decrypt, encrypt
+from shared.pii import PiiError, blind_index, decrypt, encrypt
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
+
+log = logging.getLogger("minyi.intake.reports")
 
 router = APIRouter(prefix="/v1", tags=["intake"], responses=COMMON)
 
@@ -108,6 +111,8 @@ class ReportItem(BaseModel):
     excerpt: str
     anonymous: bool
     reporter: ReporterOut | None = Field(description="masked; unmask through POST …/reporter/unmask")
+    reporter_unreadable: bool = Field(default=False, description="the reporter's data is under a key this service "
+                                                                 "does not hold (or damaged): shown empty")
     received_at: datetime
     ack_due: datetime
     reply_due: datetime
@@ -352,25 +357,35 @@ def _overdue_now(now: datetime) -> tuple[Any, Any]:
     return ack, reply
 
 
-def _masked(runtime: Runtime, report: Report) -> ReporterOut | None:
+def _masked(runtime: Runtime, report: Report) -> tuple[ReporterOut | None, bool]:
+    """The reporter masked, and whether their data could not be decrypted (then shown empty)."""
     if report.anonymous or report.reporter_name is None or report.reporter_phone is None:
-        return None
+        return None, False
     keyring = runtime.keyring
-    return ReporterOut(name=domain.mask_name(decrypt(keyring, report.reporter_name, context=PII_CONTEXT["name"])),
-                       phone=domain.mask_phone(decrypt(keyring, report.reporter_phone, context=PII_CONTEXT["phone"])),
-                       id_number=None if report.reporter_id_number is None else "已登记（已隐藏）")
+    id_number = None if report.reporter_id_number is None else "已登记（已隐藏）"
+    try:
+        name = decrypt(keyring, report.reporter_name, context=PII_CONTEXT["name"])
+        phone = decrypt(keyring, report.reporter_phone, context=PII_CONTEXT["phone"])
+    except PiiError as exc:
+        # One such row (written under a key this replica lacks, or damaged) must not take the whole list down.
+        # The message names the key id or the kind of damage, never the data.
+        log.error("report %s: the reporter's data cannot be decrypted: %s", report.id, exc)
+        return ReporterOut(name="", phone="", id_number=id_number), True
+    return ReporterOut(name=domain.mask_name(name), phone=domain.mask_phone(phone), id_number=id_number), False
 
 
 def _item_fields(runtime: Runtime, report: Report, now: datetime) -> dict[str, Any]:
     ack_late = report.ack_overdue or (report.acknowledged_at is None and report.status != "closed"
                                       and report.ack_due < now)
     reply_late = report.reply_overdue or (report.status in domain.OPEN_STATUSES and report.reply_due < now)
+    reporter, unreadable = _masked(runtime, report)
     return {
         "id": report.id, "channel": report.channel, "status": report.status, "round": report.round,
         "target": TargetOut(kind=report.target_kind, id=report.target_id,  # type: ignore[arg-type]
                             region_code=report.region_code),
         "region_code": report.region_code, "category": report.category,
-        "excerpt": report.content[:80], "anonymous": report.anonymous, "reporter": _masked(runtime, report),
+        "excerpt": report.content[:80], "anonymous": report.anonymous, "reporter": reporter,
+        "reporter_unreadable": unreadable,
         "received_at": local(report.received_at), "ack_due": local(report.ack_due),
         "reply_due": local(report.reply_due),
         "due_at": local(report.ack_due if report.acknowledged_at is None else report.reply_due),
@@ -513,13 +528,27 @@ async def reply_report(report_id: ReportId, body: ReplyIn, who: Handler, runtime
 
 @router.post("/reports/{report_id}/reporter/unmask", response_model=ReporterOut,
              summary="A real-name reporter's name, phone and ID number in clear; every call is audited",
-             responses=problems((404, "unknown report, or an anonymous one: there is nothing to unmask")))
+             responses=problems((404, "unknown report, or an anonymous one: there is nothing to unmask"),
+                                (503, "the reporter's data is under a key this service does not hold; nothing "
+                                      "was disclosed or recorded")))
 async def unmask_reporter(report_id: ReportId, body: UnmaskIn, request: Request, who: Handler,
                           runtime: RuntimeDep) -> ReporterOut:
     async with runtime.transaction() as session:
         report = await report_for(session, who, report_id, handle=True)
         if report.anonymous or report.reporter_name is None or report.reporter_phone is None:
             raise not_found("匿名反映没有登记个人信息。")
+        # Decrypted first: a disclosure that cannot happen must not be on the audit log as one.
+        keyring = runtime.keyring
+        try:
+            shown = ReporterOut(
+                name=decrypt(keyring, report.reporter_name, context=PII_CONTEXT["name"]),
+                phone=decrypt(keyring, report.reporter_phone, context=PII_CONTEXT["phone"]),
+                id_number=None if report.reporter_id_number is None
+                else decrypt(keyring, report.reporter_id_number, context=PII_CONTEXT["id_number"]),
+            )
+        except PiiError as exc:
+            log.error("report %s: the reporter's data cannot be decrypted for unmasking: %s", report.id, exc)
+            raise Problem(503, "该反映人的信息暂时无法解密（密钥缺失或数据损坏），请联系系统管理员。") from exc
         session.add(Unmasking(report_id=report.id, actor_sub=who.sub, actor_roles=sorted(who.roles),
                               reason=body.reason, source=source_of(request)))
         await runtime.record_audit(
@@ -527,11 +556,5 @@ async def unmask_reporter(report_id: ReportId, body: UnmaskIn, request: Request,
             region_code=report.region_code,
             detail={"reason": body.reason, "fields": ["name", "phone"]
                     + (["id_number"] if report.reporter_id_number is not None else [])})
-        keyring = runtime.keyring
-        return ReporterOut(
-            name=decrypt(keyring, report.reporter_name, context=PII_CONTEXT["name"]),
-            phone=decrypt(keyring, report.reporter_phone, context=PII_CONTEXT["phone"]),
-            id_number=None if report.reporter_id_number is None
-            else decrypt(keyring, report.reporter_id_number, context=PII_CONTEXT["id_number"]),
-        )
+        return shown
 

@@ -4,7 +4,9 @@
 consulted, since both are whatever the sender typed. Most types are told by their leading bytes; WebM and MP4 from a
 browser's recorder (MediaRecorder) are also read for their tracks, so that a video is not taken for a voice note.
 `strip_photo_metadata` re-encodes a photo so that nothing but its pixels leaves the phone: EXIF carries the GPS
-position of the sender's home and the serial number of the device.
+position of the sender's home and the serial number of the device. Before a single pixel is decoded, the dimensions in
+the header are held against `MAX_PIXELS` and against the size of the file (`check_decode`): a few hundred kilobytes
+of PNG can claim tens of megapixels, and decoding is where the memory goes.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from typing import Literal
 
 from filetype.types import audio as ft_audio
 from filetype.types import image as ft_image
-from PIL import Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms
 
 MAX_BYTES = 10 * 1024 * 1024
-# A phone camera stays well below this (a 48 MP sensor bins to 12 MP by default); above it, decoding alone costs
-# hundreds of megabytes of memory per upload.
-MAX_PIXELS = 40_000_000
+# A phone camera's default output stays below this (48 and 50 MP sensors bin to 12-12.5 MP); decoded, such a photo
+# takes 4 bytes a pixel in Pillow's memory (RGB is stored padded), so 64 MB at most, twice that while it is turned
+# upright. Above it, a few uploads at once would take an intake pod past its memory limit.
+MAX_PIXELS = 16_000_000
+# Decoded bytes a byte of file may turn into: a phone's JPEG decodes to 10-30 times its size, a screenshot's PNG to
+# more, but a file that inflates hundreds of times is built to cost memory and CPU (a "decompression bomb"). Images
+# that decode to at most `FREE_DECODE` bytes are cheap whatever their ratio (flat screenshots compress very well).
+MAX_EXPANSION = 200
+FREE_DECODE = 32 * 1024 * 1024
 # What callers should read before calling `detect`: filetype's own convention, enough for every check here
 # except an MP3 behind a long ID3 tag (see `_is_mp3`).
 HEAD_BYTES = 261
@@ -362,29 +370,84 @@ _PIL_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
+class TooLarge(ValueError):
+    """More pixels than `MAX_PIXELS`: the sender can shrink the photo and try again."""
+
+
+class Inflated(ValueError):
+    """Decodes to far more than its file size justifies (`MAX_EXPANSION`): not a photo as a phone makes one."""
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """What one pixel of an image in `mode` takes in Pillow's memory once decoded: one byte for bilevel, grey and
+    palette images, two for 16-bit grey, four for everything else (RGB, RGBA, CMYK, LA and YCbCr are all stored in
+    32-bit pixels)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def check_decode(width: int, height: int, mode: str, file_size: int) -> None:
+    """Raises TooLarge or Inflated when an image of these dimensions must not be decoded; returns when it may."""
+    if width * height > MAX_PIXELS:
+        raise TooLarge(f"图片尺寸过大（{width}×{height}），照片最多 {MAX_PIXELS // 1_000_000:d} 百万像素，"
+                       f"请缩小或压缩后重新上传。")
+    decoded = width * height * bytes_per_pixel(mode)
+    if decoded > max(FREE_DECODE, file_size * MAX_EXPANSION):
+        raise Inflated("图片数据异常：解压后的体积与文件大小严重不符，无法处理，请换一张照片。")
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas size from its first chunk. Pillow's WebP reader hands the whole file to libwebp, which
+    allocates the canvas before any size can be checked, so the size is read here first. RIFF header (12 bytes),
+    then the chunk: VP8X carries the canvas (24-bit width - 1, height - 1 at 24 and 27), VP8L a 14-bit width - 1
+    and height - 1 after its signature byte (at 21), VP8 the frame size after its start code (at 26 and 28)."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
 def strip_photo_metadata(data: bytes, detected: Detected) -> bytes:
     """The photo re-encoded in its own format with its orientation applied and every piece of metadata gone.
 
-    Raises ValueError (with a message fit for the sender) when the bytes do not decode fully as that format or the
-    image is larger than `MAX_PIXELS`.
+    Raises TooLarge or Inflated (see `check_decode`) before decoding anything, and ValueError when the bytes do not
+    decode fully as that format; every message is fit for the sender.
     """
     pil_format = _PIL_FORMATS.get(detected.extension)
     if detected.kind != "photo" or pil_format is None:
         raise ValueError("该文件不是照片")
+    if pil_format == "WEBP":
+        size = _webp_size(data)
+        if size is None:
+            raise ValueError("图片已损坏或格式不受支持")
+        # The decoded mode is not known yet; RGBA is what a WebP decodes to at most.
+        check_decode(*size, "RGBA", len(data))
     try:
         # `formats` keeps Pillow from trying its other ~40 decoders on bytes that merely start like this format.
-        with Image.open(io.BytesIO(data), formats=[pil_format]) as opened:
-            if opened.width * opened.height > MAX_PIXELS:
-                raise _TooLarge
-            # load() decodes every pixel: a file truncated or corrupted after a valid header fails here, not when
-            # somebody opens it later.
-            opened.load()
-            image = _upright(opened)
-    except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Image.open reads the header only; the pixels are decoded by load(), after the dimensions were checked.
+        opened = Image.open(io.BytesIO(data), formats=[pil_format])
+        check_decode(opened.width, opened.height, opened.mode, len(data))
+        orientation = _orientation(opened)
+        # load() decodes every pixel: a file truncated or corrupted after a valid header fails here, not when
+        # somebody opens it later.
+        opened.load()
+        # Turned only when it has to be: a copy of a 12 MP photo is another 50 MB.
+        image = opened.transpose(orientation) if orientation is not None else opened
+    except (TooLarge, Inflated):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that, and turning the warning into an error with
         # warnings.catch_warnings would change process-wide state from the worker thread this runs in; the
         # explicit limit above is stricter anyway, so the warning is caught only for runs with -W error.
-        raise ValueError("图片尺寸过大，请压缩后重新上传") from None
+        raise TooLarge("图片尺寸过大，请压缩后重新上传。") from None
     except Exception as exc:
         # Pillow's decoders answer hostile input with a zoo of exception types (OSError, SyntaxError, struct.error,
         # IndexError, ...); every one of them means the same thing here.
@@ -410,18 +473,20 @@ def strip_photo_metadata(data: bytes, detected: Detected) -> bytes:
     return out.getvalue()
 
 
-class _TooLarge(Exception):
-    pass
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """The image rotated as its EXIF orientation says, since the orientation goes with the rest of the EXIF."""
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """How to turn the image upright, as its EXIF orientation says, since the orientation goes with the rest of
+    the EXIF. ImageOps.exif_transpose would copy every image it is given, turned or not."""
     try:
-        return ImageOps.exif_transpose(image)
+        return _TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:
         # A malformed EXIF block is common in photos edited by cheap apps; the pixels are fine, so the photo is
         # kept as stored rather than refused.
-        return image.copy()
+        return None
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -436,6 +501,10 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        if mode == image.mode:
+            # In place: a converted copy would be another 4 bytes a pixel.
+            ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode, inPlace=True)
+            return image
         converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
     except (ImageCms.PyCMSError, OSError, ValueError):
         # An unreadable profile is dropped with the rest; the colours may shift, the photo is still usable.

@@ -77,6 +77,7 @@ async def load_calendar(year: Year, body: CalendarIn, who: Admin, runtime: Runti
     if errors:
         raise Problem(422, "日历数据有误。", title="Validation Failed", errors=errors)
     async with runtime.transaction() as session:
+        before = await _loaded_year(session, year)
         await session.execute(delete(CalendarDay).where(CalendarDay.day >= date(year, 1, 1),
                                                         CalendarDay.day <= date(year, 12, 31)))
         days = [{"day": d, "working": False} for d in set(body.holidays)]
@@ -88,9 +89,27 @@ async def load_calendar(year: Year, body: CalendarIn, who: Admin, runtime: Runti
             index_elements=["year"], set_={"loaded_by": who.sub, "loaded_at": stmt.excluded.loaded_at}))
         await session.flush()
         recomputed = await _recount_provisional(runtime, session)
+        # The calendar moves every statutory deadline: who loaded what over what is kept. It belongs to no region.
+        after = {"holidays": _iso(body.holidays), "workdays": _iso(body.workdays)}
+        await runtime.record_audit(session, who, "calendar.loaded", subject_type="calendar", subject_id=str(year),
+                                   detail={"before": before, "after": after, "recomputed": recomputed})
     clock.forget(runtime)
     return CalendarOut(year=year, source="loaded", holidays=sorted(set(body.holidays)),
                        workdays=sorted(set(body.workdays)), recomputed=recomputed)
+
+
+def _iso(days: list[date]) -> list[str]:
+    return [d.isoformat() for d in sorted(set(days))]
+
+
+async def _loaded_year(session: AsyncSession, year: int) -> dict[str, list[str]] | None:
+    """What staff had loaded for the year before, as the audit log keeps it; None when nothing was."""
+    if await session.get(CalendarYear, year) is None:
+        return None
+    days = (await session.execute(select(CalendarDay.day, CalendarDay.working).where(
+        CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)))).all()
+    return {"holidays": _iso([d.day for d in days if not d.working]),
+            "workdays": _iso([d.day for d in days if d.working])}
 
 
 async def _recount_provisional(runtime: Runtime, session: AsyncSession) -> int:
@@ -145,8 +164,16 @@ async def put_rules(region_prefix: RegionPrefix, body: RulesIn, who: Staff, runt
                       errors=[FieldError("reply_days", "答复期限不能短于受理期限")])
     values = {**body.model_dump(), "updated_by": who.sub}
     async with runtime.transaction() as session:
+        earlier = await session.get(ClockRule, region_prefix, with_for_update=True)
+        before = None if earlier is None else RulesIn(
+            ack_days=earlier.ack_days, reply_days=earlier.reply_days, remind_hour=earlier.remind_hour,
+            close_days=earlier.close_days).model_dump()
         stmt = insert(ClockRule).values(region_prefix=region_prefix, **values)
         await session.execute(stmt.on_conflict_do_update(index_elements=["region_prefix"], set_=values))
+        # The limits move the deadlines of every report received from now on in the region.
+        await runtime.record_audit(session, who, "clock_rules.changed", subject_type="clock_rules",
+                                   subject_id=region_prefix, region_code=region_prefix,
+                                   detail={"before": before, "after": body.model_dump()})
     clock.forget(runtime)
     return RulesOut(region_prefix=region_prefix, **body.model_dump())
 

@@ -3,17 +3,24 @@
 - `identity.deputy.updated` keeps the deputies' stations at hand, so a deputy's list holds the
   reports aimed at their stations too.
 - `routing.report.classified`, `routing.ticket.created` and `routing.ticket.updated` turn
-  routing's work into the report's status and the citizen's timeline.
+  routing's work into the report's status and the citizen's timeline. Ticket news is applied
+  newest-wins by the ticket's `version` (`lifecycle.superseded_by`): an older event is
+  acknowledged, logged and counted in `minyi_stale_ticket_news_total`, and changes nothing. An
+  event without a version (from a routing not yet upgraded) is applied as it comes.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from prometheus_client import Counter
+from sqlalchemy import event as orm_event
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.intake import clock, lifecycle, timers
 from services.intake.models import DeputyView, Report
@@ -21,6 +28,8 @@ from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
+
+log = logging.getLogger("minyi.intake.handlers")
 
 # `failed`: the platform refused the ticket for good; like `returned`, it comes back to the deputy.
 GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned", "failed"})
@@ -43,7 +52,35 @@ def _time(event: CloudEvent) -> datetime:
     return event.time
 
 
+def _version(event: CloudEvent) -> int | None:
+    raw = event.data.get("version")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise BadEvent(f"{event.type} {event.id}: 'version' is not a positive integer")
+    return raw
+
+
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
+    stale_news = Counter("minyi_stale_ticket_news", "Routing ticket events set aside: an equal or newer version "
+                         "of the ticket's news was applied before", ["event"], registry=runtime.metrics.registry)
+
+    async def old_news(event: CloudEvent, session: AsyncSession, report: Report) -> bool:
+        """Whether the event is older than the ticket news already applied (then it is only logged)."""
+        ticket_id, version = _field(event, "ticket_id"), _version(event)
+        newer = await lifecycle.superseded_by(session, report, ticket_id, version)
+        if newer is None:
+            return False
+        log.info("%s %s of ticket %s (report %s) is version %s, version %s was applied before: set aside",
+                 event.type, event.id, ticket_id, report.id, version, newer)
+
+        def count(_session: Session) -> None:
+            stale_news.labels(event.type).inc()
+
+        # Counted once the transaction holds: a rolled-back attempt comes again and is counted then.
+        orm_event.listen(session.sync_session, "after_commit", count, once=True)
+        return True
+
     async def deputy_updated(event: CloudEvent, session: AsyncSession) -> None:
         deputy_id = _field(event, "id")
         version = event.data.get("version")
@@ -68,6 +105,8 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         report = await lifecycle.lock(session, _field(event, "report_id"))
         if report is None:
             raise BadEvent(f"routing.ticket.created {event.id} names an unknown report")
+        if await old_news(event, session, report):
+            return
         platform = event.data.get("platform_id")
         await lifecycle.dispatch(runtime, session, report, ticket_id=_field(event, "ticket_id"),
                                  platform_id=platform if isinstance(platform, str) else None, at=_time(event))
@@ -79,6 +118,8 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         report = await lifecycle.lock(session, _field(event, "report_id"))
         if report is None:
             raise BadEvent(f"routing.ticket.updated {event.id} names an unknown report")
+        if await old_news(event, session, report):
+            return
         ticket_id, at = _field(event, "ticket_id"), _time(event)
         if report.ticket_id is None and status != "failed":
             # routing.ticket.created comes through another consumer and can come later; the platform's

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain
 from services.intake.clock import ClockBook
-from services.intake.models import Report, TimelineEntry, Timer
+from services.intake.models import GridTicket, Report, TimelineEntry, Timer
 from shared.service import Runtime
 
 AnsweredBy = Literal["deputy", "station_staff", "grid"]
@@ -120,6 +120,25 @@ async def dispatch(runtime: Runtime, session: AsyncSession, report: Report, *, t
     await emit(runtime, session, report, "dispatched", ticket_id=ticket_id, platform_id=platform_id,
                at=at.isoformat())
     return True
+
+
+async def superseded_by(session: AsyncSession, report: Report, ticket_id: str, version: int | None) -> int | None:
+    """The version of the ticket's news applied before that makes this one old news, or None when
+    this one is the newest (it is then recorded as applied; the caller holds the report's lock).
+
+    Routing's events can arrive out of order (several relays, several consumers, a redelivery), so
+    the ticket's version decides, not the order of arrival; the same version told again under a new
+    event id is old news too. An event without a version comes from a routing not yet upgraded: it
+    is applied as it comes and recorded nowhere, so events keep flowing during a rolling upgrade."""
+    if version is None:
+        return None
+    stmt = insert(GridTicket).values(ticket_id=ticket_id, report_id=report.id, version=version)
+    stmt = stmt.on_conflict_do_update(index_elements=["ticket_id"], set_={"version": stmt.excluded.version},
+                                      where=GridTicket.version < stmt.excluded.version)
+    if (await session.execute(stmt.returning(GridTicket.version))).first() is not None:
+        return None
+    newer = await session.scalar(select(GridTicket.version).where(GridTicket.ticket_id == ticket_id))
+    return int(newer) if newer is not None else version
 
 
 async def heard_from_grid(session: AsyncSession, report_id: str) -> bool:

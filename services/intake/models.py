@@ -118,6 +118,17 @@ class TimelineEntry(Base):
     actor: Mapped[str | None] = mapped_column(String(32))
 
 
+class GridTicket(Base):
+    """The newest version of a ticket's news from routing that intake applied, per ticket a report
+    had. Routing's events may arrive out of order; an older one is set aside against this."""
+
+    __tablename__ = "grid_tickets"
+
+    ticket_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
 class Attachment(Base):
     """A photo or voice recording, uploaded before the report that uses it."""
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 
-from services.routing import domain, hotspots, platforms, tickets
+from services.routing import destinations, domain, hotspots, platforms, tickets
 from services.routing.models import GridPlatform, Hotspot, RoutingDecision, Ticket, TicketEntry
 from services.routing.taxonomy import BY_CODE, GRID_CATEGORIES
 from shared.auth import Principal, require_region, require_roles
@@ -100,11 +100,18 @@ async def _queued(runtime: Runtime, platform_id: str) -> int:
 
 @router.put("/grid-platforms/{platform_id}", response_model=PlatformOut,
             summary="Register or change a grid-governance platform (基层治理四平台, 12345)",
+            description="An http platform's URL must resolve only to addresses the destination policy allows "
+                        "(MINYI_GRID_ALLOWED_DESTINATIONS, MINYI_GRID_DENIED_DESTINATIONS); otherwise 422.",
             responses={201: {"model": PlatformOut, "description": "registered"}})
 async def put_platform(platform_id: EntityId, body: PlatformIn, who: Admin, runtime: RuntimeDep,
                        response: Response) -> PlatformOut:
     for prefix in body.region_prefixes:
         require_region(who, prefix)
+    if body.transport == "http" and body.url:
+        try:
+            await destinations.allowed_addresses(destinations.policy_of(runtime.settings), body.url)
+        except destinations.DestinationRefused as exc:
+            raise invalid("url", str(exc), detail=f"平台地址不允许：{exc}。") from exc
     categories = body.categories if body.categories is not None else sorted(GRID_CATEGORIES)
     async with runtime.transaction() as session:
         platform = await session.get(GridPlatform, platform_id, with_for_update=True)

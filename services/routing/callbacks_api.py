@@ -2,12 +2,14 @@
 
 The ticket names the platform and so the secret; until the signature is checked nothing in the
 body is believed. Unsigned, stale (> 5 minutes) or wrongly signed callbacks, and tickets we do
-not know, are 401 alike, so a caller without the secret learns nothing about which tickets exist.
+not know, are 401; a wrong signature and an unknown ticket get the very same answer, so a caller
+without the secret learns nothing about which tickets exist.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import datetime
 from typing import Annotated, Literal
@@ -42,6 +44,11 @@ class CallbackOut(BaseModel):
     applied: bool = Field(description="false when the ticket had this status already or a later one")
 
 
+# One answer for a wrong signature and an unknown ticket alike.
+NOT_VERIFIED = "回调未通过验证：签名不正确或工单不存在。"
+_NOBODYS_SECRET = secrets.token_bytes(32)
+
+
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, title="Unauthorized")
 
@@ -55,6 +62,8 @@ async def callback(request: Request, runtime: RuntimeDep,
     raw = await request.body()
     try:
         timestamp = domain.parse_timestamp(x_minyi_timestamp, time.time())
+        if not x_minyi_signature:
+            raise domain.SignatureError("缺少 X-Minyi-Signature 请求头")
     except domain.SignatureError as exc:
         raise _unauthorized(f"回调未通过验证：{exc}。") from exc
     try:
@@ -67,12 +76,15 @@ async def callback(request: Request, runtime: RuntimeDep,
     async with runtime.transaction() as session:
         ticket = await tickets.lock(session, ticket_id)
         platform = await session.get(GridPlatform, ticket.platform_id) if ticket is not None else None
-        if ticket is None or platform is None:
-            raise _unauthorized("回调未通过验证：工单不存在。")
+        # An unknown ticket is checked against a secret nobody has, so it fails the same way and
+        # in about the same time as a wrong signature: the answer tells a prober nothing.
+        secret = platforms.secret_of(runtime.keyring, platform) if platform is not None else _NOBODYS_SECRET
         try:
-            domain.verify(platforms.secret_of(runtime.keyring, platform), timestamp, raw, x_minyi_signature)
+            domain.verify(secret, timestamp, raw, x_minyi_signature)
         except domain.SignatureError as exc:
-            raise _unauthorized(f"回调未通过验证：{exc}。") from exc
+            raise _unauthorized(NOT_VERIFIED) from exc
+        if ticket is None or platform is None:
+            raise _unauthorized(NOT_VERIFIED)
         try:
             body = CallbackIn.model_validate(doc)
         except ValidationError as exc:

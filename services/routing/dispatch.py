@@ -5,6 +5,11 @@ and a crashed sender's tickets come back when the lease runs out), POSTs them si
 what each platform said in one transaction. A platform that fails is backed off as a whole and
 probed with one ticket at a time; the first success releases its backlog at once. A failing ticket
 is also backed off on its own, so one the platform chokes on does not stay the probe forever.
+
+Before a pass sends anything, the platform's host is resolved and checked against the destination
+policy (destinations.py); the tickets then go to the address that was checked, with the host name
+kept for the Host header and TLS. What a platform answers is read up to `MAX_ANSWER_BYTES`: it is
+kept as a note for staff, and a platform must not be able to fill routing's memory.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import func, or_, select, text
 
-from services.routing import domain, tickets
+from services.routing import destinations, domain, tickets
+from services.routing.destinations import Address, DestinationRefused
 from services.routing.domain import Outcome
 from services.routing.models import GridPlatform
 from services.routing.platforms import secret_of
@@ -30,6 +36,8 @@ log = logging.getLogger("minyi.routing.dispatch")
 BATCH = 64
 # Tickets in flight to one platform at once: enough to keep up, not enough to flood it.
 PER_PLATFORM = 16
+# Enough for any problem+json a platform means to send; the rest is not read.
+MAX_ANSWER_BYTES = 64 * 1024
 
 _CLAIM = text("""
 UPDATE routing.tickets SET next_attempt_at = now() + make_interval(secs => :lease), attempts = attempts + 1
@@ -59,6 +67,7 @@ class Dispatcher:
         self.runtime = runtime
         self.settings = runtime.settings
         self._wake = asyncio.Event()
+        self.policy = destinations.policy_of(runtime.settings)
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,12 +109,21 @@ class Dispatcher:
         if not rows:
             return 0
         claimed = [Claimed(r.id, bytes(r.body), r.attempts) for r in rows]
+        try:
+            host, addresses = await destinations.allowed_addresses(self.policy, platform.url or "")
+        except DestinationRefused as exc:
+            # Kept queued, not failed: the operator may allow the address, or the admin fix the URL.
+            log.warning("grid platform %s: not sending to %s: %s", platform.id, platform.url, exc)
+            answers = [Answer(Outcome.RETRY, f"目的地址不允许：{exc}")] * len(claimed)
+            await self._record(platform, claimed, answers)
+            return len(claimed)
         secret = secret_of(self.runtime.keyring, platform)
         gate = asyncio.Semaphore(PER_PLATFORM)
 
         async def send(ticket: Claimed) -> Answer:
             async with gate:
-                return await post_ticket(client, platform.url or "", secret, ticket.body)
+                return await post_ticket(client, platform.url or "", secret, ticket.body, address=addresses[0],
+                                         host=host)
 
         answers = await asyncio.gather(*(send(t) for t in claimed))
         await self._record(platform, claimed, answers)
@@ -147,26 +165,55 @@ class Dispatcher:
                             platform.id, locked.failures, failed[-1].detail[:200], wait)
 
 
-async def post_ticket(client: httpx.AsyncClient, url: str, secret: bytes, body: bytes) -> Answer:
+async def post_ticket(client: httpx.AsyncClient, url: str, secret: bytes, body: bytes, *,
+                      address: Address | None = None, host: str | None = None) -> Answer:
+    """POST one ticket; to `address` when given (the checked one), naming `host` as the server.
+    The status line decides: a body cut off after a 2xx does not make the ticket go again."""
     headers = domain.signed_headers(secret, body, time.time())
+    target = httpx.URL(url.rstrip("/") + "/tickets")
+    extensions: dict[str, str] = {}
+    if address is not None and host is not None:
+        headers["Host"] = target.netloc.decode("ascii")
+        target = target.copy_with(host=str(address))
+        if target.scheme == "https":
+            extensions["sni_hostname"] = host
     try:
-        resp = await client.post(url.rstrip("/") + "/tickets", content=body, headers=headers)
+        async with client.stream("POST", target, content=body, headers=headers, extensions=extensions) as resp:
+            try:
+                # Read even when delivered: a short answer read to its end leaves the connection reusable.
+                # The whole body within one read timeout, so a trickle cannot hold the sender either.
+                async with asyncio.timeout(client.timeout.read):
+                    said = await read_bounded(resp, MAX_ANSWER_BYTES)
+            except (httpx.HTTPError, TimeoutError) as exc:
+                said = f"（答复未读完：{type(exc).__name__}）"
     except httpx.HTTPError as exc:
         return Answer(Outcome.RETRY, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
     outcome = domain.outcome_of_status(resp.status_code)
     if outcome == Outcome.DELIVERED:
         return Answer(outcome, f"HTTP {resp.status_code}")
     retry_after = domain.retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
-    return Answer(outcome, refusal_text(resp), retry_after)
+    return Answer(outcome, refusal_text(resp.status_code, said), retry_after)
 
 
-def refusal_text(resp: httpx.Response) -> str:
+async def read_bounded(resp: httpx.Response, limit: int) -> str:
+    """At most `limit` bytes of the answer's body, as text; the rest is left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        chunks.append(chunk[:limit - size])
+        size += len(chunks[-1])
+        if size >= limit:
+            break
+    return b"".join(chunks).decode(resp.encoding or "utf-8", errors="replace")
+
+
+def refusal_text(status: int, said: str) -> str:
     """What the platform said, as staff will read it: its problem detail when it gives one."""
-    said = resp.text.strip()
+    said = said.strip()
     try:
         doc = json.loads(said)
         if isinstance(doc, dict):
             said = str(doc.get("detail") or doc.get("title") or doc.get("message") or said)
     except ValueError:
         pass
-    return f"基层治理平台答复 HTTP {resp.status_code}：{said[:500] or '（无说明）'}"
+    return f"基层治理平台答复 HTTP {status}：{said[:500] or '（无说明）'}"

@@ -2,7 +2,8 @@
 
 - Which grid platform serves a report: the longest region prefix among the platforms that take its
   category; none means the deputy and congress staff handle it.
-- The signature both directions carry: `sha256=HMAC-SHA256(secret, timestamp + "." + body)`.
+- The signature both directions carry: `sha256=HMAC-SHA256(secret, timestamp + "." + body)`, in
+  HTTP headers or, for statuses on the nats transport, in NATS headers of the same names.
 - A ticket's statuses only move forward; a repeated or late status changes nothing.
 - How long to wait before sending again to a platform that failed.
 """
@@ -97,12 +98,13 @@ class SignatureError(ValueError):
     """Why a callback is refused, in words the platform's operators can act on."""
 
 
-def parse_timestamp(raw: str | None, now: float) -> str:
+def parse_timestamp(raw: str | None, now: float, *, fresh: bool = True) -> str:
+    """The signed timestamp; with `fresh`, refused when more than 5 minutes off `now`."""
     if not raw:
         raise SignatureError("缺少 X-Minyi-Timestamp 请求头")
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise SignatureError("X-Minyi-Timestamp 应为 Unix 秒数")
-    if abs(now - int(raw)) > MAX_SKEW_SECONDS:
+    if fresh and abs(now - int(raw)) > MAX_SKEW_SECONDS:
         raise SignatureError("X-Minyi-Timestamp 与当前时间相差超过 5 分钟")
     return raw
 
@@ -112,6 +114,20 @@ def verify(secret: bytes, timestamp: str, body: bytes, given: str | None) -> Non
         raise SignatureError("缺少 X-Minyi-Signature 请求头")
     if not hmac.compare_digest(signature(secret, timestamp, body).encode(), given.strip().encode()):
         raise SignatureError("签名不正确")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name in any case: NATS keeps header names as the publisher wrote them."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def grid_platform_of(subject: str) -> str | None:
+    """The platform id of a `grid.<platform_id>.events` subject, or None for any other subject."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != "grid" or parts[2] != "events" or not parts[1]:
+        return None
+    return parts[1]
 
 
 def ticket_body(ticket_id: str, report: Mapping[str, Any], category: str, callback_url: str) -> bytes:
@@ -182,26 +198,34 @@ def outcome_of_status(status: int) -> Outcome:
     return Outcome.REFUSED
 
 
+# The longest wait a platform's `Retry-After` can ask for: enough for a maintenance window, and
+# never so long that a mistaken or hostile value parks its tickets for good.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+# Doubling stops here: 2**1024 is past what a float holds, and the cap is reached long before.
+_MAX_DOUBLINGS = 60
+
+
 def backoff_seconds(failures: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": never less than half the step, so a down platform
     is not hammered, and spread so that many replicas do not retry in step."""
-    step = min(cap, base * 2 ** max(0, failures - 1))
+    step = min(cap, base * 2 ** min(_MAX_DOUBLINGS, max(0, failures - 1)))
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
-def retry_after_seconds(header: str | None, now: datetime) -> float | None:
-    """A platform's own `Retry-After` (seconds or an HTTP date), when it gives one."""
+def retry_after_seconds(header: str | None, now: datetime, *, cap: float = MAX_RETRY_AFTER_SECONDS) -> float | None:
+    """A platform's own `Retry-After` (seconds or an HTTP date), when it gives one, at most `cap`."""
     if not header:
         return None
     text = header.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():
+        # Compared as text first: a thousand digits are a valid header and no float.
+        return cap if len(text) > 12 else min(cap, float(text))
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
+    if when is None or when.tzinfo is None:
         return None
-    return max(0.0, (when - now).total_seconds())
+    return min(cap, max(0.0, (when - now).total_seconds()))

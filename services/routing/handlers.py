@@ -2,7 +2,8 @@
 
 - `intake.report.submitted`: classify the report, decide who handles it, open its ticket when a
   grid platform does, and place it in a hotspot cluster; all in the one transaction of the event.
-- `grid.<platform_id>.events`: statuses from platforms on the nats transport.
+- `grid.<platform_id>.events`: statuses from platforms on the nats transport, signed, each believed
+  only of the platform its subject names.
 - The dispatcher worker delivers tickets on the http transport.
 """
 
@@ -81,20 +82,44 @@ async def route_report(runtime: Runtime, session: AsyncSession, data: dict[str, 
 
 
 async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
-    """A status from a platform on the nats transport; its subject names the platform."""
-    parts = event.type.split(".")
-    if len(parts) != 3 or parts[0] != "grid" or parts[2] != "events":
-        raise BadEvent(f"{event.type} is not a grid platform's event subject")
+    """A status from a platform on the nats transport.
+
+    The platform is the one named by the SUBJECT the message arrived on, which NATS lets only that
+    platform's user publish; a body naming another platform, or a ticket of another platform, is
+    refused. The message must carry the platform's signature as an HTTP callback does
+    (`X-Minyi-Timestamp`, `X-Minyi-Signature` as NATS headers over the message's bytes). Its age is
+    not held against it: the stream keeps a status until routing reads it, and a status read again
+    changes nothing.
+    """
+    delivery = event.delivery
+    platform_id = domain.grid_platform_of(delivery.subject) if delivery is not None else None
+    if delivery is None or platform_id is None:
+        raise BadEvent(f"{event.type} {event.id}: not from a grid platform's events subject")
+    if event.type != delivery.subject:
+        raise BadEvent(f"{delivery.subject} {event.id}: the body names {event.type[:80]!r}, not the subject "
+                       "it arrived on")
     data = event.data
+    named = data.get("platform_id")
+    if named is not None and named != platform_id:
+        raise BadEvent(f"{delivery.subject} {event.id}: the body names platform {str(named)[:64]!r}")
+    platform = await session.get(GridPlatform, platform_id)
+    if platform is None:
+        raise BadEvent(f"{delivery.subject} {event.id}: no grid platform {platform_id!r}")
+    try:
+        timestamp = domain.parse_timestamp(domain.header(delivery.headers, "X-Minyi-Timestamp"), 0, fresh=False)
+        domain.verify(platforms.secret_of(runtime.keyring, platform), timestamp, delivery.raw,
+                      domain.header(delivery.headers, "X-Minyi-Signature"))
+    except domain.SignatureError as exc:
+        raise BadEvent(f"{delivery.subject} {event.id}: not signed by platform {platform_id}: {exc}") from exc
     ticket_id = _text(data, "ticket_id", event)
     status = _text(data, "status", event)
     assert ticket_id is not None and status is not None
     if status not in domain.PLATFORM_STATUSES:
         raise BadEvent(f"{event.type} {event.id}: unknown status {status[:40]!r}")
     ticket = await tickets.lock(session, ticket_id)
-    if ticket is None or ticket.platform_id != parts[1]:
+    if ticket is None or ticket.platform_id != platform_id:
         # Another platform's ticket is not this platform's to move.
-        raise BadEvent(f"{event.type} {event.id}: ticket {ticket_id[:40]} is not one of platform {parts[1]}'s")
+        raise BadEvent(f"{event.type} {event.id}: ticket {ticket_id[:40]} is not one of platform {platform_id}'s")
     note = data.get("note") if isinstance(data.get("note"), str) else None
     await tickets.apply_status(runtime, session, ticket, status, note=note, at=_time(data.get("at"), event),
                                source="nats")

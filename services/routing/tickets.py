@@ -1,7 +1,9 @@
 """A ticket's life in the database: opened for a report, delivered, moved by the platform's word.
 
 Every change writes a history entry and, when it is one intake must know of, a `routing.ticket.*`
-event in the same transaction. Callers hold the ticket's row lock.
+event in the same transaction. Callers hold the ticket's row lock. Each event carries the ticket's
+`version` as it stands after the change: with several relays and consumers the events can arrive
+out of order, and the version lets intake apply the newest and set an older one aside.
 """
 
 from __future__ import annotations
@@ -67,13 +69,16 @@ async def delivered(runtime: Runtime, session: AsyncSession, ticket: Ticket, at:
     ticket.delivered_at = at
     ticket.next_attempt_at = None
     ticket.last_error = None
+    # Every event gets a version of its own, even a delivery proven after a refusal (two senders
+    # whose leases overlapped): an event sharing its version with another would be set aside.
+    ticket.version += 1
     if ticket.status == TicketStatus.QUEUED:
         ticket.status = TicketStatus.SENT
-        ticket.version += 1
         record(session, ticket, TicketStatus.SENT, note=None, at=at, source="routing", applied=True)
     await runtime.emit(session, "routing.ticket.created", {
         "ticket_id": ticket.id, "report_id": ticket.report_id, "platform_id": ticket.platform_id,
         "region_code": ticket.region_code, "category": ticket.category, "at": at.isoformat(),
+        "version": ticket.version,
     }, subject=ticket.report_id)
 
 
@@ -109,7 +114,7 @@ async def refused(runtime: Runtime, session: AsyncSession, ticket: Ticket, answe
 async def _updated(runtime: Runtime, session: AsyncSession, ticket: Ticket, status: str, note: str | None,
                    at: datetime) -> None:
     data: dict[str, Any] = {"ticket_id": ticket.id, "report_id": ticket.report_id, "platform_id": ticket.platform_id,
-                            "status": str(status), "at": at.isoformat()}
+                            "status": str(status), "at": at.isoformat(), "version": ticket.version}
     if note:
         data["note"] = note
     await runtime.emit(session, "routing.ticket.updated", data, subject=ticket.report_id)

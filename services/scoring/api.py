@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring import domain, ledger
-from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, Publication, RuleSetRow, Total, UnitFact
+from services.scoring import domain, ledger, public_limits
+from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, RuleSetRow, UnitFact
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import Problem, conflict, invalid, not_found
@@ -39,6 +40,15 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 Year = Annotated[int, Query(ge=2000, le=2100)]
 Level = Literal["national", "provincial", "city", "county", "township"]
 ACTIVITY_NAMESPACE = uuid.UUID("0b7f3a52-9d14-4f0e-8c61-2a5d7e3c9f40")
+# Everything a request stores is also published in an event, and NATS takes 1 MB a message at most
+# (an event it refuses holds up the outbox behind it): what staff write is bounded far below that.
+EVIDENCE_BYTES = 4 * 1024
+RULES_BYTES = 128 * 1024
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as JSON in UTF-8, as the outbox stores and the relay publishes it."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 class Strict(StorableText):
@@ -87,6 +97,8 @@ async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runti
         # Reports and suggestions of today are scored already: rules change the future, never the past.
         raise invalid("effective_from", "新规则最早从明天起施行，不改变已计的积分。")
     doc = {"rules": [r.model_dump() for r in body.rules], "grading": body.grading or {}, "board": body.board or {}}
+    if json_size(doc) > RULES_BYTES:
+        raise invalid("rules", f"规则集过大：合计不能超过 {RULES_BYTES // 1024} KB，请精简规则说明和匹配条件。")
     async with runtime.transaction() as session:
         await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"scoring.rules:{region}"))))
         version = int(await session.scalar(select(func.coalesce(func.max(RuleSetRow.version), 0)).where(
@@ -105,8 +117,11 @@ async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runti
     return out
 
 
-@router.get("/rules/{region_code}", summary="The rules in force in a region on a day (default: today)")
-async def get_rules(region_code: RegionPath, runtime: RuntimeDep, on: date | None = None) -> dict[str, Any]:
+@router.get("/rules/{region_code}", summary="The rules in force in a region on a day (default: today)",
+            responses=problems(429))
+async def get_rules(request: Request, region_code: RegionPath, runtime: RuntimeDep, who: public_limits.Caller,
+                    on: date | None = None) -> dict[str, Any]:
+    await public_limits.check(request, runtime, who, "rules")
     day = on or datetime.now(domain.CHINA).date()
     async with runtime.sessions()() as session:
         sets = await ledger.load_rule_sets(session)
@@ -155,83 +170,6 @@ async def deputy_score(deputy_id: EntityId, year: Year, who: Readers, runtime: R
             "entries": [_entry_out(e) for e in entries]}
 
 
-# ---- rankings and the talk list -------------------------------------------------------------
-
-
-async def ranking(session: AsyncSession, year: int, region_code: str, level: str | None) -> list[dict[str, Any]]:
-    """Everyone of the region (and level) with their total, zero for a deputy with no entry."""
-    query = (select(DeputyRow.id, DeputyRow.name, func.coalesce(Total.total, 0).label("total"),
-                    func.rank().over(order_by=func.coalesce(Total.total, 0).desc()).label("rank"))
-             .select_from(DeputyRow)
-             .outerjoin(Total, and_(Total.deputy_id == DeputyRow.id, Total.year == year))
-             .where(DeputyRow.region_code.startswith(region_code)))
-    if level is not None:
-        query = query.where(DeputyRow.level == level)
-    rows = (await session.execute(query.order_by(func.coalesce(Total.total, 0).desc(), DeputyRow.id))).all()
-    grading = await _grading(session, region_code, year)
-    return [{"deputy_id": r.id, "name": r.name, "total": _num(r.total), "rank": r.rank,
-             "stars": domain.stars(float(r.total), grading)} for r in rows]
-
-
-@router.get("/rankings", summary="Deputies ranked by the year's total; ties share a rank; frozen once published")
-async def get_ranking(year: Year, runtime: RuntimeDep,
-                      region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")],
-                      level: Level | None = None) -> JSONResponse:
-    async with runtime.sessions()() as session:
-        published = await session.get(Publication, (year, region_code, level or ""))
-        if published is not None:
-            return JSONResponse(published.ranking,
-                                headers={"Minyi-Published-At": published.published_at.isoformat()})
-        return JSONResponse(await ranking(session, year, region_code, level))
-
-
-class PublicationIn(Strict):
-    year: int = Field(ge=2000, le=2100)
-    region_code: str = Field(pattern=r"^\d{2,12}$")
-    level: Level | None = None
-
-
-@router.post("/rankings/publications", status_code=201,
-             summary="Publish a ranking (scoring.ranking.published); it stays as published from then on",
-             responses=problems((409, "published already")))
-async def publish(body: PublicationIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
-    require_region(who, body.region_code)
-    key = (body.year, body.region_code, body.level or "")
-    async with runtime.transaction() as session:
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"scoring.publish:{key}"))))
-        if await session.get(Publication, key) is not None:
-            raise conflict("该排名已经发布，不能再次发布。")
-        ranked = await ranking(session, body.year, body.region_code, body.level)
-        pub = Publication(year=body.year, region_code=body.region_code, level=body.level or "", id=new_id(),
-                          ranking=ranked, published_by=who.sub, published_at=datetime.now(UTC))
-        session.add(pub)
-        out = {"id": pub.id, "year": body.year, "region_code": body.region_code, "level": body.level,
-               "published_by": who.sub, "published_at": pub.published_at.isoformat(), "ranking": ranked}
-        await runtime.emit(session, "scoring.ranking.published", out, subject=pub.id)
-        await runtime.record_audit(session, who, "ranking.published", subject_type="publication", subject_id=pub.id,
-                                   region_code=body.region_code,
-                                   detail={"year": body.year, "level": body.level, "deputies": len(ranked)})
-    return out
-
-
-@router.get("/talks", summary="约谈: the bottom of the year's ranking; two years in a row are flagged")
-async def talks(year: Year, who: Staff, runtime: RuntimeDep,
-                region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")],
-                level: Level | None = None) -> list[dict[str, Any]]:
-    require_region(who, region_code)
-    async with runtime.sessions()() as session:
-        grading = await _grading(session, region_code, year)
-        this_year = await ranking(session, year, region_code, level)
-        last_year = await ranking(session, year - 1, region_code, level)
-
-    def bottom(ranked: list[dict[str, Any]]) -> list[str]:
-        return domain.talk_list([(r["deputy_id"], r["total"], r["rank"]) for r in ranked], grading.talk_share)
-
-    before = set(bottom(last_year)) if any(r["total"] for r in last_year) else set()
-    by_id = {r["deputy_id"]: r for r in this_year}
-    return [{**by_id[d], "consecutive": d in before} for d in bottom(this_year)]
-
-
 # ---- staff-recorded activities and corrections ------------------------------------------------
 
 
@@ -243,6 +181,14 @@ class ActivityIn(Strict):
     evidence: dict[str, Any] = Field(description="what proves it: sign-in sheet, photo ids, document number …",
                                      min_length=1, max_length=20)
     note: str | None = Field(default=None, max_length=500)
+
+    @field_validator("evidence")
+    @classmethod
+    def _small_evidence(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if json_size(value) > EVIDENCE_BYTES:
+            raise ValueError(f"证明材料不能超过 {EVIDENCE_BYTES // 1024} KB：请填写签到表编号、照片或文件标识，"
+                             "不要直接放入文件内容")
+        return value
 
 
 @router.post("/activities", status_code=201, summary="A duty staff record (attendance, reception day, 述职 …)",
@@ -307,9 +253,11 @@ async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: Run
 # ---- the handling units' board ------------------------------------------------------------------
 
 
-@router.get("/units/board", summary="红黄黑榜: each unit's on-time reply and satisfaction rates for a year")
-async def unit_board(year: Year, runtime: RuntimeDep,
+@router.get("/units/board", summary="红黄黑榜: each unit's on-time reply and satisfaction rates for a year",
+            responses=problems(429))
+async def unit_board(request: Request, year: Year, runtime: RuntimeDep, who: public_limits.Caller,
                      region_code: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None) -> list[dict[str, Any]]:
+    await public_limits.check(request, runtime, who, "board")
     replies = func.count().filter(UnitFact.kind == "reply")
     on_time = func.count().filter(and_(UnitFact.kind == "reply", UnitFact.good))
     evaluations = func.count().filter(UnitFact.kind == "evaluation")

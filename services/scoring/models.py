@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Index, Integer, Numeric, String, Text, func
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,7 +120,8 @@ class UnitFact(Base):
 
 
 class Publication(Base):
-    """A ranking as published (`scoring.ranking.published`): frozen from then on."""
+    """A ranking as published (`scoring.ranking.published`): frozen from then on. Its rows are in
+    `publication_rows`, so a province's thousands are read a page at a time."""
 
     __tablename__ = "publications"
 
@@ -128,6 +129,23 @@ class Publication(Base):
     region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     level: Mapped[str] = mapped_column(String(16), primary_key=True)
     id: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
-    ranking: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    deputies: Mapped[int] = mapped_column(Integer, nullable=False)
+    # sha256 of the rows as `publication.digest` writes them; None for those published before pages
+    digest: Mapped[str | None] = mapped_column(String(64))
     published_by: Mapped[str] = mapped_column(String(100), nullable=False)
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class PublicationRow(Base):
+    """One deputy of a published ranking, at its place (0 is the top)."""
+
+    __tablename__ = "publication_rows"
+
+    publication_id: Mapped[str] = mapped_column(String(36), ForeignKey(f"{SCHEMA}.publications.id",
+                                                                       ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deputy_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    total: Mapped[Any] = mapped_column(POINTS, nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    stars: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from nats.js import JetStreamContext
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring import domain, ledger
+from services.scoring import domain, ledger, rankings_store
 from services.scoring.handlers import DEPUTIES, REPORTS, SUGGESTIONS, Scorer, deputy_updated
-from services.scoring.models import INBOX, Publication
+from services.scoring.models import INBOX
 from shared.bus import inbox
 from shared.bus.consumer import BadEvent
 from shared.bus.envelope import CloudEvent
@@ -40,11 +39,8 @@ async def own_event(event: CloudEvent, session: AsyncSession) -> None:
                                 int(d["version"]), d)
         await ledger.store_rule_set(session, rs, str(d.get("recorded_by") or "replay"))
     elif event.type == "scoring.ranking.published":
-        await session.execute(insert(Publication).values(
-            year=d["year"], region_code=d["region_code"], level=d.get("level") or "", id=d["id"],
-            ranking=d["ranking"], published_by=d["published_by"],
-            published_at=datetime.fromisoformat(d["published_at"]),
-        ).on_conflict_do_nothing())
+        # One page of a publication (the whole ranking, for those published before pages).
+        await rankings_store.store_page(session, d)
 
 
 async def rebuild(db: Database, js: JetStreamContext, progress: Progress | None = None) -> Replayed:

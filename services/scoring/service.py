@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.scoring import api, handlers
+from services.scoring import api, handlers, rankings_api
 from services.scoring.models import Base
 from shared.contracts import EVENTS, STREAMS
 from shared.service import ServiceSpec
@@ -14,7 +14,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["scoring"],
     events=EVENTS["scoring"],
-    routers=(api.router,),
+    routers=(api.router, rankings_api.router),
     subscriptions=handlers.subscriptions,
     uses_temporal=False,
 )

@@ -20,15 +20,16 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.suggestions import domain, lifecycle
+from services.suggestions import access, domain, lifecycle
+from services.suggestions.access import require_region
 from services.suggestions.activities import row_values
 from services.suggestions.lifecycle import Start
 from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
 from services.suggestions.projection import view
-from services.suggestions.queries import color_is
+from services.suggestions.queries import readable_by, row_color_is
 from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, SuggestionWorkflow, workflow_id
 from shared import idempotency
-from shared.auth import Principal, require_region, require_roles
+from shared.auth import Principal, require_roles
 from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found
 from shared.inputs import StorableText
 from shared.problems import COMMON, problems
@@ -76,14 +77,21 @@ class UnitIn(Strict):
 @router.put("/units/{unit_id}", summary="A handling unit (承办单位)")
 async def put_unit(unit_id: EntityId, body: UnitIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     require_region(who, body.region_code)
+    after = body.model_dump()
     async with runtime.transaction() as session:
-        existing = await session.get(Unit, unit_id)
+        # Locked: two changes at once each see the other's result as their "before".
+        existing = await session.get(Unit, unit_id, with_for_update=True)
+        before = None
         if existing is not None:
             require_region(who, existing.region_code)
-        stmt = insert(Unit).values(id=unit_id, **body.model_dump())
+            before = {"name": existing.name, "region_code": existing.region_code, "parent_id": existing.parent_id}
+        stmt = insert(Unit).values(id=unit_id, **after)
         await session.execute(stmt.on_conflict_do_update(
-            index_elements=["id"], set_={**body.model_dump(), "updated_at": func.now()}))
-    return {"id": unit_id, **body.model_dump()}
+            index_elements=["id"], set_={**after, "updated_at": func.now()}))
+        if before != after:
+            await runtime.record_audit(session, who, "unit.changed", subject_type="unit", subject_id=unit_id,
+                                       region_code=body.region_code, detail={"before": before, "after": after})
+    return {"id": unit_id, **after}
 
 
 class OutcomeClassIn(Strict):
@@ -108,9 +116,15 @@ async def put_scheme(region_code: RegionCode, body: SchemeIn, who: Staff, runtim
         raise invalid(exc.field or "classes", exc.message) from None
     stored = [c.model_dump() for c in body.classes]
     async with runtime.transaction() as session:
+        existing = await session.get(OutcomeScheme, region_code, with_for_update=True)
+        before = list(existing.classes) if existing is not None else None
         stmt = insert(OutcomeScheme).values(region_code=region_code, classes=stored)
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["region_code"], set_={"classes": stored, "updated_at": func.now()}))
+        if before != stored:
+            await runtime.record_audit(session, who, "outcome_scheme.changed", subject_type="outcome_scheme",
+                                       subject_id=region_code, region_code=region_code,
+                                       detail={"before": before, "after": stored})
     # Suggestions keep the classes they were submitted under; this applies to new ones.
     return {"region_code": region_code, "classes": stored}
 
@@ -278,9 +292,10 @@ async def suggestion_row(runtime: Runtime, suggestion_id: str) -> SuggestionRow:
 
 
 def _own_unit(who: Principal, unit_id: str | None) -> str:
-    if not who.unit_id or (unit_id is not None and unit_id != who.unit_id):
+    own = access.own_unit(who)
+    if own is None or (unit_id is not None and unit_id != own):
         raise forbidden("只能以本单位名义办理。")
-    return who.unit_id
+    return own
 
 
 async def _update(runtime: Runtime, who: Principal, suggestion_id: str, name: str, payload: Any,
@@ -391,19 +406,10 @@ async def decide(suggestion_id: EntityId, body: DecisionIn, who: Staff, runtime:
 # ---- reads -----------------------------------------------------------------------------------
 
 
-def _may_read(who: Principal, row: SuggestionRow) -> bool:
-    if who.has_any(("npc_staff", "admin")) and who.can_see(row.region_code):
-        return True
-    if "deputy" in who.roles and who.deputy_id in (row.lead_deputy_id, *row.co_signer_ids):
-        return True
-    return "unit" in who.roles and who.unit_id is not None and who.unit_id in (row.lead_unit_id,
-                                                                                *row.assisting_unit_ids)
-
-
 def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
     state = dict(row.state)
-    state["color"] = domain.color(row.status, row.next_review_at if row.status == domain.Status.FOLLOWING_UP
-                                  else row.due_at, now, reference=row.reference).value
+    state["color"] = domain.color(row.status, now, due_at=row.due_at, next_review_at=row.next_review_at,
+                                  reference=row.reference).value
     return state
 
 
@@ -411,7 +417,7 @@ def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
             responses=problems((404, "unknown suggestion"), UNAVAILABLE))
 async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
     row = await suggestion_row(runtime, suggestion_id)
-    if not _may_read(who, row):
+    if not access.may_read(who, row):
         raise forbidden("无权查看这件建议。")
     async with runtime.sessions()() as session:
         entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.suggestion_id == suggestion_id)
@@ -429,7 +435,9 @@ async def list_suggestions(who: Readers, runtime: RuntimeDep,
                            color: Annotated[Literal["green", "yellow", "red", "blue", "grey"] | None, Query()] = None,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                            offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
-    query = select(SuggestionRow)
+    if not access.has_scope(who):
+        raise forbidden("登录凭证未注明代表、承办单位或管辖地区，无法列出建议。")
+    query = select(SuggestionRow).where(readable_by(who))
     if year is not None:
         query = query.where(SuggestionRow.years.contains([year]))
     if status is not None:
@@ -437,19 +445,9 @@ async def list_suggestions(who: Readers, runtime: RuntimeDep,
     if unit_id is not None:
         query = query.where(or_(SuggestionRow.lead_unit_id == unit_id,
                                 SuggestionRow.assisting_unit_ids.contains([unit_id])))
-    if not who.has_any(("npc_staff", "admin")):
-        if "unit" in who.roles:
-            query = query.where(or_(SuggestionRow.lead_unit_id == who.unit_id,
-                                    SuggestionRow.assisting_unit_ids.contains([who.unit_id or ""])))
-        else:
-            query = query.where(or_(SuggestionRow.lead_deputy_id == who.deputy_id,
-                                    SuggestionRow.co_signer_ids.contains([who.deputy_id or ""])))
-    elif who.region:
-        query = query.where(SuggestionRow.region_code.startswith(who.region))
     now = datetime.now(UTC)
     if color is not None:
-        query = query.where(color_is(domain.Color(color), now, SuggestionRow.status, SuggestionRow.due_at,
-                                     SuggestionRow.reference))
+        query = query.where(row_color_is(domain.Color(color), now))
     query = query.order_by(SuggestionRow.submitted_at.desc(), SuggestionRow.id).offset(offset).limit(limit)
     async with runtime.sessions()() as session:
         rows = (await session.scalars(query)).all()

@@ -162,17 +162,31 @@ def term_of(year: int, first_year: int, number: int = 1) -> int:
     return number + (year - first_year) // TERM_YEARS
 
 
-def color(status: str, due_at: datetime | None, now: datetime, *, reference: bool = False) -> Color:
-    """green on time, yellow due within 15 days, red overdue, blue closed, grey kept for reference."""
+# While a suggestion is followed up its yearly look-back is what can be late; in every other status
+# only the reply due time can (the projection keeps both, and a stale one must not colour it).
+LOOK_BACK_STATUSES = frozenset({Status.FOLLOWING_UP})
+
+
+def watched_deadline(status: str, due_at: datetime | None, next_review_at: datetime | None) -> datetime | None:
+    """The deadline a suggestion's colour follows in `status`."""
+    return next_review_at if status in LOOK_BACK_STATUSES else due_at
+
+
+def color(status: str, now: datetime, *, due_at: datetime | None, next_review_at: datetime | None,
+          reference: bool) -> Color:
+    """green on time, yellow due within 15 days, red overdue, blue closed, grey kept for reference.
+
+    The one colour rule: the detail shows it, and `queries.color_is` is its SQL form for lists."""
     if status == Status.CLOSED:
         return Color.BLUE
     if reference and status == Status.FOLLOWING_UP:
         return Color.GREY
-    if due_at is None:
+    deadline = watched_deadline(status, due_at, next_review_at)
+    if deadline is None:
         return Color.GREEN
-    if now > due_at:
+    if now > deadline:
         return Color.RED
-    if due_at - now <= timedelta(days=YELLOW_DAYS):
+    if deadline - now <= timedelta(days=YELLOW_DAYS):
         return Color.YELLOW
     return Color.GREEN
 

@@ -1,5 +1,6 @@
 """The yearly micro-suggestion fund (急难小) of a region: its amount, what was spent on which
-suggestion, and the balance, which never goes below zero."""
+suggestion, and the balance, which never goes below zero. Every change of a fund and every
+spending is in the audit log with what the fund held before and after."""
 
 from __future__ import annotations
 
@@ -7,13 +8,25 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
 from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from services.suggestions.api import UNAVAILABLE, EntityId, RegionCode, RuntimeDep, Staff, Strict, suggestion_row
-from services.suggestions.models import MicroFund, MicroSpending
-from shared.auth import Principal, require_region, require_roles
+from services.suggestions.access import own_unit, require_region
+from services.suggestions.api import (
+    UNAVAILABLE,
+    EntityId,
+    IdempotencyKey,
+    RegionCode,
+    RuntimeDep,
+    Staff,
+    Strict,
+    suggestion_row,
+)
+from services.suggestions.models import IDEMPOTENCY, MicroFund, MicroSpending
+from shared import idempotency
+from shared.auth import Principal, require_roles
 from shared.errors import conflict, forbidden
 from shared.ids import new_id
 from shared.problems import COMMON, problems
@@ -37,6 +50,15 @@ class SpendingIn(Strict):
     note: str = Field(min_length=2, max_length=2000)
 
 
+def _fund_id(region_code: str, year: int) -> str:
+    return f"{region_code}:{year}"
+
+
+async def _spent(session: Any, region_code: str, year: int) -> int:
+    return int(await session.scalar(select(func.coalesce(func.sum(MicroSpending.amount_fen), 0)).where(
+        MicroSpending.region_code == region_code, MicroSpending.year == year)) or 0)
+
+
 async def _report(session: Any, region_code: str, year: int) -> dict[str, Any]:
     fund = await session.get(MicroFund, (region_code, year))
     items = (await session.scalars(select(MicroSpending).where(
@@ -58,15 +80,21 @@ async def put_fund(region_code: RegionCode, year: Year, body: FundIn, who: Staff
     fen = int(body.amount * 100)
     async with runtime.transaction() as session:
         current = await session.get(MicroFund, (region_code, year), with_for_update=True)
-        spent = int(await session.scalar(select(func.coalesce(func.sum(MicroSpending.amount_fen), 0)).where(
-            MicroSpending.region_code == region_code, MicroSpending.year == year)) or 0)
+        spent = await _spent(session, region_code, year)
         if fen < spent:
             raise conflict(f"资金总额不能低于已使用的 {_yuan(spent)} 元。")
+        before = None if current is None else current.amount_fen
         if current is None:
             session.add(MicroFund(region_code=region_code, year=year, amount_fen=fen, updated_by=who.sub))
         else:
             current.amount_fen, current.updated_by = fen, who.sub
         await session.flush()
+        if before != fen:
+            await runtime.record_audit(
+                session, who, "micro_fund.changed", subject_type="micro_fund", subject_id=_fund_id(region_code, year),
+                region_code=region_code, detail={"year": year, "spent": _yuan(spent),
+                                                 "before": None if before is None else {"amount": _yuan(before)},
+                                                 "after": {"amount": _yuan(fen)}})
         return await _report(session, region_code, year)
 
 
@@ -80,19 +108,28 @@ async def get_fund(region_code: RegionCode, year: Year, who: Staff, runtime: Run
 @router.post("/suggestions/{suggestion_id}/spending", status_code=201,
              summary="Money spent from the fund on a micro-suggestion",
              responses=problems((404, "unknown suggestion"),
-                                (409, "not a micro-suggestion, no fund for its year and region, or not enough left"),
+                                (409, "not a micro-suggestion, no fund for its year and region, not enough left, or "
+                                      "the Idempotency-Key was used for another body"),
                                 UNAVAILABLE))
-async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtime: RuntimeDep) -> dict[str, Any]:
+async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtime: RuntimeDep,
+                idempotency_key: IdempotencyKey = None) -> JSONResponse:
     row = await suggestion_row(runtime, suggestion_id)
     # Who may act comes first: a stranger learns nothing of the suggestion, not even that it is no micro one.
-    if "npc_staff" in who.roles:
+    # An unassigned suggestion has no lead unit, and a unit token without its unit matches none.
+    unit = own_unit(who)
+    if unit is None or unit != row.lead_unit_id:
+        if "npc_staff" not in who.roles:
+            raise forbidden("只有主办单位或人大工作人员可以登记资金使用。")
         require_region(who, row.region_code)
-    elif who.unit_id != row.lead_unit_id:
-        raise forbidden("只有主办单位或人大工作人员可以登记资金使用。")
     if not row.micro:
         raise conflict("只有“急难小”建议可以使用微建议资金。")
     fen = int(body.amount * 100)
+    retry = idempotency.for_body(IDEMPOTENCY, f"spending:{suggestion_id}:{who.sub}", idempotency_key,
+                                 body.model_dump(mode="json"))
     async with runtime.transaction() as session:
+        # Claimed in the spending's own transaction: a refusal below rolls the claim back with it.
+        if (replay := await retry.replayed(session)) is not None:
+            return replay
         funds = (await session.scalars(select(MicroFund).where(MicroFund.year == row.year))).all()
         matching = [f for f in funds if row.region_code.startswith(f.region_code)]
         if not matching:
@@ -101,11 +138,17 @@ async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtim
         fund = await session.get(MicroFund, (max(matching, key=lambda f: len(f.region_code)).region_code, row.year),
                                  with_for_update=True, populate_existing=True)
         assert fund is not None
-        spent = int(await session.scalar(select(func.coalesce(func.sum(MicroSpending.amount_fen), 0)).where(
-            MicroSpending.region_code == fund.region_code, MicroSpending.year == fund.year)) or 0)
+        spent = await _spent(session, fund.region_code, fund.year)
         if spent + fen > fund.amount_fen:
             raise conflict(f"微建议资金余额不足：余额 {_yuan(fund.amount_fen - spent)} 元，本次 {_yuan(fen)} 元。")
+        spending_id = new_id()
         await session.execute(insert(MicroSpending).values(
-            id=new_id(), region_code=fund.region_code, year=fund.year, suggestion_id=suggestion_id, amount_fen=fen,
-            note=body.note, recorded_by=who.sub))
-        return await _report(session, fund.region_code, fund.year)
+            id=spending_id, region_code=fund.region_code, year=fund.year, suggestion_id=suggestion_id,
+            amount_fen=fen, note=body.note, recorded_by=who.sub))
+        await runtime.record_audit(
+            session, who, "micro_fund.spent", subject_type="micro_fund",
+            subject_id=_fund_id(fund.region_code, fund.year), region_code=fund.region_code,
+            detail={"year": fund.year, "suggestion_id": suggestion_id, "spending_id": spending_id, "amount": _yuan(fen),
+                    "before": {"spent": _yuan(spent), "balance": _yuan(fund.amount_fen - spent)},
+                    "after": {"spent": _yuan(spent + fen), "balance": _yuan(fund.amount_fen - spent - fen)}})
+        return await retry.answer(session, await _report(session, fund.region_code, fund.year), 201)

@@ -107,6 +107,8 @@ class SuggestionRow(Base):
         Index("ix_suggestions_years", "years", postgresql_using="gin"),
         Index("ix_suggestions_lead_unit_id", "lead_unit_id"),
         Index("ix_suggestions_region_code", "region_code"),
+        # The public replies of a year, newest first, paged by (replied_at, id).
+        Index("ix_suggestions_public_replies", "reply_public", "year", "replied_at", "id"),
     )
 
 

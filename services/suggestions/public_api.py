@@ -1,15 +1,19 @@
-"""Public disclosure (公开): replies their units marked public, without personal data."""
+"""Public disclosure (公开): replies their units marked public, without personal data.
+
+The replies are paged by cursor (`next` of one page is `after` of the next), newest first; a small
+`offset` still works for callers that count pages, but no deeper than `MAX_OFFSET`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlalchemy import func, or_, select
+from pydantic import BaseModel, Field
+from sqlalchemy import func, or_, select, tuple_
 
-from services.suggestions import domain
-from services.suggestions.api import MAX_OFFSET, RuntimeDep
+from services.suggestions import domain, paging
+from services.suggestions.api import RuntimeDep
 from services.suggestions.models import SuggestionRow, Unit
 from services.suggestions.queries import published
 from shared.errors import invalid
@@ -17,6 +21,27 @@ from shared.inputs import MESSAGE, storable
 from shared.problems import problems
 
 router = APIRouter(prefix="/v1", tags=["public"], responses=problems(422))
+# An OFFSET reads and drops every row before it: a small one for page counting, the cursor beyond.
+MAX_OFFSET = 1000
+MAX_LIMIT = 100
+
+
+class PublicReply(BaseModel):
+    id: str
+    title: str
+    year: int
+    region_code: str
+    unit: str | None
+    outcome: str | None
+    outcome_label: str | None
+    status: str
+    reply: str
+    replied_at: str | None
+
+
+class PublicReplies(BaseModel):
+    items: list[PublicReply]
+    next: str | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
 class PublicUnit(BaseModel):
@@ -25,18 +50,34 @@ class PublicUnit(BaseModel):
     region_code: str
 
 
-@router.get("/public/replies", summary="Public replies to suggestions: no deputy, no phone, no ID number")
+@router.get("/public/replies", response_model=PublicReplies,
+            summary="Public replies to suggestions: no deputy, no phone, no ID number")
 async def public_replies(runtime: RuntimeDep, year: Annotated[int, Query(ge=2000, le=2100)],
                          region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")] = "",
                          q: Annotated[str | None, Query(max_length=50, description=(
                              "words in the title or the reply, any case; matched against the text as published, "
                              "with phone and ID numbers masked"))] = None,
-                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
+                         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT,
+                         after: Annotated[str | None, Query(max_length=paging.MAX_CURSOR_CHARS, description=(
+                             "the `next` of the page before, with the same filters"))] = None,
+                         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=(
+                             "replies to skip, for small page counts; use `after` beyond"))] = 0) -> PublicReplies:
+    # Newest first; the id breaks ties so that the order, and so the cursor, is total.
+    order = (SuggestionRow.replied_at.desc(), SuggestionRow.id.desc())
     query = (select(SuggestionRow, Unit.name).outerjoin(Unit, Unit.id == SuggestionRow.lead_unit_id)
              .where(SuggestionRow.reply_public.is_(True), SuggestionRow.year == year,
-                    SuggestionRow.region_code.startswith(region_code))
-             .order_by(SuggestionRow.replied_at.desc(), SuggestionRow.id).limit(limit).offset(offset))
+                    SuggestionRow.replied_at.is_not(None), SuggestionRow.region_code.startswith(region_code))
+             .order_by(*order).limit(limit + 1))
+    if after is not None:
+        if offset:
+            raise invalid("offset", "使用 after 翻页时不能同时指定 offset。")
+        try:
+            at, last_id = paging.decode(after)
+        except paging.BadCursor:
+            raise invalid("after", "翻页参数无效，请从第一页重新开始。") from None
+        query = query.where(tuple_(SuggestionRow.replied_at, SuggestionRow.id) < tuple_(at, last_id))
+    elif offset:
+        query = query.offset(offset)
     words = (q or "").strip()
     if words:
         if not storable(words):
@@ -47,14 +88,15 @@ async def public_replies(runtime: RuntimeDep, year: Annotated[int, Query(ge=2000
                                 published(reply).icontains(words, autoescape=True)))
     async with runtime.sessions()() as session:
         rows = (await session.execute(query)).all()
-    out = []
-    for row, unit_name in rows:
+    items = []
+    for row, unit_name in rows[:limit]:
         reply = row.state.get("reply") or {}
-        out.append({"id": row.id, "title": domain.redact(row.title), "year": row.year,
-                    "region_code": row.region_code, "unit": unit_name, "outcome": row.outcome,
-                    "outcome_label": row.state.get("outcome_label"), "status": row.status,
-                    "reply": domain.redact(str(reply.get("content", ""))), "replied_at": reply.get("at")})
-    return out
+        items.append(PublicReply(
+            id=row.id, title=domain.redact(row.title), year=row.year, region_code=row.region_code, unit=unit_name,
+            outcome=row.outcome, outcome_label=row.state.get("outcome_label"), status=row.status,
+            reply=domain.redact(str(reply.get("content", ""))), replied_at=reply.get("at")))
+    last = rows[limit - 1][0] if len(rows) > limit else None
+    return PublicReplies(items=items, next=paging.encode(last.replied_at, last.id) if last is not None else None)
 
 
 @router.get("/public/units", response_model=list[PublicUnit],

@@ -8,14 +8,22 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select
 
-from services.suggestions.domain import YELLOW_DAYS, Color, Status
+from services.suggestions import access
+from services.suggestions.domain import LOOK_BACK_STATUSES, YELLOW_DAYS, Color, Status
 from services.suggestions.models import SuggestionRow
+from shared.auth import Principal
 from shared.service import Runtime
 
 
-def color_is(color: Color, now: datetime, status: Any, due_at: Any, reference: Any) -> ColumnElement[bool]:
+def watched_deadline(status: Any, due_at: Any, next_review_at: Any) -> ColumnElement[Any]:
+    """`domain.watched_deadline` over the given columns, built from the same set of statuses."""
+    return case((status.in_([str(st) for st in sorted(LOOK_BACK_STATUSES)]), next_review_at), else_=due_at)
+
+
+def color_is(color: Color, now: datetime, *, status: Any, due_at: Any, next_review_at: Any,
+             reference: Any) -> ColumnElement[bool]:
     """`domain.color(...) == color` over the given columns (tested against it on PostgreSQL)."""
     closed = status == Status.CLOSED.value
     grey = and_(reference, status == Status.FOLLOWING_UP.value)
@@ -24,12 +32,31 @@ def color_is(color: Color, now: datetime, status: Any, due_at: Any, reference: A
     if color == Color.GREY:
         return and_(not_(closed), grey)
     running = and_(not_(closed), not_(grey))
+    deadline = watched_deadline(status, due_at, next_review_at)
     soon = now + timedelta(days=YELLOW_DAYS)
     if color == Color.RED:
-        return and_(running, due_at.is_not(None), due_at < now)
+        return and_(running, deadline.is_not(None), deadline < now)
     if color == Color.YELLOW:
-        return and_(running, due_at.is_not(None), due_at >= now, due_at <= soon)
-    return and_(running, or_(due_at.is_(None), due_at > soon))
+        return and_(running, deadline.is_not(None), deadline >= now, deadline <= soon)
+    return and_(running, or_(deadline.is_(None), deadline > soon))
+
+
+def row_color_is(color: Color, now: datetime) -> ColumnElement[bool]:
+    return color_is(color, now, status=SuggestionRow.status, due_at=SuggestionRow.due_at,
+                    next_review_at=SuggestionRow.next_review_at, reference=SuggestionRow.reference)
+
+
+def readable_by(who: Principal) -> ColumnElement[bool]:
+    """`access.may_read` in SQL: the rows of the caller's region, its own as deputy or as unit;
+    nothing for a role whose claim is missing."""
+    allowed: list[ColumnElement[bool]] = []
+    if (prefix := access.staff_prefix(who)) is not None:
+        allowed.append(SuggestionRow.region_code.startswith(prefix, autoescape=True))
+    if (deputy := access.own_deputy(who)) is not None:
+        allowed += [SuggestionRow.lead_deputy_id == deputy, SuggestionRow.co_signer_ids.contains([deputy])]
+    if (unit := access.own_unit(who)) is not None:
+        allowed += [SuggestionRow.lead_unit_id == unit, SuggestionRow.assisting_unit_ids.contains([unit])]
+    return or_(*allowed) if allowed else false()
 
 
 @cache
@@ -57,8 +84,11 @@ def published(text: Any) -> ColumnElement[str]:
 
 
 async def overdue(runtime: Runtime) -> dict[str, int]:
-    """Suggestions past their reply deadline (red), for `minyi_overdue{kind}`."""
-    red = color_is(Color.RED, datetime.now(UTC), SuggestionRow.status, SuggestionRow.due_at, SuggestionRow.reference)
+    """Red suggestions for `minyi_overdue{kind}`: past the reply due time, or past the yearly look-back."""
+    red = row_color_is(Color.RED, datetime.now(UTC))
+    looking_back = SuggestionRow.status.in_([str(st) for st in sorted(LOOK_BACK_STATUSES)])
     async with runtime.sessions()() as session:
-        n = await session.scalar(select(func.count()).select_from(SuggestionRow).where(red))
-    return {"suggestion_reply": int(n or 0)}
+        row = (await session.execute(select(
+            func.count().filter(and_(red, not_(looking_back))), func.count().filter(and_(red, looking_back)))
+            .select_from(SuggestionRow))).one()
+    return {"suggestion_reply": int(row[0] or 0), "suggestion_review": int(row[1] or 0)}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 from sqlalchemy import select
 
+from services.suggestions.access import require_region, staff_prefix
 from services.suggestions.api import (
     ID_NAMESPACE,
     UNAVAILABLE,
@@ -20,8 +21,7 @@ from services.suggestions.api import (
     create,
 )
 from services.suggestions.models import SupervisionTopic
-from shared.auth import require_region
-from shared.errors import conflict, not_found
+from shared.errors import conflict, forbidden, not_found
 from shared.problems import COMMON, problems
 
 router = APIRouter(prefix="/v1", tags=["supervision topics"], responses=COMMON)
@@ -37,11 +37,13 @@ def _out(t: SupervisionTopic) -> dict[str, Any]:
 async def list_topics(who: Staff, runtime: RuntimeDep,
                       status: Annotated[Literal["open", "converted", "closed"] | None, Query()] = None
                       ) -> list[dict[str, Any]]:
-    query = select(SupervisionTopic).order_by(SupervisionTopic.created_at.desc())
+    prefix = staff_prefix(who)
+    if prefix is None:
+        raise forbidden("登录凭证未注明管辖地区，无法列出监督议题。")
+    query = (select(SupervisionTopic).where(SupervisionTopic.region_code.startswith(prefix, autoescape=True))
+             .order_by(SupervisionTopic.created_at.desc()))
     if status is not None:
         query = query.where(SupervisionTopic.status == status)
-    if who.region:
-        query = query.where(SupervisionTopic.region_code.startswith(who.region))
     async with runtime.sessions()() as session:
         return [_out(t) for t in (await session.scalars(query.limit(1000))).all()]
 

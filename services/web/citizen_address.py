@@ -4,8 +4,8 @@ Intake's flood limits count requests per source. Behind the web tier every reque
 from the web tier's own address, so one busy station's kiosk would limit a whole city; the web
 tier passes the citizen's address on to intake (as a trusted proxy, with the shared proxy secret)
 and nowhere else. This wrapper sits outside everything else in the app: it keeps the address in
-the request's state for that one purpose and removes it, the forwarding headers and the user
-agent from what the tracing middleware, the access metrics and the handlers see.
+the request's state for that one purpose and removes it, the forwarding headers and the headers
+that describe the device from what the tracing middleware, the access metrics and the handlers see.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.client_source import ADDRESS_HEADERS, describes_device
+
 STATE_KEY = "minyi_citizen_address"
-_DROPPED = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded", b"true-client-ip", b"cf-connecting-ip",
-                      b"user-agent"})
 
 
 class CitizenAddress:
@@ -33,10 +33,12 @@ class CitizenAddress:
         kept: list[tuple[bytes, bytes]] = []
         for name, value in scope.get("headers", []):
             lower = name.lower()
-            if lower in _DROPPED:
+            if lower in ADDRESS_HEADERS:
                 if self.trust_forwarded_for and lower == b"x-forwarded-for":
                     # The ingress appends the address it saw; anything before that the client wrote itself.
                     address = value.decode("latin-1").split(",")[-1].strip() or address
+                continue
+            if describes_device(lower):
                 continue
             kept.append((name, value))
         if not address and scope.get("client"):

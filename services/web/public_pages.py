@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.web import charts, error_pages, stats, words
+from services.web.citizen_address import citizen_address
 from services.web.context import web_of
-from services.web.upstreams import BoardRow, PublicReply, Region, RegionPath, Unavailable, UpstreamError
+from services.web.upstreams import BoardRow, Citizen, PublicReply, Region, RegionPath, Unavailable, UpstreamError
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,8 +40,8 @@ MONTH_CHOICES = (3, 6, 12, 24, 36)
 YEARS_OFFERED = 5
 MAX_QUERY_CHARS = 50
 PAGE_SIZE = 20
-# Far beyond any real list; keeps the offset the page asks for within what suggestions accepts.
-MAX_PAGE = 5000
+# Pages are counted by offset, which suggestions takes up to 1000 for public replies: 50 pages of 20.
+MAX_PAGE = 1000 // PAGE_SIZE
 # The order of the units' board on the page: best first, then those on no board.
 BOARD_ORDER = ("red", "yellow", "black", None)
 NO_BOARD = "未上榜"
@@ -375,7 +376,8 @@ async def deputies_page(request: Request, region_code: str | None = None, year: 
     if code is not None:
         upstreams = web_of(request).upstreams
         ranking = await _cached(request, ("ranking", chosen_year, code, chosen_level),
-                                lambda: upstreams.ranking(chosen_year, code, chosen_level))
+                                lambda: upstreams.ranking(chosen_year, code, chosen_level,
+                                                          citizen=Citizen(citizen_address(request))))
         published = ranking.published_at is not None
         # Until congress staff publish it, a ranking is a working figure: none of its rows may show.
         rows = [RankedDeputy(r.rank, r.name or "（未登记姓名）", stats.points_text(r.total), r.stars,
@@ -459,7 +461,8 @@ async def units_page(request: Request, region_code: str | None = None, year: str
 
         async def load() -> tuple[datetime, list[BoardRow]]:
             # Scoring works the board out when asked, so the time of asking is the time of the figures.
-            return datetime.now(words.SHANGHAI), await upstreams.board(chosen_year, code)
+            return datetime.now(words.SHANGHAI), await upstreams.board(chosen_year, code,
+                                                                       citizen=Citizen(citizen_address(request)))
 
         as_of, rows = await _cached(request, ("board", chosen_year, code), load)
         names = await _unit_names(request, code)

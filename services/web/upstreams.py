@@ -190,6 +190,11 @@ class PublicReply(Model):
     replied_at: str | None = None
 
 
+class PublicReplies(Model):
+    items: list[PublicReply]
+    next: str | None = None
+
+
 class MonthStats(Model):
     month: str
     received: int = 0
@@ -214,7 +219,7 @@ _CATEGORIES = TypeAdapter(list[Category])
 _RANKING = TypeAdapter(list[RankingRow])
 _BOARD = TypeAdapter(list[BoardRow])
 _UNITS = TypeAdapter(list[Unit])
-_REPLIES = TypeAdapter(list[PublicReply])
+_REPLIES = TypeAdapter(PublicReplies)
 
 
 @dataclass(frozen=True)
@@ -313,11 +318,11 @@ class Upstreams:
             return Upstream(name, settings.service_url(name), timeout=timeout, proxy_secret=secret,
                             transport=transports.get(name))
 
-        # Only intake counts citizens' requests against a flood limit, so only it gets their addresses.
+        # Intake and scoring count citizens' requests against flood limits, so only they get their addresses.
         self.intake = make("intake", proxy_secret)
         self.routing = make("routing")
         self.suggestions = make("suggestions")
-        self.scoring = make("scoring")
+        self.scoring = make("scoring", proxy_secret)
         self.identity = make("identity")
 
     @property
@@ -379,17 +384,18 @@ class Upstreams:
 
     # ---- scoring and suggestions -----------------------------------------------------------------
 
-    async def ranking(self, year: int, region_code: str, level: str | None = None) -> Ranking:
+    async def ranking(self, year: int, region_code: str, level: str | None = None, *,
+                      citizen: Citizen | None = None) -> Ranking:
         params: dict[str, Any] = {"year": year, "region_code": region_code}
         if level:
             params["level"] = level
-        response = await self.scoring.call("GET", "/v1/rankings", params=params)
+        response = await self.scoring.call("GET", "/v1/rankings", params=params, citizen=citizen)
         assert response is not None
         return Ranking(rows=_RANKING.validate_python(response.json()),
                        published_at=response.headers.get("minyi-published-at"))
 
-    async def board(self, year: int, region_code: str) -> list[BoardRow]:
-        return _BOARD.validate_python(await self.scoring.json("GET", "/v1/units/board",
+    async def board(self, year: int, region_code: str, *, citizen: Citizen | None = None) -> list[BoardRow]:
+        return _BOARD.validate_python(await self.scoring.json("GET", "/v1/units/board", citizen=citizen,
                                                               params={"year": year, "region_code": region_code}))
 
     async def units(self, region_code: str) -> list[Unit]:
@@ -401,4 +407,5 @@ class Upstreams:
         params: dict[str, Any] = {"year": year, "region_code": region_code, "limit": limit, "offset": offset}
         if q:
             params["q"] = q
-        return _REPLIES.validate_python(await self.suggestions.json("GET", "/v1/public/replies", params=params))
+        page = _REPLIES.validate_python(await self.suggestions.json("GET", "/v1/public/replies", params=params))
+        return page.items

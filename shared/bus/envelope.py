@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from shared.ids import new_id
 
@@ -25,9 +26,23 @@ class CloudEvent(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     datacontenttype: str = "application/json"
     data: dict[str, Any] = Field(default_factory=dict)
+    # How it arrived: the subject it was published on, its headers and bytes. Never serialised; a
+    # handler that must not believe what the body says of its origin reads the subject from here.
+    _delivery: Delivery | None = PrivateAttr(default=None)
+
+    @property
+    def delivery(self) -> Delivery | None:
+        return self._delivery
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    subject: str
+    headers: dict[str, str]
+    raw: bytes
 
 
 class MalformedEvent(ValueError):
@@ -48,9 +63,12 @@ def parse_event(raw: bytes, *, subject: str, headers: dict[str, str] | None = No
         raise MalformedEvent("event is not a JSON object")
     if "specversion" in doc:
         try:
-            return CloudEvent.model_validate(doc)
+            event = CloudEvent.model_validate(doc)
         except ValueError as exc:
             raise MalformedEvent(f"invalid CloudEvent: {exc}") from exc
-    # A replayed bare record must get the same id again, so the inbox can recognise it.
-    msg_id = (headers or {}).get("Nats-Msg-Id") or hashlib.sha256(raw).hexdigest()[:32]
-    return CloudEvent(id=msg_id, source="/external", type=subject, data=doc)
+    else:
+        # A replayed bare record must get the same id again, so the inbox can recognise it.
+        msg_id = (headers or {}).get("Nats-Msg-Id") or hashlib.sha256(raw).hexdigest()[:32]
+        event = CloudEvent(id=msg_id, source="/external", type=subject, data=doc)
+    event._delivery = Delivery(subject, dict(headers or {}), raw)
+    return event

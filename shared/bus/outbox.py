@@ -3,6 +3,12 @@
 The relay publishes each row with `Nats-Msg-Id` = event id and marks it only after JetStream's
 PubAck, so a crash between the two republishes the row and the stream's duplicate window drops
 the copy. Several replicas may relay at once: rows are claimed with FOR UPDATE SKIP LOCKED.
+
+Rows are published in order, and a row that fails stops the batch so nothing overtakes it, except
+a row that can never be published as it is (larger than the server's `max_payload`): that one is
+set aside (`set_aside_at`, with the reason in `last_error`), logged as an error and counted, and
+the events behind it go on. `minyi outbox` lists and releases set-aside rows once the cause is
+fixed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from nats.errors import MaxPayloadError
 from opentelemetry import propagate, trace
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, Text, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.envelope import CONTENT_TYPE, CloudEvent
@@ -27,6 +34,8 @@ tracer = trace.get_tracer("minyi.outbox")
 
 # (subject, body, headers, stream) → PubAck duplicate flag
 Publish = Callable[[str, bytes, dict[str, str], str], Awaitable[bool]]
+# The largest message the connected server takes (its INFO `max_payload`), None while unknown.
+MaxPayload = Callable[[], int | None]
 
 
 def current_trace() -> dict[str, str]:
@@ -83,6 +92,24 @@ class RelayStats:
     published: int = 0
     duplicates: int = 0
     failures: int = 0
+    set_aside: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    waiting: int
+    set_aside: int
+    oldest_waiting_seconds: float
+
+
+class Unpublishable(Exception):
+    """A row the server will refuse however often it is sent."""
+
+
+def message_size(subject: str, body: bytes, headers: dict[str, str]) -> int:
+    """What NATS counts against `max_payload`: the body and the encoded header block."""
+    header_block = len(b"NATS/1.0\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 2
+    return len(body) + (header_block if headers else 0)
 
 
 class OutboxRelay:
@@ -99,6 +126,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         name: str = "outbox",
         coalesce_seconds: float = 0.01,
+        max_payload: MaxPayload = lambda: None,
     ) -> None:
         self.sessions = sessions
         self.outbox = outbox
@@ -108,6 +136,7 @@ class OutboxRelay:
         self.retention = retention
         self.name = name
         self.coalesce_seconds = coalesce_seconds
+        self.max_payload = max_payload
         self._wake_pending = False
         self.stats = RelayStats()
         self._wake = asyncio.Event()
@@ -170,32 +199,39 @@ class OutboxRelay:
         self._wake.clear()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows were published and marked."""
+        """Publish one batch; returns how many rows were published and marked, or set aside."""
         async with self.sessions() as session, session.begin():
             rows = (
                 await session.execute(
                     select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject,
                            self.outbox.c.stream, self.outbox.c.payload, self.outbox.c.trace_headers)
-                    .where(self.outbox.c.published_at.is_(None))
+                    .where(self.outbox.c.published_at.is_(None), self.outbox.c.set_aside_at.is_(None))
                     .order_by(self.outbox.c.seq)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             done: list[int] = []
+            handled = 0
             try:
                 for row in rows:
-                    duplicate = await self._publish_row(row.event_id, row.subject, row.stream, row.payload,
-                                                        row.trace_headers)
+                    try:
+                        duplicate = await self._publish_row(row.event_id, row.subject, row.stream, row.payload,
+                                                            row.trace_headers)
+                    except Unpublishable as exc:
+                        await self._set_aside(session, row.seq, row.event_id, row.subject, str(exc))
+                        handled += 1
+                        continue
                     done.append(row.seq)
+                    handled += 1
                     self.stats.published += 1
                     self.stats.duplicates += int(duplicate)
             except Exception as exc:
                 # Keep what was acknowledged; the rest stays for the next round.
-                if len(done) < len(rows):
+                if handled < len(rows):
                     await session.execute(
                         update(self.outbox)
-                        .where(self.outbox.c.seq == rows[len(done)].seq)
+                        .where(self.outbox.c.seq == rows[handled].seq)
                         .values(attempts=self.outbox.c.attempts + 1, last_error=str(exc)[:2000])
                     )
                 if done:
@@ -203,12 +239,21 @@ class OutboxRelay:
                 raise
             if done:
                 await self._mark(session, done)
-            return len(done)
+            return handled
 
     async def _mark(self, session: AsyncSession, seqs: list[int]) -> None:
         await session.execute(
             update(self.outbox).where(self.outbox.c.seq.in_(seqs)).values(published_at=func.now())
         )
+
+    async def _set_aside(self, session: AsyncSession, seq: int, event_id: str, subject: str, reason: str) -> None:
+        await session.execute(
+            update(self.outbox).where(self.outbox.c.seq == seq)
+            .values(set_aside_at=func.now(), attempts=self.outbox.c.attempts + 1, last_error=reason[:2000])
+        )
+        self.stats.set_aside += 1
+        log.error("%s relay: set aside event %s (%s): %s; the events after it go on. "
+                  "See `minyi outbox list %s`.", self.name, event_id, subject, reason, self.name)
 
     async def _publish_row(
         self, event_id: str, subject: str, stream: str, payload: dict[str, Any], trace_headers: dict[str, str]
@@ -222,7 +267,14 @@ class OutboxRelay:
                 headers = {"Nats-Msg-Id": event_id, "content-type": "application/json"}
                 body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
             propagate.inject(headers)
-            return await self.publish(subject, body, headers, stream)
+            limit = self.max_payload()
+            size = message_size(subject, body, headers)
+            if limit is not None and size > limit:
+                raise Unpublishable(f"message of {size} bytes is over the server's max_payload of {limit} bytes")
+            try:
+                return await self.publish(subject, body, headers, stream)
+            except MaxPayloadError as exc:
+                raise Unpublishable(f"message of {size} bytes refused by the server as too large: {exc}") from exc
 
     async def purge(self) -> int:
         """Drop rows published longer ago than the retention; they only served for audits."""
@@ -236,8 +288,38 @@ class OutboxRelay:
             return int(getattr(result, "rowcount", 0) or 0)
 
     async def backlog(self) -> int:
+        """Rows waiting to go out (not those set aside)."""
+        return (await self.health()).waiting
+
+    async def health(self) -> OutboxHealth:
+        """Rows waiting to go out, rows set aside, and the age in seconds of the oldest waiting row."""
+        waiting = self.outbox.c.published_at.is_(None)
         async with self.sessions() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(self.outbox).where(self.outbox.c.published_at.is_(None))
-            )
-            return int(count or 0)
+            row = (await session.execute(
+                select(func.count().filter(self.outbox.c.set_aside_at.is_(None)),
+                       func.count().filter(self.outbox.c.set_aside_at.is_not(None)),
+                       func.coalesce(func.extract("epoch", func.now() - func.min(self.outbox.c.created_at).filter(
+                           self.outbox.c.set_aside_at.is_(None))), 0))
+                .select_from(self.outbox).where(waiting)
+            )).one()
+            return OutboxHealth(int(row[0] or 0), int(row[1] or 0), float(row[2] or 0.0))
+
+
+async def set_aside_rows(session: AsyncSession, outbox: Table) -> list[dict[str, Any]]:
+    """The rows the relay set aside, oldest first, with why."""
+    rows = (await session.execute(
+        select(outbox.c.seq, outbox.c.event_id, outbox.c.subject, outbox.c.created_at, outbox.c.set_aside_at,
+               outbox.c.last_error, func.octet_length(func.cast(outbox.c.payload, Text)).label("payload_bytes"))
+        .where(outbox.c.set_aside_at.is_not(None), outbox.c.published_at.is_(None))
+        .order_by(outbox.c.seq)
+    )).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def release(session: AsyncSession, outbox: Table, event_ids: list[str] | None = None) -> int:
+    """Put set-aside rows back in line (after raising `max_payload`, say); all of them when no ids are given."""
+    query = update(outbox).where(outbox.c.set_aside_at.is_not(None), outbox.c.published_at.is_(None))
+    if event_ids is not None:
+        query = query.where(outbox.c.event_id.in_(event_ids))
+    result = await session.execute(query.values(set_aside_at=None))
+    return int(getattr(result, "rowcount", 0) or 0)

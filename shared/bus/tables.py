@@ -21,7 +21,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True), nullable=True),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text, nullable=True),
-        Index("ix_outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+        # Set when the relay found the row can never be published as it is; it waits for an operator.
+        Column("set_aside_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL AND set_aside_at IS NULL")),
     )
 
 
