@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -104,6 +104,9 @@ class ServiceSpec:
         return [*own, *self.extra_streams, streams.dead_letter_stream(self.name)]
 
 
+_Kept = TypeVar("_Kept")
+
+
 @dataclass
 class Runtime:
     """Live connections of one service process; reachable from handlers as `request.app.state.runtime`."""
@@ -133,6 +136,13 @@ class Runtime:
     worker_failures: dict[str, tuple[float, str]] = field(default_factory=dict)
     # What the web tier shows to name the citizen it calls for (shared/proxy.py); None: no proxy trusted.
     proxy_secret: bytes | None = None
+
+    def kept(self, key: str, make: Callable[[], _Kept]) -> _Kept:
+        """The process's one `key` in `state`, made by `make` the first time it is asked for."""
+        found = self.state.get(key)
+        if found is None:
+            found = self.state[key] = make()
+        return cast(_Kept, found)
     _secrets_loaded: bool = False
 
     @property

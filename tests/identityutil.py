@@ -52,6 +52,23 @@ def id_number(region: str, born: date, seq: int) -> str:
     return first17 + idnumber.check_character(first17)
 
 
+def registry_record(region: str, record_id: str, seq: int, *, born: date = date(1980, 1, 1), called: str = "测试",
+                    **over: Any) -> dict[str, Any]:
+    """A population registry record of someone born and living in `region`; `over` replaces fields."""
+    body: dict[str, Any] = {
+        "record_id": record_id,
+        "id_number": id_number(region, born, seq),
+        "name": f"{called}{seq}",
+        "hukou_region_code": f"{region}001",
+        "residence_region_code": f"{region}001",
+        "status": "active",
+        "political_rights": True,
+        "updated_at": "2026-10-01T08:00:00+08:00",
+    }
+    body.update(over)
+    return body
+
+
 def with_wrong_check(number: str) -> str:
     """The same number with a check character that does not match."""
     return number[:-1] + ("1" if number[-1] != "1" else "2")

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,7 +42,7 @@ from faultutil import (
     undelivered,
     until,
 )
-from identityutil import id_number
+from identityutil import registry_record
 from routingutil import Simulator, grid_simulator
 from scoringutil import suggestion_event
 from suggestionsutil import bearer
@@ -461,7 +461,8 @@ async def inject(http: httpx.AsyncClient, stack: Stack, load: Load) -> Injected:
                                  {"ticket_id": "t-forged", "status": "resolved", "note": "已办结（伪造）"}),
                       {"Nats-Msg-Id": POISON_FORGED_STATUS})
     # A provincial registry's "empty" date between two good records: only it is dead-lettered.
-    seqs = [await publish_registry_record(stack.nats_url, registry_record(n, updated_at))
+    seqs = [await publish_registry_record(stack.nats_url, registry_record(REGION, f"fault-registry-{n}", 700 + n,
+                                                                               updated_at=updated_at))
             for n, updated_at in enumerate(("2026-01-02T08:00:00+08:00", "0001-01-01T00:00:00",
                                             "2026-01-02T08:00:00+08:00"))]
     EXPECTED_DEAD[("identity", f"seq {seqs[1]}")] = "不能早于1900年"
@@ -471,12 +472,6 @@ async def inject(http: httpx.AsyncClient, stack: Stack, load: Load) -> Injected:
     recognised = int(sum(after[k] - before[k] for k in before))
     return Injected(stream_dropped=dropped, inbox_skipped=recognised, key_repeated=len(answers) - 1,
                     twice_report=str(answers[0]["id"]))
-
-
-def registry_record(n: int, updated_at: str) -> dict[str, Any]:
-    return {"record_id": f"fault-registry-{n}", "id_number": id_number(REGION, date(1980, 5, 4), 700 + n),
-            "name": f"测试居民{n}", "hukou_region_code": REGION, "residence_region_code": REGION,
-            "status": "active", "political_rights": True, "updated_at": updated_at}
 
 
 async def publish_registry_record(nats_url: str, record: dict[str, Any]) -> int:

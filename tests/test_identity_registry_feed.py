@@ -16,7 +16,7 @@ import nats.js.errors
 import pytest
 from busutil import eventually, stream_messages
 from conftest import Servers
-from identityutil import bearer, id_number, identity_service, with_wrong_check
+from identityutil import bearer, id_number, identity_service, registry_record, with_wrong_check
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -30,18 +30,7 @@ REGION = "320201"  # regions of this module: 3202xx, used by no other test modul
 
 
 def record(record_id: str, seq: int, **over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "record_id": record_id,
-        "id_number": id_number(REGION, date(1980, 1, 1), seq),
-        "name": f"测试{seq}",
-        "hukou_region_code": f"{REGION}001",
-        "residence_region_code": f"{REGION}001",
-        "status": "active",
-        "political_rights": True,
-        "updated_at": "2026-10-01T08:00:00+08:00",
-    }
-    body.update(over)
-    return body
+    return registry_record(REGION, record_id, seq, born=date(1980, 1, 1), called="测试", **over)
 
 
 @pytest.fixture(scope="module")

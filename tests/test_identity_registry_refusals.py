@@ -17,7 +17,7 @@ import nats
 import pytest
 from busutil import eventually, stream_messages
 from conftest import Servers
-from identityutil import bearer, id_number, identity_service, with_wrong_check
+from identityutil import bearer, id_number, identity_service, registry_record, with_wrong_check
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -36,18 +36,7 @@ REFUSED_BY_TRIGGER = "数据库无法保存该记录（P0001）"
 
 
 def record(record_id: str, seq: int, **over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "record_id": record_id,
-        "id_number": id_number(REGION, date(1981, 2, 3), seq),
-        "name": f"拒收{seq}",
-        "hukou_region_code": f"{REGION}001",
-        "residence_region_code": f"{REGION}001",
-        "status": "active",
-        "political_rights": True,
-        "updated_at": "2026-10-01T08:00:00+08:00",
-    }
-    body.update(over)
-    return body
+    return registry_record(REGION, record_id, seq, born=date(1981, 2, 3), called="拒收", **over)
 
 
 @pytest.fixture(scope="module")

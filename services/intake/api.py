@@ -173,12 +173,8 @@ def local(at: datetime | None) -> datetime | None:
 
 
 def flood_guard(runtime: Runtime, name: Literal["flood", "lookup"]) -> FloodGuard:
-    key = f"intake.{name}"
-    guard: FloodGuard | None = runtime.state.get(key)
-    if guard is None:
-        guard = FloodGuard(runtime.settings.flood_limit if name == "flood" else runtime.settings.lookup_limit)
-        runtime.state[key] = guard
-    return guard
+    limit = runtime.settings.flood_limit if name == "flood" else runtime.settings.lookup_limit
+    return runtime.kept(f"intake.{name}", lambda: FloodGuard(limit))
 
 
 async def limit_flood(request: Request, runtime: Runtime, who: Principal | None, bucket: str) -> None:

@@ -72,28 +72,16 @@ class AttachmentCreated(BaseModel):
 
 
 def store(runtime: Runtime) -> AttachmentStore:
-    found: AttachmentStore | None = runtime.state.get("intake.attachments")
-    if found is None:
-        root = runtime.settings.attachments_dir or runtime.settings.state_dir / "attachments"
-        found = FileStore(root)
-        runtime.state["intake.attachments"] = found
-    return found
+    root = runtime.settings.attachments_dir or runtime.settings.state_dir / "attachments"
+    return runtime.kept("intake.attachments", lambda: FileStore(root))
 
 
 def _decodes(runtime: Runtime) -> asyncio.Semaphore:
-    found: asyncio.Semaphore | None = runtime.state.get("intake.decodes")
-    if found is None:
-        found = asyncio.Semaphore(DECODES_AT_ONCE)
-        runtime.state["intake.decodes"] = found
-    return found
+    return runtime.kept("intake.decodes", lambda: asyncio.Semaphore(DECODES_AT_ONCE))
 
 
 def _ledger(runtime: Runtime) -> upload_quota.UnclaimedLedger:
-    found: upload_quota.UnclaimedLedger | None = runtime.state.get("intake.unclaimed")
-    if found is None:
-        found = upload_quota.UnclaimedLedger(UNCLAIMED_AFTER)
-        runtime.state["intake.unclaimed"] = found
-    return found
+    return runtime.kept("intake.unclaimed", lambda: upload_quota.UnclaimedLedger(UNCLAIMED_AFTER))
 
 
 async def _strip(runtime: Runtime, data: bytes) -> tuple[bytes, str, str]:

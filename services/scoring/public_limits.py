@@ -32,10 +32,7 @@ Caller = Annotated[Principal | None, Depends(caller)]
 
 
 def guard(runtime: Runtime) -> FloodGuard:
-    found: FloodGuard | None = runtime.state.get(_STATE_KEY)
-    if found is None:
-        found = runtime.state[_STATE_KEY] = FloodGuard(runtime.settings.lookup_limit)
-    return found
+    return runtime.kept(_STATE_KEY, lambda: FloodGuard(runtime.settings.lookup_limit))
 
 
 async def check(request: Request, runtime: Runtime, who: Principal | None, bucket: str) -> None:

@@ -36,10 +36,7 @@ PAGING = (f"Paged: `limit` rows (default {DEFAULT_PAGE}, at most {MAX_PAGE}) fro
 
 
 def cache(runtime: Runtime) -> RankingCache:
-    found: RankingCache | None = runtime.state.get(_CACHE_KEY)
-    if found is None:
-        found = runtime.state[_CACHE_KEY] = RankingCache()
-    return found
+    return runtime.kept(_CACHE_KEY, RankingCache)
 
 
 def _json(row: dict[str, Any]) -> bytes:
