@@ -112,6 +112,8 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+# How long a claimed ticket is held before another sender may take it.
+LEASE_SECONDS = 5
 # Short delays so that recovery fits in a test; the mechanisms are the production ones. The
 # consumers keep their default retries (deliveries 1, 2, 4 and 8 s apart), which the PostgreSQL
 # outage of the test outlasts on purpose; small pools, as five services share one small server.
@@ -121,7 +123,7 @@ FAST = {
     "MINYI_GRID_RETRY_BASE_SECONDS": "0.2",
     "MINYI_GRID_RETRY_MAX_SECONDS": "2",
     "MINYI_GRID_DISPATCH_POLL_SECONDS": "0.2",
-    "MINYI_GRID_LEASE_SECONDS": "5",
+    "MINYI_GRID_LEASE_SECONDS": str(LEASE_SECONDS),
     "MINYI_GRID_TIMEOUT_SECONDS": "5",
     "MINYI_DB_POOL_SIZE": "5",
     "MINYI_FLOOD_LIMIT": "100000/minute",
