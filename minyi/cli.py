@@ -1,4 +1,4 @@
-"""The `minyi` command: up, token, migrate, rebuild, serve, docs, dead-letters, outbox, pii-keys."""
+"""The `minyi` command: up, token, login-url, migrate, rebuild, serve, docs, dead-letters, outbox, pii-keys."""
 
 from __future__ import annotations
 
@@ -56,6 +56,34 @@ def _cmd_token(args: argparse.Namespace) -> int:
             ttl_seconds=args.ttl,
         )
     )
+    return 0
+
+
+def _cmd_login_url(args: argparse.Namespace) -> int:
+    from services.web import dev_login
+    from shared.auth import load_signing_key
+
+    settings = get_settings()
+    principal = dev_login.Principal(roles=tuple(args.role), region=args.region or "", deputy_id=args.deputy,
+                                    unit_id=args.unit, name=args.name or "")
+    problems = dev_login.principal_problems(principal)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.key is not None:
+        try:
+            key = load_signing_key(args.key)
+        except (OSError, ValueError) as exc:
+            print(f"error: --key {args.key}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        key = dev_login.signing_key(settings)
+    ticket = dev_login.mint_ticket(key, principal, issuer=settings.jwt_issuer,
+                                   next_path=args.next or dev_login.default_next(principal.roles))
+    print(dev_login.login_url(settings.public_base_url, ticket))
+    print(f"(signs one browser in once, within {dev_login.TICKET_SECONDS // 60} minutes; only where the web tier "
+          "runs with MINYI_DEV_SECRETS)", file=sys.stderr)
     return 0
 
 
@@ -364,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--key", type=Path, help="the signing key (default: the embedded stack's, made on first use)")
     token.set_defaults(func=_cmd_token)
+
+    login = sub.add_parser("login-url", help="print a one-time URL that signs a browser in to the workbench "
+                                              "(development secrets only)")
+    login.add_argument("--role", action="append", required=True,
+                       help="deputy, station_staff, unit, npc_staff or admin; repeat for several")
+    login.add_argument("--region", default="", help="administrative code prefix the person works for")
+    login.add_argument("--deputy", help="deputy id (for role deputy)")
+    login.add_argument("--unit", help="handling unit id (for role unit)")
+    login.add_argument("--name", help="the name the pages show (default: the deputy, unit or role)")
+    login.add_argument("--next", help="the page to open (default /work, or /console for staff and admins)")
+    login.add_argument("--key", type=Path, help="the signing key (default: the embedded stack's, as for token)")
+    login.set_defaults(func=_cmd_login_url)
 
     migrate = sub.add_parser("migrate", help="bring service schemas to the latest migration")
     migrate.add_argument(

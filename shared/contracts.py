@@ -42,6 +42,7 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
             ("rated", "the citizen rated the answer"),
             ("overdue", "an acknowledgement or answer deadline passed; escalated to station and congress staff"),
             ("reminder", "an acknowledgement or answer deadline is due today; remind the deputy"),
+            ("reminded", "station or congress staff urged the deputy to act on an open report (催办)"),
             ("closed", "the report is closed"),
         )
     ),

@@ -99,6 +99,21 @@ class Settings(BaseSettings):
     web_secret_file: Path | None = None
     # Seconds the web tier waits for a service before it shows the citizen a "try again" page.
     web_upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Behind an ingress that ends TLS the web tier sees plain HTTP: this marks its cookies Secure anyway.
+    web_secure_cookies: bool = False
+    # Signing in to the workbench: the OpenID Connect provider (discovery at
+    # {issuer}/.well-known/openid-configuration), this client's id, and its secret in a file (a
+    # confidential client; none or an empty file: a public client, which PKCE still protects).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret_file: Path | None = None
+    oidc_scopes: str = "openid profile"
+    # Where the provider sends the browser back; registered with the provider. Default: the address
+    # the browser used for /login, plus /auth/callback (set it behind an ingress that ends TLS).
+    oidc_redirect_url: str | None = None
+    # The key development sign-ins (`minyi login-url`, the web's /login/dev) sign with; read only where
+    # MINYI_DEV_SECRETS is on. Default: `minyi token`'s, MINYI_HOME/keys/jwt-signing-key.pem.
+    dev_login_key_file: Path | None = None
 
     # Behind an ingress that sets X-Forwarded-For; otherwise every caller would look like the proxy.
     trust_forwarded_for: bool = False

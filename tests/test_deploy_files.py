@@ -65,7 +65,8 @@ WEB_COMMAND = ["python", "-m", "services.web"]
 TIERS: dict[str, int] = {**SERVICES, WEB: WEB_PORT}
 WEB_POD_LABELS = {"app.kubernetes.io/name": "minyi-web"}
 # The only keys of the Secret the web tier may see, and the variables naming their files.
-WEB_SECRET_FILES = {"web-secret": "MINYI_WEB_SECRET_FILE", "proxy-secret": "MINYI_PROXY_SECRET_FILE"}
+WEB_SECRET_FILES = {"web-secret": "MINYI_WEB_SECRET_FILE", "proxy-secret": "MINYI_PROXY_SECRET_FILE",
+                    "oidc-client-secret": "MINYI_OIDC_CLIENT_SECRET_FILE"}
 PROXY_SECRET_KEY = "proxy-secret"
 PER_SERVICE_KINDS = (
     "Deployment",
@@ -113,9 +114,10 @@ IN_CLUSTER_EGRESS = {
     4317: {"app.kubernetes.io/name": "otel-collector"},
     4318: {"app.kubernetes.io/name": "otel-collector"},
 }
-# The web tier's egress: each service's HTTP port on that service's pods, DNS and the collector; no
-# PostgreSQL, NATS, Temporal or HTTPS to the outside.
-WEB_EGRESS = {("UDP", 53), ("TCP", 53), ("TCP", 4317), ("TCP", 4318)} | {("TCP", p) for p in SERVICES.values()}
+# The web tier's egress: each service's HTTP port on that service's pods, DNS, the collector and HTTPS
+# to the identity provider (sign-in); no PostgreSQL, NATS or Temporal.
+WEB_EGRESS = {("UDP", 53), ("TCP", 53), ("TCP", 4317), ("TCP", 4318), ("TCP", 443)} | {
+    ("TCP", p) for p in SERVICES.values()}
 WEB_IN_CLUSTER_EGRESS = {
     4317: IN_CLUSTER_EGRESS[4317],
     4318: IN_CLUSTER_EGRESS[4318],

@@ -17,7 +17,7 @@ import shutil
 import struct
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from serviceutil import Served, all_served
 from minyi import demo, demo_county
 from minyi.servers import free_port
 from services.web.service import build_app
+from services.web.work_session import SESSION_COOKIE, SessionCodec, WorkSession
 from shared.settings import Settings
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -80,10 +81,25 @@ class Site:
     loaded: demo.Loaded
     county: demo_county.County
     web_log: Path
+    web_home: Path
 
     @property
     def county_code(self) -> str:
         return self.county.code
+
+    def session_cookie(self, roles: Sequence[str], *, region: str | None = None, deputy_id: str | None = None,
+                       unit_id: str | None = None, name: str = "", ttl_seconds: int = 3600) -> dict[str, Any]:
+        """A signed-in session for a browser context (`context.add_cookies([...])`): the cookie the web
+        tier would have set after signing this person in, sealed with its own secret, carrying an
+        access token the services accept. Page tests use it; the sign-in itself has tests of its own."""
+        region = self.county.code if region is None else region
+        access = token(roles, region, deputy_id=deputy_id, unit_id=unit_id)
+        session = WorkSession(sub=deputy_id or unit_id or f"t-{roles[0]}", roles=tuple(roles), region=region,
+                              access_token=access, expires_at=time.time() + ttl_seconds, deputy_id=deputy_id,
+                              unit_id=unit_id, name=name)
+        secret = (self.web_home / "keys" / "web-secret.bin").read_bytes()
+        return {"name": SESSION_COOKIE, "value": SessionCodec(secret).seal(session), "url": self.url,
+                "httpOnly": True, "sameSite": "Lax"}
 
     def code_of(self, owner: str) -> str:
         return self.loaded.codes[owner]
@@ -155,7 +171,9 @@ async def web_served(settings: Settings, port: int) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def site_stack(servers: Servers, home: Path, county_code: str) -> AsyncIterator[Site]:
+async def site_stack(servers: Servers, home: Path, county_code: str,
+                     web_options: dict[str, Any] | None = None) -> AsyncIterator[Site]:
+    """The stack with the demo county; `web_options` are more settings of the web tier (sign-in's)."""
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(
             all_served(servers.nats_url, lambda spec, port: _service_settings(spec.name, servers, home, port)))
@@ -170,9 +188,10 @@ async def site_stack(servers: Servers, home: Path, county_code: str) -> AsyncIte
             # Tests name the citizen's address in X-Forwarded-For, as an ingress would.
             trust_forwarded_for=True,
             **{f"{name}_url": s.base_url for name, s in services.items()},
+            **(web_options or {}),
         )
         url = await stack.enter_async_context(web_served(web_settings, port))
-        yield Site(url, services, loaded, county, home / "web.log")
+        yield Site(url, services, loaded, county, home / "web.log", home / "web")
 
 
 # ---- files a citizen attaches --------------------------------------------------------------------

@@ -400,6 +400,8 @@ async def list_reports(
     deputy_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     station_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     overdue: bool | None = None,
+    open: Annotated[bool | None, Query(description="true: only reports still waiting for an answer "
+                                                    "(submitted, acknowledged, dispatched)")] = None,
     received_from: AwareDatetime | None = None,
     received_to: AwareDatetime | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -422,6 +424,9 @@ async def list_reports(
             where.append(Report.region_code.startswith(region_code, autoescape=True))
         if status:
             where.append(Report.status == status)
+        if open is not None:
+            is_open = Report.status.in_(domain.OPEN_STATUSES)
+            where.append(is_open if open else ~is_open)
         if deputy_id:
             where.append(Report.deputy_id == deputy_id)
         if station_id:

@@ -208,6 +208,22 @@ class DeputyView(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class Reminder(Base):
+    """A 催办: station or congress staff urging the deputy to act on an open report. Kept apart from
+    the timeline so that "at most one an hour" is one indexed read under the report's lock."""
+
+    __tablename__ = "reminders"
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_sub: Mapped[str] = mapped_column(String(128))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_reminders_report_at", "report_id", "at"),)
+
+
 class Unmasking(Base):
     """Audit of every time someone saw a reporter's personal data in clear."""
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from services.web.context import web_of
+from services.web.signed_in import NotAllowed, SignInNeeded, forget, here
 from services.web.upstreams import Unavailable, UpstreamError
+from services.web.work_session import login_path
 
 log = logging.getLogger("minyi.web")
 
@@ -58,9 +61,41 @@ def unavailable_page(request: Request, *, posting: bool = False) -> Response:
     return error_page(request, 503, "暂时无法完成", message, retry_after=30, retry=not posting)
 
 
+ROLE_NAMES = {"deputy": "人大代表", "station_staff": "联络站工作人员", "unit": "承办单位",
+              "npc_staff": "人大常委会工作人员", "admin": "系统管理员"}
+
+
+def sign_in_again(request: Request, next_path: str) -> Response:
+    """To the sign-in, and back to `next_path` after; the session this browser had is ended."""
+    forget(request)
+    return RedirectResponse(login_path(next_path), status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def came_from(request: Request) -> str:
+    """The page a form was sent from (its Referer, when it is this site's), else the workbench.
+    A POST cannot be repeated after signing in; the person comes back to the form instead."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return "/work"
+    return (referer.path + (f"?{referer.query}" if referer.query else "")) or "/work"
+
+
+def not_allowed_page(request: Request, roles: tuple[str, ...]) -> Response:
+    who = "、".join(ROLE_NAMES.get(r, r) for r in roles)
+    return error_page(request, 403, "没有权限打开这个页面",
+                      f"这个页面供{who}使用。如果您有这个身份，请退出后用相应的账号登录。",
+                      actions=(Action("/work", "回到我的工作台"),))
+
+
 def upstream_failure(request: Request, exc: Exception, *, posting: bool = False) -> Response:
     """The page for a service's refusal or silence that the handler did not turn into a form message."""
     if isinstance(exc, UpstreamError):
+        if exc.status == 401:
+            # The token the session carried is no longer taken (expired, revoked, keys rotated).
+            return sign_in_again(request, here(request) if request.method == "GET" else came_from(request))
+        if exc.status == 403:
+            return error_page(request, 403, "没有权限", exc.detail or "您的账号无权查看或办理这一项。",
+                              actions=(Action("/work", "回到我的工作台"),))
         if exc.status == 429:
             return flood_page(request, exc.retry_after)
         if exc.status == 404:
@@ -90,6 +125,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         return error_page(request, 400, "地址或参数有误", "请检查网址，或者从首页重新进入。")
+
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, exc: SignInNeeded) -> Response:
+        return sign_in_again(request, exc.next_path)
+
+    @app.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, exc: NotAllowed) -> Response:
+        return not_allowed_page(request, exc.roles)
 
     @app.exception_handler(UpstreamError)
     async def upstream_error(request: Request, exc: UpstreamError) -> Response:

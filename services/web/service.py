@@ -22,13 +22,26 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 
-from services.web import error_pages, public_pages, receipt_pages, report_form, report_pages
+from services.web import (
+    deputy_pages,
+    error_pages,
+    public_pages,
+    receipt_pages,
+    report_form,
+    report_pages,
+    signin_pages,
+    station_pages,
+    unit_pages,
+    work_home,
+)
 from services.web.assets import Assets
 from services.web.citizen_address import CitizenAddress
 from services.web.context import Web
 from services.web.rendering import Pages
 from services.web.security import Csrf, SecurityHeaders
+from services.web.signed_in import SessionWriter
 from services.web.upstreams import Upstreams
+from services.web.work_session import SessionCodec
 from shared.body_limit import BodyLimit, readable_size
 from shared.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from shared.proxy import load_proxy_secret
@@ -43,7 +56,8 @@ log = logging.getLogger("minyi.web")
 SECRET_PATHS = (r"(?<=/r/)[^/?]+", r"(?<=[?&]code=)[^&]+")
 # Forms without files are small; a report may carry six photos and a recording.
 FORM_LIMIT = 64 * 1024
-UPLOAD_PATHS = ("/q/", "/kiosk/", "/report")
+# The station clerk's registration carries scans and a recording, as the citizens' form does.
+UPLOAD_PATHS = ("/q/", "/kiosk/", "/report", "/work/station/register")
 
 
 def load_web_secret(settings: Settings) -> bytes:
@@ -81,12 +95,15 @@ def build_app(settings: Settings | None = None, *,
             yield
         finally:
             await app.state.web.upstreams.close()
+            await signin_pages.close(app)
 
     app = FastAPI(title="Minyi web", description="Pages for citizens, deputies and staff (HTML).",
                   version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.web = Web(settings=settings, upstreams=Upstreams(settings, proxy_secret=proxy_secret,
                                                                transports=transports),
-                        pages=Pages(assets, Csrf(secret)))
+                        pages=Pages(assets, Csrf(secret), secure_cookies=settings.web_secure_cookies),
+                        sessions=SessionCodec(secret))
+    signin_pages.install(app, settings, secret)
     error_pages.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
@@ -112,12 +129,14 @@ def build_app(settings: Settings | None = None, *,
     async def static(name: str, request: Request) -> Response:
         return assets.response(request, name)
 
-    for router in (report_pages.router, receipt_pages.router, public_pages.router):
+    for router in (report_pages.router, receipt_pages.router, public_pages.router, signin_pages.router,
+                   work_home.router, deputy_pages.router, station_pages.router, unit_pages.router):
         app.include_router(router)
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static", exclude_spans=["receive", "send"],
                                        server_request_hook=span_redactor(SECRET_PATHS))
     outermost(app, lambda inner: CitizenAddress(inner, trust_forwarded_for=settings.trust_forwarded_for))
+    app.add_middleware(SessionWriter, codec=app.state.web.sessions, secure=settings.web_secure_cookies)
     app.add_middleware(GZipMiddleware, minimum_size=800)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limits=dict.fromkeys(UPLOAD_PATHS, report_form.MAX_FORM_BYTES),

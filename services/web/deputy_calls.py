@@ -1,0 +1,307 @@
+"""The services as a signed-in deputy uses them: intake's reports, suggestions, scoring's year.
+
+Every call carries the deputy's own token, so the deputy sees and does exactly what the services
+allow that token; the pages add no access of their own. Answers are read into small models that
+keep only what the deputy's pages show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import Field, TypeAdapter
+
+from services.web.upstreams import Model, Upstreams
+from services.web.work_session import WorkSession
+
+REPORT_STATUSES = ("submitted", "acknowledged", "dispatched", "answered", "closed")
+# Statuses in which the deputy still owes the citizen something.
+OPEN_STATUSES = ("submitted", "acknowledged", "dispatched")
+# Intake's largest page.
+_PAGE = 100
+
+
+class Reporter(Model):
+    name: str = ""
+    phone: str = ""
+    id_number: str | None = None
+
+
+class Target(Model):
+    kind: str
+    id: str | None = None
+    region_code: str = ""
+
+
+class InboxItem(Model):
+    id: str
+    channel: str
+    status: str
+    round: int = 1
+    target: Target
+    region_code: str
+    category: str | None = None
+    excerpt: str = ""
+    anonymous: bool = True
+    reporter: Reporter | None = None
+    reporter_unreadable: bool = False
+    received_at: str
+    ack_due: str
+    reply_due: str
+    due_at: str
+    acknowledged_at: str | None = None
+    answered_at: str | None = None
+    ack_overdue: bool = False
+    reply_overdue: bool = False
+    overdue: bool = False
+
+
+class InboxPage(Model):
+    items: list[InboxItem]
+    total: int
+
+
+class ReportStep(Model):
+    at: str
+    status: str
+    note: str
+    public: bool = True
+    actor: str | None = None
+
+
+class ReportFile(Model):
+    id: str
+    kind: str
+    media_type: str
+    size: int
+
+
+class ReportDetail(InboxItem):
+    content: str = ""
+    ticket_id: str | None = None
+    reply: str | None = None
+    answered_by: str | None = None
+    rating_stars: int | None = None
+    rating_comment: str | None = None
+    closed_at: str | None = None
+    attachments: list[ReportFile] = Field(default_factory=list)
+    timeline: list[ReportStep] = Field(default_factory=list)
+
+
+class SuggestionReply(Model):
+    unit_id: str
+    content: str
+    outcome: str
+    planned_year: int | None = None
+    at: str
+
+
+class SuggestionStep(Model):
+    seq: int = 0
+    at: str
+    kind: str
+    actor: str | None = None
+    note: str | None = None
+    # What some steps carry besides the note.
+    result: str | None = None
+    stage: str | None = None
+    decision: str | None = None
+    due_at: str | None = None
+    outcome: str | None = None
+    unit_id: str | None = None
+
+
+class Suggestion(Model):
+    id: str
+    title: str
+    content: str = ""
+    lead_deputy_id: str
+    co_signer_ids: list[str] = Field(default_factory=list)
+    region_code: str = ""
+    year: int
+    kind: str = "interim"
+    micro: bool = False
+    status: str
+    color: str | None = None
+    outcome: str | None = None
+    outcome_label: str | None = None
+    key: bool = False
+    lead_unit_id: str | None = None
+    assisting_unit_ids: list[str] = Field(default_factory=list)
+    assigned_at: str | None = None
+    due_at: str | None = None
+    extended: bool = False
+    reply: SuggestionReply | None = None
+    next_review_at: str | None = None
+    submitted_at: str | None = None
+    closed_at: str | None = None
+    timeline: list[SuggestionStep] = Field(default_factory=list)
+
+
+class ScoreEntry(Model):
+    id: str
+    at: str
+    points: float
+    part: str
+    dimension: str
+    rule_code: str
+    rule_region: str = "default"
+    rule_version: int = 0
+    source: str
+    source_id: str = ""
+    reason: str = ""
+    recorded_by: str | None = None
+    evidence: dict[str, Any] | None = None
+    reverses: str | None = None
+
+
+class Score(Model):
+    deputy_id: str
+    name: str = ""
+    year: int
+    base: float = 0
+    bonus: float = 0
+    total: float = 0
+    stars: int = 0
+    grade: str = ""
+    dimensions: dict[str, float] = Field(default_factory=dict)
+    entries: list[ScoreEntry] = Field(default_factory=list)
+
+
+class DeputyName(Model):
+    deputy_id: str
+    name: str = ""
+
+
+_SUGGESTIONS = TypeAdapter(list[Suggestion])
+_NAMES = TypeAdapter(list[DeputyName])
+
+
+def merged_window(lists: Sequence[Sequence[InboxItem]], offset: int, size: int) -> list[InboxItem]:
+    """Rows `offset … offset+size` of several lists each sorted by next deadline, as intake sorts one list
+    (due_at, then id). Each list need only hold its first offset+size rows: no later row can be in the window."""
+    merged = heapq.merge(*lists, key=lambda item: (item.due_at, item.id))
+    return [item for n, item in enumerate(merged) if offset <= n < offset + size]
+
+
+class DeputyCalls:
+    """What the deputy's pages ask the services, on the deputy's behalf."""
+
+    def __init__(self, upstreams: Upstreams, session: WorkSession) -> None:
+        self.up = upstreams
+        self.session = session
+        self.headers = session.bearer
+
+    # ---- reports (intake) ------------------------------------------------------------------------
+
+    async def _page(self, status: str | None, overdue: bool | None, page: int, page_size: int) -> InboxPage:
+        params: dict[str, Any] = {"page": page, "page_size": page_size}
+        if status:
+            params["status"] = status
+        if overdue is not None:
+            params["overdue"] = "true" if overdue else "false"
+        body = await self.up.intake.json("GET", "/v1/reports", params=params, headers=self.headers)
+        return InboxPage.model_validate(body)
+
+    async def _first(self, status: str | None, overdue: bool | None, count: int) -> InboxPage:
+        """The first `count` rows of one list (several pages of intake's when needed) and its total."""
+        size = max(1, min(count, _PAGE))
+        first = await self._page(status, overdue, 1, size)
+        items = list(first.items)
+        page = 2
+        while len(items) < min(count, first.total):
+            more = await self._page(status, overdue, page, size)
+            if not more.items:
+                break
+            items.extend(more.items)
+            page += 1
+        return InboxPage(items=items[:count], total=first.total)
+
+    async def inbox(self, statuses: Sequence[str | None], overdue: bool | None, offset: int,
+                    size: int) -> InboxPage:
+        """A window of the reports in `statuses` (None: every status), by next deadline, and how many in all."""
+        if len(statuses) == 1 and offset % size == 0 and size <= _PAGE:
+            return await self._page(statuses[0], overdue, offset // size + 1, size)
+        parts = await asyncio.gather(*(self._first(s, overdue, offset + size) for s in statuses))
+        return InboxPage(items=merged_window([p.items for p in parts], offset, size),
+                         total=sum(p.total for p in parts))
+
+    async def counts(self) -> dict[str, int]:
+        """How many reports there are in each status, and how many are overdue."""
+        keys: list[tuple[str, str | None, bool | None]] = [(s, s, None) for s in REPORT_STATUSES]
+        keys.append(("overdue", None, True))
+        pages = await asyncio.gather(*(self._page(status, overdue, 1, 1) for _, status, overdue in keys))
+        return {name: page.total for (name, _, _), page in zip(keys, pages, strict=True)}
+
+    async def report(self, report_id: str) -> ReportDetail:
+        body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self.headers)
+        return ReportDetail.model_validate(body)
+
+    async def acknowledge(self, report_id: str) -> ReportDetail:
+        body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/acknowledge", headers=self.headers)
+        return ReportDetail.model_validate(body)
+
+    async def reply(self, report_id: str, content: str, *, idempotency_key: str) -> ReportDetail:
+        body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/reply", json={"content": content},
+                                         headers={**self.headers, "Idempotency-Key": idempotency_key})
+        return ReportDetail.model_validate(body)
+
+    async def unmask(self, report_id: str, reason: str) -> Reporter:
+        body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/reporter/unmask",
+                                         json={"reason": reason}, headers=self.headers)
+        return Reporter.model_validate(body)
+
+    async def attachment(self, report_id: str, attachment_id: str) -> tuple[bytes, str]:
+        response = await self.up.intake.call("GET", f"/v1/reports/{report_id}/attachments/{attachment_id}",
+                                             headers=self.headers)
+        assert response is not None
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
+    # ---- suggestions -----------------------------------------------------------------------------
+
+    async def suggestions(self, *, status: str | None, color: str | None, limit: int,
+                          offset: int) -> list[Suggestion]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        if color:
+            params["color"] = color
+        return _SUGGESTIONS.validate_python(await self.up.suggestions.json("GET", "/v1/suggestions", params=params,
+                                                                           headers=self.headers))
+
+    async def suggestion(self, suggestion_id: str) -> Suggestion:
+        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self.headers)
+        return Suggestion.model_validate(body)
+
+    async def submit_suggestion(self, body: dict[str, Any], *, idempotency_key: str) -> Suggestion:
+        answer = await self.up.suggestions.json("POST", "/v1/suggestions", json=body,
+                                                headers={**self.headers, "Idempotency-Key": idempotency_key})
+        return Suggestion.model_validate(answer)
+
+    async def evaluate(self, suggestion_id: str, result: str, comment: str | None, *,
+                       idempotency_key: str) -> None:
+        await self.up.suggestions.call("POST", f"/v1/suggestions/{suggestion_id}/evaluation",
+                                       json={"result": result, "comment": comment},
+                                       headers={**self.headers, "Idempotency-Key": idempotency_key})
+
+    async def unit_names(self) -> dict[str, str]:
+        return {u.id: u.name for u in await self.up.units(self.session.region[:6])} if self.session.region else {}
+
+    async def region_deputies(self, year: int) -> list[DeputyName]:
+        """The deputies of the deputy's region, for choosing co-signers. Identity lists deputies to staff
+        only; scoring's ranking names everyone of a region, open to anyone, so it serves as the list."""
+        if not self.session.region:
+            return []
+        body = await self.up.scoring.json("GET", "/v1/rankings", params={
+            "year": year, "region_code": self.session.region, "limit": 1000}, headers=self.headers)
+        return _NAMES.validate_python(body)
+
+    # ---- scoring ---------------------------------------------------------------------------------
+
+    async def score(self, year: int) -> Score:
+        body = await self.up.scoring.json("GET", f"/v1/deputies/{self.session.deputy_id}/score",
+                                          params={"year": year}, headers=self.headers)
+        return Score.model_validate(body)

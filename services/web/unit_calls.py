@@ -1,0 +1,143 @@
+"""The suggestions service's API as a handling unit's pages use it, with the unit's own token.
+
+Every call carries the signed-in person's Bearer token, so the service alone decides what the unit
+may see and do: a unit lists only its own suggestions (as lead or assisting unit), and an action
+it may not take comes back as the service's refusal, never as something the pages allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from services.web.upstreams import Model, Unit, Upstream
+from services.web.work_session import WorkSession
+
+
+class Entry(Model):
+    """One step of a suggestion's timeline; `data` holds what the step's kind adds (stage, unit, due time …)."""
+
+    seq: int
+    at: str
+    kind: str
+    actor: str = ""
+    note: str | None = None
+    stage: str | None = None
+    unit_id: str | None = None
+    due_at: str | None = None
+    outcome: str | None = None
+    result: str | None = None
+    review_year: int | None = None
+    planned_year: int | None = None
+    year: int | None = None
+    deadline: str | None = None
+    decision: str | None = None
+
+
+class SuggestionReply(Model):
+    unit_id: str
+    content: str
+    outcome: str
+    planned_year: int | None = None
+    public: bool = True
+    at: str
+
+
+class Suggestion(Model):
+    id: str
+    title: str
+    content: str = ""
+    region_code: str = ""
+    year: int
+    years: tuple[int, ...] = ()
+    kind: str = "session"
+    micro: bool = False
+    status: str
+    color: str = "green"
+    outcome: str | None = None
+    outcome_label: str | None = None
+    key: bool = False
+    supervisor: str | None = None
+    lead_unit_id: str | None = None
+    assisting_unit_ids: tuple[str, ...] = ()
+    assigned_at: str | None = None
+    due_at: str | None = None
+    extended: bool = False
+    assisting_due_at: str | None = None
+    assisting_views: tuple[str, ...] = ()
+    meetings: tuple[str, ...] = ()
+    reply: SuggestionReply | None = None
+    next_review_at: str | None = None
+    review_year: int | None = None
+    submitted_at: str
+    closed_at: str | None = None
+    timeline: tuple[Entry, ...] = ()
+
+
+class FundItem(Model):
+    id: str
+    suggestion_id: str
+    amount: str
+    note: str
+    recorded_at: str
+
+
+class Fund(Model):
+    region_code: str
+    year: int
+    amount: str
+    spent: str
+    balance: str
+    items: tuple[FundItem, ...] = ()
+
+
+_SUGGESTIONS = TypeAdapter(list[Suggestion])
+_UNITS = TypeAdapter(list[Unit])
+
+
+class UnitCalls:
+    """The calls of one signed-in unit, each with its token."""
+
+    def __init__(self, suggestions: Upstream, session: WorkSession) -> None:
+        self.up = suggestions
+        self.session = session
+
+    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        headers = dict(self.session.bearer)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    async def list(self, *, status: str | None, color: str | None, year: int | None, limit: int,
+                   offset: int) -> list[Suggestion]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if self.session.unit_id:
+            # The service lists a unit's own anyway; naming it keeps a person holding other roles to this unit.
+            params["unit_id"] = self.session.unit_id
+        for name, value in (("status", status), ("color", color), ("year", year)):
+            if value is not None:
+                params[name] = value
+        return _SUGGESTIONS.validate_python(await self.up.json("GET", "/v1/suggestions", params=params,
+                                                               headers=self._headers()))
+
+    async def get(self, suggestion_id: str) -> Suggestion:
+        body = await self.up.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self._headers())
+        return Suggestion.model_validate(body)
+
+    async def units(self, region_code: str) -> dict[str, str]:
+        """Unit ids to names, for the handling units of a region (public)."""
+        found = _UNITS.validate_python(await self.up.json("GET", "/v1/public/units",
+                                                          params={"region_code": region_code[:6]}))
+        return {u.id: u.name for u in found}
+
+    async def act(self, suggestion_id: str, action: str, body: Mapping[str, Any], idempotency_key: str) -> None:
+        """One action on the suggestion (meetings, assisting-views, replies, extension, progress)."""
+        await self.up.call("POST", f"/v1/suggestions/{suggestion_id}/{action}", json=dict(body),
+                           headers=self._headers(idempotency_key))
+
+    async def spend(self, suggestion_id: str, amount: str, note: str, idempotency_key: str) -> Fund:
+        body = await self.up.json("POST", f"/v1/suggestions/{suggestion_id}/spending",
+                                  json={"amount": amount, "note": note}, headers=self._headers(idempotency_key))
+        return Fund.model_validate(body)
