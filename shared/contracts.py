@@ -70,6 +70,8 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
             ("assisting_view", "an assisting unit gave its view to the lead unit"),
             ("director_decision", "the congress director's meeting (主任会议) decided after a second dissatisfaction"),
             ("carried_over", "unsolved at year end, carried into next year's list (滚动办理)"),
+            ("extension_requested", "the lead unit asked congress staff for the one extension; they grant it by "
+                                    "extending"),
         )
     ),
     "scoring": (

@@ -116,6 +116,8 @@ def _common(service: str) -> list[Row]:
 STAFF4 = ("admin", "npc_staff", "station_staff", "integration")
 ADMIN_STAFF = ("admin", "npc_staff")
 VIEWERS = ("deputy", "station_staff", "npc_staff")
+# Who picks a region's deputies and stations by name at work.
+COLLEAGUES = ("admin", "npc_staff", "station_staff", "deputy")
 # A unit acting on a suggestion not assigned to it is stopped by the workflow's rule on `unit_id`
 # (422, pinned by tests/test_suggestions_workflow.py), not by a 403 before it.
 UNIT_RULE = 422
@@ -166,6 +168,10 @@ IDENTITY = [
         call=Call(path={"deputy_id": "{deputy}"}, json=DEPUTY_BODY)),
     Row("identity", "GET", "/v1/deputies/{deputy_id}", STAFF4, region="the deputy's", outside=404,
         call=Call(path={"deputy_id": "{deputy}"}), note="not in the CONTRACT; outside the region it does not exist"),
+    Row("identity", "GET", "/v1/deputies", COLLEAGUES, region="query region_code",
+        call=Call(query={"region_code": INSIDE}), note="not in the CONTRACT; names for picking co-signers"),
+    Row("identity", "GET", "/v1/stations", COLLEAGUES, region="query region_code",
+        call=Call(query={"region_code": INSIDE}), note="not in the CONTRACT; names for the clerk's picker"),
     Row("identity", "POST", "/v1/deputies/{deputy_id}/code", ("admin",), region="the deputy's", ok=201,
         call=Call(path={"deputy_id": "{code_deputy}"})),
     Row("identity", "GET", "/v1/deputies/{deputy_id}/code.svg", STAFF4, region="the deputy's", outside=404,
@@ -284,6 +290,10 @@ SUGGESTIONS = [
     Row("suggestions", "POST", "/v1/suggestions/{suggestion_id}/extension", ("npc_staff",), region="the suggestion's",
         call=Call(path={"suggestion_id": "{suggestion}"}, json={"reason": "涉及多个部门，需要协调答复。"},
                   fresh="assigned_suggestion")),
+    Row("suggestions", "POST", "/v1/suggestions/{suggestion_id}/extension-request", ("unit",),
+        needs={"unit": "unit"}, call=Call(path={"suggestion_id": "{suggestion}"}, fresh="assigned_suggestion",
+                                          json={"reason": "涉及多个部门，需要协调答复。", "months": 2}),
+        note="not in the CONTRACT; the lead unit asks, congress staff grant it through /extension"),
     Row("suggestions", "POST", "/v1/suggestions/{suggestion_id}/meetings", ("unit",), needs={"unit": "unit"},
         stranger=UNIT_RULE, call=Call(path={"suggestion_id": "{suggestion}"},
                   json={"stage": "before", "at": "{now}", "note": "与领衔代表当面沟通办理方案。"}),

@@ -246,6 +246,31 @@ async def test_the_inbox_filters_pages_and_exports(site: Site, browser: Any) -> 
 # ---- suggestions and the year ---------------------------------------------------------------------
 
 
+async def test_co_signers_are_found_by_name_without_javascript(site: Site, browser: Any) -> None:
+    """The search asks identity's list of the county's deputies: any part of a name, the deputy left out,
+    the draft and earlier choices kept across searches."""
+    page = await deputy(browser, site, js=False)
+    await page.goto("/work/deputy/suggestions/new")
+    # Before any search: the county's deputies, by name, never the deputy themself.
+    offered = await page.locator(".dep-cosigners label").all_inner_texts()
+    assert "王丽娟" in offered and "李秀英" in offered and DEPUTY_NAME not in offered
+    # The province's deputy is listed to the province, not to a county deputy.
+    assert "周国华" not in offered
+    await page.fill("#title", "关于三墩镇增设公交站点的建议")
+    await page.fill("#q", "秀英")
+    await page.click("#search")
+    assert await page.locator(".dep-cosigners label").all_inner_texts() == ["李秀英"]
+    await page.check("label:has-text('李秀英')")
+    await page.fill("#q", "陈")
+    await page.click("#search")
+    # Only the deputy bears that name: nobody to offer, and the choice made before is kept.
+    assert "没有找到姓名包含“陈”的代表" in await page.inner_text("#co")
+    assert await page.locator("#co input[name=co]:checked").count() == 1
+    assert "李秀英" in await page.inner_text("#co")
+    assert await page.input_value("#title") == "关于三墩镇增设公交站点的建议"
+    await no_serious_violations(page)
+
+
 async def test_a_suggestion_with_a_co_signer_is_replied_to_and_evaluated_and_the_year_shows_points(
         site: Site, browser: Any) -> None:
     page = await deputy(browser, site)

@@ -1,4 +1,4 @@
-"""The deputy's pages' own decisions: deadline colours, the inbox's filters and merged pages, the
+"""The deputy's pages' own decisions: deadline colours, the inbox's filters and counts, the
 grid ticket's state, reply templates, co-signer search, form checks and the spreadsheets."""
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from openpyxl import load_workbook
 
 from services.web import deputy_export
-from services.web.deputy_calls import DeputyName, InboxItem, ReportStep, merged_window
+from services.web.deputy_calls import DeputyName, InboxItem, ReportStep
 from services.web.deputy_view import (
     REPLY_TEMPLATES,
+    all_counts,
     check_evaluation,
     check_suggestion,
+    counts_to_ask,
     due_mark,
     matching_deputies,
     pages_of,
@@ -61,29 +63,39 @@ def test_the_colour_follows_the_next_deadline_and_always_has_words() -> None:
 
 def test_filters_come_from_the_url_and_unknown_values_fall_back() -> None:
     view = read_filter({})
-    assert (view.status, view.overdue, view.page, view.statuses) == ("open", False, 1, ("submitted", "acknowledged",
-                                                                                       "dispatched"))
+    # 待办 is one list of intake's, paged by intake.
+    assert (view.status, view.overdue, view.page, view.params) == ("open", False, 1, {"open": "true"})
     assert view.query() == ""
     view = read_filter({"status": "answered", "overdue": "1", "page": "3"})
-    assert view.statuses == ("answered",) and view.overdue and view.offset == 40
+    assert view.params == {"status": "answered", "overdue": "true"} and view.offset == 40
     assert view.query() == "status=answered&overdue=1"
     assert view.query(page=4) == "status=answered&overdue=1&page=4"
     assert view.query(status="open") == "overdue=1"
     assert view.query(overdue=False) == "status=answered"
-    assert read_filter({"status": "all"}).statuses == (None,)
+    assert read_filter({"status": "all"}).params == {}
     assert read_filter({"status": "<script>", "page": "-2", "overdue": "yes"}) == read_filter({})
     assert read_filter({"page": "999999"}).page == 100
     assert pages_of(0) == 1 and pages_of(20) == 1 and pages_of(21) == 2 and pages_of(10**6) == 100
 
 
-def test_several_lists_are_merged_by_next_deadline_and_paged() -> None:
-    a = [item(1, NOW), item(4, NOW + timedelta(days=3))]
-    b = [item(2, NOW + timedelta(days=1)), item(3, NOW + timedelta(days=2)), item(5, NOW + timedelta(days=4))]
-    assert [i.excerpt for i in merged_window([a, b], 0, 10)] == ["第 1 条", "第 2 条", "第 3 条", "第 4 条", "第 5 条"]
-    assert [i.excerpt for i in merged_window([a, b], 2, 2)] == ["第 3 条", "第 4 条"]
-    assert merged_window([a, b], 10, 2) == []
-    # Equal deadlines are ordered by id, as intake orders one list.
-    assert [i.id[-1] for i in merged_window([[item(7, NOW)], [item(6, NOW)]], 0, 2)] == ["6", "7"]
+def test_the_counts_ask_intake_only_for_what_the_list_does_not_tell() -> None:
+    given, ask = counts_to_ask(read_filter({}))
+    # The default view: 待办 is the list's total and 已转办 what is left of it.
+    assert given == "open" and ask == ("submitted", "acknowledged", "answered", "closed", "overdue")
+    counts = all_counts({"open": 9}, {"submitted": 2, "acknowledged": 3, "answered": 4, "closed": 5, "overdue": 1})
+    assert counts == {"open": 9, "submitted": 2, "acknowledged": 3, "dispatched": 4, "answered": 4, "closed": 5,
+                      "overdue": 1, "all": 18}
+    given, ask = counts_to_ask(read_filter({"status": "closed"}))
+    assert given == "closed" and "closed" not in ask and "dispatched" in ask
+    # Narrowed to overdue ones, or every status, the list's total is none of the counts.
+    assert counts_to_ask(read_filter({"status": "closed", "overdue": "1"}))[0] is None
+    assert counts_to_ask(read_filter({"status": "all"})) == (None, ("submitted", "acknowledged", "dispatched",
+                                                                   "answered", "closed", "overdue"))
+    every = {"submitted": 1, "acknowledged": 1, "dispatched": 1, "answered": 0, "closed": 2, "overdue": 0}
+    assert all_counts({}, every)["open"] == 3 and all_counts({}, every)["all"] == 5
+    # Reports moving on between two counts never show as fewer than none.
+    moving = {k: v for k, v in every.items() if k != "dispatched"}
+    assert all_counts({"open": 1}, {**moving, "submitted": 2})["dispatched"] == 0
 
 
 def test_the_grid_ticket_is_described_by_the_latest_public_news_of_the_platform() -> None:

@@ -1,7 +1,8 @@
 """The station clerk's pages in a real Chromium against the real stack: register a hotline report
 with the time it really came in and a scanned letter, print the slip, find it on the citizen's
 receipt page and in the region's open list with who it waits on, 催办 once and be refused the second
-time within the hour; the same without JavaScript; the exports; who may not open the pages."""
+time within the hour; the same without JavaScript; a letter for a station picked from the region's
+list; the exports; who may not open the pages."""
 
 from __future__ import annotations
 
@@ -202,6 +203,52 @@ async def test_register_and_urge_without_javascript_on_a_phone(site: Site, brows
     assert f"region={site.county_code}001" in page.url
     assert "已催办" in await page.inner_text(f"#r-{report['id']}")
     await no_serious_violations(page)
+
+
+async def test_a_letter_for_a_station_is_registered_by_picking_it_from_the_list(site: Site, browser: Any) -> None:
+    """Without JavaScript, on a phone: the region's stations and deputies are a list to pick from."""
+    page = await clerk(browser, site, js=False, viewport=PHONE)
+    await page.goto("/work/station/register")
+    picker = page.locator("#target_pick")
+    stations = await picker.locator("optgroup[label=联络站] option").all_inner_texts()
+    deputies = await picker.locator("optgroup[label=人大代表] option").all_inner_texts()
+    assert "北山街道人大代表联络站" in stations and "三墩镇人大代表之家" in stations
+    assert any(d.startswith("王丽娟（") and "北山街道人大代表联络站" in d for d in deputies), deputies
+    # The county's clerk is offered the county's people: not the province's deputy above it, no phones.
+    assert not any("周国华" in d for d in deputies) and not re.search(r"1[3-9]\d{9}", "".join(deputies))
+    await no_serious_violations(page)
+    await shot(page, "station-register-picker")
+
+    marker = "菜场排水沟堵塞（选择联络站测试）"
+    await page.click("label[for=channel-paper]")
+    await page.fill("#received_at", local_input(datetime.now(SHANGHAI) - timedelta(hours=1)))
+    await picker.select_option(label="北山街道人大代表联络站")
+    await page.fill("#content", f"来信：{marker}，气味很大。")
+    await page.click("label[for=identity-real]")
+    await page.fill("#name", "周先生")
+    await page.fill("#phone", "13900003333")
+    # Sent back for the missing consent, the choice is kept and named.
+    await page.click("#submit")
+    assert "取得同意后勾选" in await page.inner_text("#consent-error")
+    assert "将登记给：北山街道人大代表联络站" in await page.inner_text("#target-found")
+    assert await picker.input_value() == site.code_of("demo-station")
+    await page.check("#consent")
+    await page.click("#submit")
+    await page.wait_for_url(SLIP)
+    report = await report_with(site, marker)
+    assert report["target"] == {"kind": "station", "id": "demo-station", "region_code": report["region_code"]}
+    assert report["channel"] == "paper"
+
+    # A pasted link wins over the list: a letter naming a deputy the clerk scanned.
+    await page.goto("/work/station/register")
+    await page.select_option("#target_pick", label="北山街道人大代表联络站")
+    await page.fill("#target_code", f"{site.url}/q/{site.code_of(DEPUTY)}")
+    await page.fill("#content", "来信：路口红绿灯时间太短（粘贴优先测试），老人过马路来不及。")
+    await page.click("label[for=identity-anonymous]")
+    await page.click("#submit")
+    await page.wait_for_url(SLIP)
+    pasted = await report_with(site, "粘贴优先测试")
+    assert pasted["target"]["kind"] == "deputy" and pasted["target"]["id"] == DEPUTY
 
 
 async def test_exports_hold_the_open_reports_with_chinese_headers(site: Site) -> None:

@@ -3,7 +3,9 @@ action is a plain form): a deputy's suggestion assigned by congress staff to uni
 assisting → A's list shows it with its colour → A records the three meetings → B gives its view →
 A replies with an outcome and the public flag → the deputy can now evaluate it. A refused reply
 comes back with the service's words next to the field; another unit's suggestion is a 403 page;
-the exports parse. axe checks every page; screenshots land in docs/screenshots/."""
+the lead unit asks for the one extension and sees the new due date once staff grant it; the reply
+offers the region's own outcome classes; the fund's balance shows before spending; the exports
+parse. axe checks every page; screenshots land in docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from test_web_browser import no_serious_violations, shot
 from webutil import CHROMIUM_ARGS, DESKTOP, PHONE, Site, require_browser, site_stack
 
 from minyi.demo_county import UNITS
+from services.web.words import date_cn
 
 pytestmark = pytest.mark.slow
 
@@ -197,6 +200,73 @@ async def test_a_unit_cannot_open_another_units_suggestion(site: Site, browser: 
     await page.context.close()
 
 
+async def test_the_lead_unit_asks_for_the_extension_and_sees_it_granted(site: Site, browser: Any) -> None:
+    client = site.services["suggestions"].client
+    staff = bearer("npc_staff", site.county_code)
+    # The county's own classes (A/B/C and D): new suggestions are replied to in them.
+    scheme = await client.put(f"/v1/outcome-schemes/{site.county_code}", headers=staff, json={"classes": [
+        {"code": "A", "label": "已解决或当年解决", "solved": True},
+        {"code": "B", "label": "列入计划，三年内解决", "needs_planned_year": True},
+        {"code": "C", "label": "留作参考", "reference": True},
+        {"code": "D", "label": "因条件限制暂缓办理", "reference": True}]})
+    assert scheme.status_code == 200, scheme.text
+    suggestion_id = await suggestion(site, f"老旧小区雨污分流改造（延期 {uuid.uuid4().hex[:6]}）")
+    due_before = (await state_of(site, suggestion_id))["due_at"]
+    page = await unit_page(browser, site, UNIT_A, viewport=PHONE)
+    await page.goto(f"/work/unit/suggestions/{suggestion_id}")
+    assert "因条件限制暂缓办理" in await page.inner_text("#reply-outcome")
+    assert "D 类" in await page.inner_text("#reply-outcome")
+
+    # The lead unit asks; the page answers 303 with the request pending and the reason, and no form.
+    await page.select_option("#extension-months", "2")
+    await page.fill("#extension-reason", "改造涉及三个部门的管线迁移，需要统一规划后答复。")
+    await page.click("#extension button[type=submit]")
+    await page.wait_for_url(re.compile(r"done=extension"))
+    section = await page.inner_text("#extension")
+    assert "已申请延期，等待人大常委会审批" in section and "管线迁移" in section and "2 个月" in section
+    assert await page.locator("#extension form").count() == 0
+    assert "申请延期" in await page.inner_text(".unit-timeline")
+    state = await state_of(site, suggestion_id, as_deputy=False)
+    assert state["extension_request"]["months"] == 2 and state["extended"] is False
+    await no_serious_violations(page)
+    await shot(page, "unit-extension-requested")
+
+    # Staff grant it through their extension: the page shows the new due date, and the request is settled.
+    granted = await client.post(f"/v1/suggestions/{suggestion_id}/extension", headers=staff,
+                                json={"reason": "同意延期两个月。", "months": 2})
+    assert granted.status_code == 200, granted.text
+    due_after = granted.json()["due_at"]
+    assert due_after > due_before and granted.json()["extension_request"] is None
+    await page.goto(f"/work/unit/suggestions/{suggestion_id}")
+    section = await page.inner_text("#extension")
+    assert "已经延期过一次" in section and date_cn(due_after) in section, section
+    assert "等待人大常委会审批" not in section
+    assert date_cn(due_after) in await page.inner_text(".unit-facts")
+    await page.context.close()
+
+
+async def test_a_second_extension_request_is_refused_next_to_the_form(site: Site, browser: Any) -> None:
+    """The page was opened before a colleague asked: the service's 409 comes back in words, nothing asked twice."""
+    suggestion_id = await suggestion(site, f"学校门口增设信号灯（重复申请 {uuid.uuid4().hex[:6]}）")
+    page = await unit_page(browser, site, UNIT_A)
+    await page.goto(f"/work/unit/suggestions/{suggestion_id}")
+    asked = await site.services["suggestions"].client.post(
+        f"/v1/suggestions/{suggestion_id}/extension-request", json={"reason": "同事已经申请。"},
+        headers=bearer("unit", site.county_code, unit_id=UNIT_A))
+    assert asked.status_code == 200, asked.text
+    await page.fill("#extension-reason", "需要与交警部门协调。")
+    await page.click("#extension button[type=submit]")
+    # The refusal is summarised at the top, and the section now shows the colleague's request, not a form.
+    assert "等待人大常委会审批" in await page.inner_text("#error-summary")
+    assert "同事已经申请" in await page.inner_text("#extension")
+    assert await page.locator("#extension form").count() == 0
+    state = await state_of(site, suggestion_id, as_deputy=False)
+    assert state["extension_request"]["reason"] == "同事已经申请。"
+    assert [e["kind"] for e in state["timeline"]].count("extension_requested") == 1
+    await no_serious_violations(page)
+    await page.context.close()
+
+
 async def test_micro_spending_shows_the_balance_and_refuses_an_overdraft(site: Site, browser: Any) -> None:
     staff = bearer("npc_staff", site.county_code)
     fund = await site.services["suggestions"].client.put(f"/v1/micro-funds/{site.county_code}/{YEAR}",
@@ -205,12 +275,18 @@ async def test_micro_spending_shows_the_balance_and_refuses_an_overdraft(site: S
     suggestion_id = await suggestion(site, f"路口盲道修补（急难小 {uuid.uuid4().hex[:6]}）", micro=True)
     page = await unit_page(browser, site, UNIT_A, viewport=PHONE)
     await page.goto(f"/work/unit/suggestions/{suggestion_id}")
+    # The balance shows before spending, above the form.
+    shown = await page.inner_text("#fund")
+    assert f"{fund.json()['balance']} 元" in shown and "5000.00 元" in shown, shown
+    assert await page.locator("#fund ~ form").count() == 1
     await page.fill("#spending-amount", "1,200.50")
     await page.fill("#spending-note", "修补盲道材料费")
     await page.click("#spending button[type=submit]")
     await page.wait_for_url(re.compile(r"done=spending"))
     notice = await page.inner_text(".unit-done")
     assert "1200.50" in notice and "余额" in notice, notice
+    left = f"{float(fund.json()['balance']) - 1200.50:.2f}"
+    assert f"余额 {left} 元" in notice and f"{left} 元" in await page.inner_text("#fund"), notice
     await shot(page, "unit-micro-spending")
     # More than is left: the service's words next to the amount, nothing spent.
     await page.fill("#spending-amount", "999999")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from openpyxl import load_workbook
 
 from services.web import unit_export, unit_view
-from services.web.unit_calls import Suggestion
+from services.web.unit_calls import Entry, Suggestion
 
 
 def make(**changes: object) -> Suggestion:
@@ -44,6 +44,30 @@ def test_forms_follow_the_units_part_and_the_state() -> None:
     assert following.progress and not following.reply and not following.meeting
     assert unit_view.forms_for(make(micro=True), lead).spending
     assert not unit_view.forms_for(make(micro=True), assisting).spending
+
+
+def test_a_pending_extension_request_takes_the_form_away() -> None:
+    pending = make(extension_request={"unit_id": "u-a", "reason": "需要协调", "months": 2,
+                                      "at": "2026-04-01T02:00:00+00:00"})
+    assert not unit_view.forms_for(pending, "lead").extension
+    assert unit_view.forms_for(pending, "lead").reply
+    step = Entry(seq=3, at="2026-04-01T02:00:00+00:00", kind="extension_requested", months=2,
+                           note="承办单位申请延期：需要协调")
+    assert unit_view.step_words(step, {}) == "2 个月，等待人大常委会审批"
+
+
+def test_the_reply_offers_the_classes_the_suggestion_is_handled_under() -> None:
+    abcd = make(outcome_classes=[
+        {"code": "A", "label": "已解决", "solved": True},
+        {"code": "B", "label": "正在解决", "needs_planned_year": True},
+        {"code": "C", "label": "计划解决", "needs_planned_year": True},
+        {"code": "D", "label": "留作参考", "reference": True}])
+    choices = unit_view.outcome_choices(abcd)
+    assert [(c.code, c.label) for c in choices] == [("A", "已解决"), ("B", "正在解决"), ("C", "计划解决"),
+                                                    ("D", "留作参考")]
+    assert unit_view.codes(choices, planned=True) == "B、C" and unit_view.codes(choices, solved=True) == "A"
+    # A service that names no classes: the defaults.
+    assert [c.code for c in unit_view.outcome_choices(make())] == ["A", "B", "C"]
 
 
 def test_meetings_take_the_latest_record_of_each_stage_since_the_last_reassignment() -> None:

@@ -56,9 +56,14 @@ def require_region(who: Principal, region_code: str | None) -> None:
         raise forbidden("该地区不在您的管辖范围内。")
 
 
+def covers_as_staff(who: Principal, region_code: str | None) -> bool:
+    """Whether the caller is staff (congress staff or admin) of a region covering `region_code`."""
+    return _covers(staff_prefix(who), region_code)
+
+
 def may_read(who: Principal, row: Readable) -> bool:
     """Staff of its region, its lead and co-signing deputies, its lead and assisting units."""
-    if _covers(staff_prefix(who), row.region_code):
+    if covers_as_staff(who, row.region_code):
         return True
     deputy, unit = own_deputy(who), own_unit(who)
     return (deputy is not None and deputy in (row.lead_deputy_id, *row.co_signer_ids)) or (

@@ -7,6 +7,7 @@ checks the rules, records the step and answers with the new state.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.suggestions import access, domain, lifecycle
+from services.suggestions import access, domain, lifecycle, micro_funds
 from services.suggestions.access import require_region
 from services.suggestions.activities import row_values
 from services.suggestions.lifecycle import Start
@@ -242,6 +243,11 @@ class ExtensionIn(Strict):
     months: int = Field(default=3, ge=1, le=3, description="at most six months after assignment in all")
 
 
+class ExtensionRequestIn(Strict):
+    reason: str = Field(min_length=2, max_length=2000)
+    months: int = Field(default=3, ge=1, le=3, description="the months asked for; staff decide when they extend")
+
+
 class MeetingIn(Strict):
     stage: Literal["before", "during", "after"]
     at: datetime
@@ -349,6 +355,23 @@ async def extend(suggestion_id: EntityId, body: ExtensionIn, who: NpcStaff, runt
                          idempotency_key, body.model_dump())
 
 
+@router.post("/suggestions/{suggestion_id}/extension-request",
+             summary="The lead unit asks congress staff for the one extension (they grant it with /extension)",
+             responses=problems((403, "not the suggestion's lead unit"),
+                                (404, "unknown suggestion"),
+                                (409, "not assigned, already extended, a request already pending, or the "
+                                      "Idempotency-Key was used for another body"), UNAVAILABLE))
+async def request_extension(suggestion_id: EntityId, body: ExtensionRequestIn, who: Units, runtime: RuntimeDep,
+                            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    unit = _own_unit(who, None)
+    # Only the lead unit answers for the due date; an assisting unit or a stranger is refused outright.
+    if unit != (await suggestion_row(runtime, suggestion_id)).lead_unit_id:
+        raise forbidden("只有主办单位可以申请延期。")
+    payload = lifecycle.RequestExtension(who.sub, unit, body.reason, body.months)
+    return await _update(runtime, who, suggestion_id, "request_extension", payload, idempotency_key,
+                         body.model_dump())
+
+
 @router.post("/suggestions/{suggestion_id}/meetings", summary="三见面: before, during or after handling",
              responses=ACTION_PROBLEMS)
 async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime: RuntimeDep,
@@ -422,7 +445,15 @@ async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: Runtime
     async with runtime.sessions()() as session:
         entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.suggestion_id == suggestion_id)
                                          .order_by(TimelineEntry.seq))).all()
-    return {**_out(row, datetime.now(UTC)), "timeline": [
+        out = _out(row, datetime.now(UTC))
+        out.setdefault("extension_request", None)
+        if "outcome_classes" not in out:  # recorded before suggestions carried their classes: the region's now
+            out["outcome_classes"] = [asdict(c) for c in await scheme_for(session, row.region_code)]
+        # The fund a micro suggestion draws on, for whoever may spend from it: its lead unit and staff.
+        lead = row.lead_unit_id is not None and access.own_unit(who) == row.lead_unit_id
+        spender = lead or access.covers_as_staff(who, row.region_code)
+        out["fund"] = await micro_funds.balance(session, row.region_code, row.year) if row.micro and spender else None
+    return {**out, "timeline": [
         {"seq": e.seq, "at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "note": e.note, **e.data}
         for e in entries]}
 

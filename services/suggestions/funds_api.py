@@ -13,6 +13,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from services.suggestions import micro_funds
 from services.suggestions.access import own_unit, require_region
 from services.suggestions.api import (
     UNAVAILABLE,
@@ -130,13 +131,12 @@ async def spend(suggestion_id: EntityId, body: SpendingIn, who: Spenders, runtim
         # Claimed in the spending's own transaction: a refusal below rolls the claim back with it.
         if (replay := await retry.replayed(session)) is not None:
             return replay
-        funds = (await session.scalars(select(MicroFund).where(MicroFund.year == row.year))).all()
-        matching = [f for f in funds if row.region_code.startswith(f.region_code)]
-        if not matching:
+        drawn = await micro_funds.drawn_on(session, row.region_code, row.year)
+        if drawn is None:
             raise conflict(f"{row.year} 年度本地区尚未设立微建议资金。")
         # The fund row is the lock: two spendings at once cannot both pass the balance check.
-        fund = await session.get(MicroFund, (max(matching, key=lambda f: len(f.region_code)).region_code, row.year),
-                                 with_for_update=True, populate_existing=True)
+        fund = await session.get(MicroFund, (drawn.region_code, row.year), with_for_update=True,
+                                 populate_existing=True)
         assert fund is not None
         spent = await _spent(session, fund.region_code, fund.year)
         if spent + fen > fund.amount_fen:

@@ -26,6 +26,16 @@ class Reply:
 
 
 @dataclass
+class ExtensionRequest:
+    """The lead unit's request for the one extension, pending until staff extend or the unit replies."""
+
+    unit_id: str
+    reason: str
+    months: int
+    at: datetime
+
+
+@dataclass
 class Suggestion:
     id: str
     title: str
@@ -49,6 +59,7 @@ class Suggestion:
     assigned_at: datetime | None = None
     due_at: datetime | None = None
     extended: bool = False
+    extension_request: ExtensionRequest | None = None
     assisting_due_at: datetime | None = None
     assisting_views: list[str] = field(default_factory=list)
     meetings: list[str] = field(default_factory=list)
@@ -113,6 +124,14 @@ class Assign:
 @dataclass
 class Extend:
     actor: str
+    reason: str
+    months: int = 3
+
+
+@dataclass
+class RequestExtension:
+    actor: str
+    unit_id: str
     reason: str
     months: int = 3
 
@@ -191,9 +210,23 @@ def assign(s: Suggestion, a: Assign, now: datetime) -> list[Happening]:
 def extend(s: Suggestion, e: Extend, now: datetime) -> list[Happening]:
     require(bool(e.reason.strip()), "延期须说明理由。", "reason")
     s.due_at = domain.check_extension(s.status, s.extended, s.assigned_at, s.due_at, e.months)
-    s.extended = True
+    s.extended, s.extension_request = True, None
     return [Happening("extended", e.actor, e.reason,
                       {"due_at": s.due_at.isoformat()})]
+
+
+def request_extension(s: Suggestion, r: RequestExtension, now: datetime) -> list[Happening]:
+    """The lead unit asks congress staff for the one extension; staff grant it with `extend`."""
+    require(r.unit_id == s.lead_unit_id, "只有主办单位可以申请延期。", "unit_id")
+    require(bool(r.reason.strip()), "申请延期须说明理由。", "reason")
+    require(s.status == Status.ASSIGNED, "只有已交办、尚未答复的建议可以申请延期。")
+    require(not s.extended, "每件建议只能延期一次，这件建议已经延期过了。")
+    require(s.extension_request is None, "已经申请过延期，正在等待人大常委会审批，不能重复申请。")
+    limit = domain.MAX_REPLY_MONTHS - domain.REPLY_MONTHS
+    require(1 <= r.months <= limit, f"延期月数应为 1 至 {limit}。", "months")
+    s.extension_request = ExtensionRequest(r.unit_id, r.reason, r.months, now)
+    return [Happening("extension_requested", r.actor, f"承办单位申请延期：{r.reason}",
+                      {"unit_id": r.unit_id, "months": r.months})]
 
 
 def meeting(s: Suggestion, m: Meeting, now: datetime) -> list[Happening]:
@@ -225,6 +258,8 @@ def reply(s: Suggestion, r: ReplyInput, now: datetime) -> list[Happening]:
                        planned_year=r.planned_year, reply_year=domain.china_date(now).year)
     due = s.due_at
     s.reply = Reply(r.unit_id, r.content, outcome.code, r.planned_year, r.public, now)
+    # A reply ends the wait: an extension still pending is no longer needed.
+    s.extension_request = None
     s.outcome, s.status, s.due_at = outcome.code, Status.REPLIED, None
     # The unit board counts replies in time; the state after the reply no longer holds the due time.
     return [Happening("replied", r.actor, None,

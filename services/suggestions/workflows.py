@@ -133,6 +133,14 @@ class SuggestionWorkflow:
         self._validate(lifecycle.extend, e)
 
     @workflow.update
+    async def request_extension(self, r: lifecycle.RequestExtension) -> dict[str, Any]:
+        return await self._act(lifecycle.request_extension, r)
+
+    @request_extension.validator
+    def _request_extension(self, r: lifecycle.RequestExtension) -> None:
+        self._validate(lifecycle.request_extension, r)
+
+    @workflow.update
     async def meeting(self, m: lifecycle.Meeting) -> dict[str, Any]:
         return await self._act(lifecycle.meeting, m)
 

@@ -1,4 +1,5 @@
-"""The services as a signed-in deputy uses them: intake's reports, suggestions, scoring's year.
+"""The services as a signed-in deputy uses them: intake's reports, suggestions, scoring's year,
+identity's list of the region's deputies.
 
 Every call carries the deputy's own token, so the deputy sees and does exactly what the services
 allow that token; the pages add no access of their own. Answers are read into small models that
@@ -8,8 +9,7 @@ keep only what the deputy's pages show.
 from __future__ import annotations
 
 import asyncio
-import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field, TypeAdapter
@@ -20,8 +20,14 @@ from services.web.work_session import WorkSession
 REPORT_STATUSES = ("submitted", "acknowledged", "dispatched", "answered", "closed")
 # Statuses in which the deputy still owes the citizen something.
 OPEN_STATUSES = ("submitted", "acknowledged", "dispatched")
+# Intake's filter for each count of the inbox.
+COUNT_PARAMS: dict[str, dict[str, str]] = {**{s: {"status": s} for s in REPORT_STATUSES}, "open": {"open": "true"},
+                                           "overdue": {"overdue": "true"}}
 # Intake's largest page.
 _PAGE = 100
+# Identity's largest page of deputies, and how many a region's names are read up to.
+DIRECTORY_PAGE = 100
+DIRECTORY_MAX = 1000
 
 
 class Reporter(Model):
@@ -176,15 +182,21 @@ class DeputyName(Model):
     name: str = ""
 
 
+class ListedDeputy(Model):
+    id: str
+    name: str
+
+
+class DeputyListing(Model):
+    items: list[ListedDeputy]
+    next: str | None = None
+
+    def names(self) -> list[DeputyName]:
+        return [DeputyName(deputy_id=d.id, name=d.name) for d in self.items]
+
+
 _SUGGESTIONS = TypeAdapter(list[Suggestion])
-_NAMES = TypeAdapter(list[DeputyName])
-
-
-def merged_window(lists: Sequence[Sequence[InboxItem]], offset: int, size: int) -> list[InboxItem]:
-    """Rows `offset … offset+size` of several lists each sorted by next deadline, as intake sorts one list
-    (due_at, then id). Each list need only hold its first offset+size rows: no later row can be in the window."""
-    merged = heapq.merge(*lists, key=lambda item: (item.due_at, item.id))
-    return [item for n, item in enumerate(merged) if offset <= n < offset + size]
+_LISTED = TypeAdapter(DeputyListing)
 
 
 class DeputyCalls:
@@ -197,44 +209,31 @@ class DeputyCalls:
 
     # ---- reports (intake) ------------------------------------------------------------------------
 
-    async def _page(self, status: str | None, overdue: bool | None, page: int, page_size: int) -> InboxPage:
-        params: dict[str, Any] = {"page": page, "page_size": page_size}
-        if status:
-            params["status"] = status
-        if overdue is not None:
-            params["overdue"] = "true" if overdue else "false"
-        body = await self.up.intake.json("GET", "/v1/reports", params=params, headers=self.headers)
+    async def _page(self, params: Mapping[str, str], page: int, page_size: int) -> InboxPage:
+        body = await self.up.intake.json("GET", "/v1/reports", params={**params, "page": page, "page_size": page_size},
+                                         headers=self.headers)
         return InboxPage.model_validate(body)
 
-    async def _first(self, status: str | None, overdue: bool | None, count: int) -> InboxPage:
-        """The first `count` rows of one list (several pages of intake's when needed) and its total."""
-        size = max(1, min(count, _PAGE))
-        first = await self._page(status, overdue, 1, size)
-        items = list(first.items)
-        page = 2
-        while len(items) < min(count, first.total):
-            more = await self._page(status, overdue, page, size)
+    async def inbox(self, params: Mapping[str, str], offset: int, size: int) -> InboxPage:
+        """Rows `offset … offset+size` of intake's list for `params` (by next deadline), and how many in all:
+        one call for a page of the inbox, several of intake's largest pages for an export."""
+        if size <= _PAGE and offset % size == 0:
+            return await self._page(params, offset // size + 1, size)
+        assert offset % _PAGE == 0, "an export starts on a page boundary"
+        first = await self._page(params, offset // _PAGE + 1, _PAGE)
+        items, page = list(first.items), offset // _PAGE + 2
+        while len(items) < size and offset + len(items) < first.total:
+            more = await self._page(params, page, _PAGE)
             if not more.items:
                 break
-            items.extend(more.items)
+            items += more.items
             page += 1
-        return InboxPage(items=items[:count], total=first.total)
+        return InboxPage(items=items[:size], total=first.total)
 
-    async def inbox(self, statuses: Sequence[str | None], overdue: bool | None, offset: int,
-                    size: int) -> InboxPage:
-        """A window of the reports in `statuses` (None: every status), by next deadline, and how many in all."""
-        if len(statuses) == 1 and offset % size == 0 and size <= _PAGE:
-            return await self._page(statuses[0], overdue, offset // size + 1, size)
-        parts = await asyncio.gather(*(self._first(s, overdue, offset + size) for s in statuses))
-        return InboxPage(items=merged_window([p.items for p in parts], offset, size),
-                         total=sum(p.total for p in parts))
-
-    async def counts(self) -> dict[str, int]:
-        """How many reports there are in each status, and how many are overdue."""
-        keys: list[tuple[str, str | None, bool | None]] = [(s, s, None) for s in REPORT_STATUSES]
-        keys.append(("overdue", None, True))
-        pages = await asyncio.gather(*(self._page(status, overdue, 1, 1) for _, status, overdue in keys))
-        return {name: page.total for (name, _, _), page in zip(keys, pages, strict=True)}
+    async def counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """How many reports each count of `keys` (a status, or "overdue") holds: one smallest page each."""
+        pages = await asyncio.gather(*(self._page(COUNT_PARAMS[key], 1, 1) for key in keys))
+        return {key: page.total for key, page in zip(keys, pages, strict=True)}
 
     async def report(self, report_id: str) -> ReportDetail:
         body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self.headers)
@@ -290,14 +289,28 @@ class DeputyCalls:
     async def unit_names(self) -> dict[str, str]:
         return {u.id: u.name for u in await self.up.units(self.session.region[:6])} if self.session.region else {}
 
-    async def region_deputies(self, year: int) -> list[DeputyName]:
-        """The deputies of the deputy's region, for choosing co-signers. Identity lists deputies to staff
-        only; scoring's ranking names everyone of a region, open to anyone, so it serves as the list."""
-        if not self.session.region:
-            return []
-        body = await self.up.scoring.json("GET", "/v1/rankings", params={
-            "year": year, "region_code": self.session.region, "limit": 1000}, headers=self.headers)
-        return _NAMES.validate_python(body)
+    async def find_deputies(self, q: str, limit: int) -> list[DeputyName]:
+        """Deputies of the deputy's region whose name holds `q` (the first ones by name when empty), from
+        identity's listing for the deputy's own token: names only, never a phone."""
+        params: dict[str, Any] = {"limit": max(1, min(limit, DIRECTORY_PAGE))}
+        if q.strip():
+            params["q"] = q.strip()
+        body = await self.up.identity.json("GET", "/v1/deputies", params=params, headers=self.headers)
+        return _LISTED.validate_python(body).names()
+
+    async def region_deputies(self) -> list[DeputyName]:
+        """Every deputy of the deputy's region (up to DIRECTORY_MAX), to name the co-signers of a suggestion."""
+        found: list[DeputyName] = []
+        after: str | None = None
+        while len(found) < DIRECTORY_MAX:
+            params: dict[str, Any] = {"limit": DIRECTORY_PAGE, **({"after": after} if after else {})}
+            page = _LISTED.validate_python(await self.up.identity.json("GET", "/v1/deputies", params=params,
+                                                                       headers=self.headers))
+            found += page.names()
+            after = page.next
+            if after is None:
+                break
+        return found
 
     # ---- scoring ---------------------------------------------------------------------------------
 

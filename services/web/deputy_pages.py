@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.web import deputy_export, deputy_suggestion_pages, deputy_year_pages
 from services.web.context import Web, web_of
-from services.web.deputy_calls import OPEN_STATUSES, REPORT_STATUSES, Reporter
+from services.web.deputy_calls import OPEN_STATUSES, Reporter
 from services.web.deputy_frame import csrf_error, form_key, read_form, render, signed_in, text
 from services.web.deputy_view import (
     ACTOR,
@@ -38,6 +38,8 @@ from services.web.deputy_view import (
     REPLY_TEMPLATES,
     STATUS_FILTERS,
     TARGET_KIND,
+    all_counts,
+    counts_to_ask,
     due_mark,
     pages_of,
     read_filter,
@@ -81,11 +83,10 @@ def _now() -> datetime:
 async def inbox(request: Request) -> Response:
     session, calls = await signed_in(request)
     view = read_filter(request.query_params)
-    page, counts, categories = await asyncio.gather(
-        calls.inbox(view.statuses, True if view.overdue else None, view.offset, PAGE_SIZE), calls.counts(),
-        _category_labels(web_of(request)))
-    counts["open"] = sum(counts[s] for s in OPEN_STATUSES)
-    counts["all"] = sum(counts[s] for s in REPORT_STATUSES)
+    given, ask = counts_to_ask(view)
+    page, asked, categories = await asyncio.gather(calls.inbox(view.params, view.offset, PAGE_SIZE),
+                                                   calls.counts(ask), _category_labels(web_of(request)))
+    counts = all_counts({given: page.total} if given else {}, asked)
     now = _now()
     rows = [(item, due_mark(item.status, item.due_at, item.acknowledged_at is not None, now)) for item in page.items]
     return render(request, session, "deputy_inbox.html", view=view, rows=rows, total=page.total,
@@ -96,7 +97,7 @@ async def inbox(request: Request) -> Response:
 async def _export(request: Request, kind: str) -> Response:
     _, calls = await signed_in(request)
     view = read_filter(request.query_params)
-    page, categories = await asyncio.gather(calls.inbox(view.statuses, True if view.overdue else None, 0, MAX_ROWS),
+    page, categories = await asyncio.gather(calls.inbox(view.params, 0, MAX_ROWS),
                                             _category_labels(web_of(request)))
     now = _now()
     table = deputy_export.rows(page.items, categories, now)

@@ -1,10 +1,11 @@
 """The deputy's suggestions (代表建议): the list with each one's colour, a new one with co-signers,
 and one suggestion with its timeline, the units' replies and the evaluation form.
 
-Co-signers are found by name among the deputies of the deputy's region. Identity lists deputies to
-staff only, so the list is scoring's ranking of the region (open to anyone, every deputy of the
-region with a name), kept a minute. Searching is a button of the same form, so the draft's words
-and the co-signers already chosen stay as they are, with JavaScript or without.
+Co-signers are found by name among the deputies of the deputy's region: identity's listing
+(`GET /v1/deputies?q=`) searches it for the deputy's own token and answers names, never phones.
+Searching is a button of the same form, so the draft's words and the co-signers already chosen
+stay as they are, with JavaScript or without. The names of chosen co-signers come from the
+region's whole list, read in pages and kept a minute.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ router = APIRouter(include_in_schema=False)
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PAGE_SIZE = 20
 MAX_CO_SIGNERS = 100
+# Matches shown at once: a longer list is a hint to type more of the name.
+MAX_MATCHES = 30
 # The service's field names, as the form's.
 FIELD_OF = {"title": "title", "content": "content", "kind": "kind", "co_signer_ids": "co", "lead_deputy_id": "form",
             "year": "form", "micro": "form"}
@@ -57,15 +60,27 @@ def _year() -> int:
 
 
 async def _deputies(request: Request, calls: DeputyCalls) -> list[DeputyName]:
-    """The region's deputies for choosing co-signers; without scoring the form still works, without the list."""
+    """The region's deputies, to name co-signers; without identity the page shows their ids instead."""
     web = web_of(request)
-    region, year = calls.session.region, _year()
     try:
-        found = await web.public.get(("deputy-names", region, year), lambda: calls.region_deputies(year))
+        found = await web.public.get(("deputy-names", calls.session.region), calls.region_deputies)
     except (Unavailable, UpstreamError) as exc:
-        log.warning("no deputies to choose co-signers from: %s", exc)
+        log.warning("no deputy names: %s", exc)
         return []
     return list(found)  # type: ignore[call-overload]
+
+
+async def _matches(calls: DeputyCalls, query: str, leave_out: set[str]) -> tuple[list[DeputyName], bool, bool]:
+    """Deputies to offer as co-signers for `query`: the matches (the deputy and those chosen left
+    out), whether there were more than shown, and whether identity answered at all."""
+    try:
+        found = await calls.find_deputies(query, MAX_MATCHES + len(leave_out) + 1)
+    except (Unavailable, UpstreamError) as exc:
+        log.warning("no deputies to choose co-signers from: %s", exc)
+        return [], False, False
+    offered = [d for d in matching_deputies(found, "", me=calls.session.deputy_id, limit=len(found))
+               if d.deputy_id not in leave_out]
+    return offered[:MAX_MATCHES], len(offered) > MAX_MATCHES, True
 
 
 async def _unit_names(request: Request, calls: DeputyCalls) -> dict[str, str]:
@@ -113,14 +128,18 @@ async def _new_page(request: Request, *, status: int = 200, title: str = "", con
                     micro: bool = False, chosen: list[str] | None = None, query: str = "",
                     errors: dict[str, str] | None = None, key: str | None = None) -> Response:
     session, calls = await signed_in(request)
-    deputies = await _deputies(request, calls)
-    names = {d.deputy_id: d.name for d in deputies}
     chosen = chosen or []
-    matches = [d for d in matching_deputies(deputies, query, me=session.deputy_id) if d.deputy_id not in chosen]
+    (matches, more, listed), deputies = await asyncio.gather(
+        _matches(calls, query, set(chosen)), _deputies(request, calls) if chosen else _none())
+    names = {d.deputy_id: d.name for d in deputies}
     return render(request, session, "deputy_suggestion_new.html", status=status, title=title, content=content,
                   kind=kind, micro=micro, chosen=[(i, names.get(i, i)) for i in chosen], matches=matches,
-                  query=query, searched=bool(query), errors=errors or {}, key=key or form_key(), year=_year(),
-                  kinds=SUGGESTION_KIND, listed=bool(deputies))
+                  more=more, query=query, searched=bool(query), errors=errors or {}, key=key or form_key(),
+                  year=_year(), kinds=SUGGESTION_KIND, listed=listed)
+
+
+async def _none() -> list[DeputyName]:
+    return []
 
 
 @router.get("/work/deputy/suggestions/new")

@@ -54,7 +54,7 @@ def due_mark(status: str, due_at: str | datetime, acknowledged: bool, now: datet
 # ---- the inbox's filters ------------------------------------------------------------------------
 
 PAGE_SIZE = 20
-# How deep a merged list may be paged: a deputy's open reports are tens, never thousands.
+# How deep the list may be paged and exported: a deputy's open reports are tens, never thousands.
 MAX_ROWS = 2000
 STATUS_FILTERS = {"open": "待办", **{s: w for s, w in (("submitted", "待受理"), ("acknowledged", "已受理"),
                                                       ("dispatched", "已转办"), ("answered", "已答复"),
@@ -68,13 +68,16 @@ class InboxFilter:
     page: int = 1
 
     @property
-    def statuses(self) -> tuple[str | None, ...]:
-        """The intake lists this view is made of: one status, every status, or the open ones."""
+    def params(self) -> dict[str, str]:
+        """Intake's filter for this view: one list, paged by intake (待办 is `open=true`)."""
+        params: dict[str, str] = {}
         if self.status == "open":
-            return OPEN_STATUSES
-        if self.status == "all":
-            return (None,)
-        return (self.status,)
+            params["open"] = "true"
+        elif self.status != "all":
+            params["status"] = self.status
+        if self.overdue:
+            params["overdue"] = "true"
+        return params
 
     @property
     def offset(self) -> int:
@@ -104,6 +107,32 @@ def read_filter(params: Mapping[str, str]) -> InboxFilter:
     return InboxFilter(status=status if status in STATUS_FILTERS else "open",
                        overdue=params.get("overdue") in ("1", "true"),
                        page=max(1, min(page, MAX_ROWS // PAGE_SIZE)))
+
+
+# The counts every inbox shows besides 待办 and 全部, which are sums of them.
+_COUNTED = ("submitted", "acknowledged", "dispatched", "answered", "closed", "overdue")
+
+
+def counts_to_ask(view: InboxFilter) -> tuple[str | None, tuple[str, ...]]:
+    """The count the list's own total gives (the view shown, unless narrowed to overdue ones), and the
+    counts still to ask intake for, alongside the list. With 待办 known, 已转办 is what is left of it,
+    so the default view costs one count fewer."""
+    given = None if view.overdue or view.status == "all" else view.status
+    ask = [k for k in _COUNTED if k != given]
+    if given == "open":
+        ask.remove("dispatched")
+    return given, tuple(ask)
+
+
+def all_counts(known: Mapping[str, int], asked: Mapping[str, int]) -> dict[str, int]:
+    """Every count of the inbox from what was known and what was asked. Counts asked one after another
+    may disagree for a moment while reports move on; none is ever shown below zero."""
+    got = {**asked, **known}
+    if "dispatched" not in got:
+        got["dispatched"] = max(0, got["open"] - got["submitted"] - got["acknowledged"])
+    got.setdefault("open", sum(got[s] for s in OPEN_STATUSES))
+    got["all"] = got["open"] + got["answered"] + got["closed"]
+    return got
 
 
 def pages_of(total: int, size: int = PAGE_SIZE) -> int:
@@ -172,7 +201,8 @@ SUGGESTION_KIND = {"session": "大会期间建议", "interim": "闭会期间建�
 STEP_KIND = {"submitted": "提出建议", "assigned": "交办", "extended": "延期办理", "meeting": "见面沟通",
              "assisting_view": "协办单位意见", "replied": "承办单位答复", "evaluated": "代表评价",
              "reviewed": "回头看进展", "director_decision": "主任会议决定", "reassigned": "二次交办",
-             "closed": "办结", "overdue": "超期提醒", "carried_over": "结转下一年度"}
+             "closed": "办结", "overdue": "超期提醒", "carried_over": "结转下一年度",
+             "extension_requested": "承办单位申请延期"}
 EVALUATION = {"satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意"}
 MEETING_STAGE = {"before": "办理前", "during": "办理中", "after": "答复前"}
 DECISION = {"reassign": "再次交办", "follow_up": "跟踪落实", "close": "办结"}

@@ -1,8 +1,9 @@
 """What the station staff's pages ask of the services, as the signed-in clerk (their Bearer token).
 
 Intake: the region's reports, registering a report with its scans, 催办. Identity: the names of
-the deputies and stations reports wait on. Every call carries the clerk's own token, so the pages
-see and do exactly what the services allow a station clerk of that region.
+the deputies and stations reports wait on, and the region's list of them to register a report for.
+Every call carries the clerk's own token, so the pages see and do exactly what the services allow
+a station clerk of that region.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import Field
+
 from services.web.upstreams import Attachment, Model, ReportCreated, UpstreamError, Upstreams
 from services.web.work_session import WorkSession
 
@@ -18,6 +21,9 @@ from services.web.work_session import WorkSession
 PAGE_SIZE = 20
 EXPORT_PAGE_SIZE = 100
 EXPORT_MAX_PAGES = 50
+# The picker of the register form: identity's largest page, and how many of each it lists.
+PICKER_PAGE = 100
+PICKER_MAX = 500
 
 
 class TargetRef(Model):
@@ -56,6 +62,29 @@ class ReportPage(Model):
     total: int
     page: int
     page_size: int
+
+
+class PickedStation(Model):
+    id: str
+    name: str
+    code: str | None = None
+
+
+class PickedDeputy(Model):
+    id: str
+    name: str
+    level: str
+    code: str | None = None
+    stations: list[PickedStation] = Field(default_factory=list)
+
+
+class Picker(Model):
+    """The region's stations and deputies, by name, each with its live QR code (None: none issued)."""
+
+    stations: list[PickedStation]
+    deputies: list[PickedDeputy]
+    # More than PICKER_MAX of either: the list is cut, and pasting a code is the way to the rest.
+    cut: bool = False
 
 
 class Reminded(Model):
@@ -118,3 +147,24 @@ async def remind(up: Upstreams, session: WorkSession, report_id: str, note: str 
     body = await up.intake.json("POST", f"/v1/reports/{report_id}/reminders", json={"note": note},
                                 headers={**session.bearer, "Idempotency-Key": idempotency_key})
     return Reminded.model_validate(body)
+
+
+async def _listing(up: Upstreams, session: WorkSession, path: str) -> tuple[list[dict[str, Any]], bool]:
+    """Every row of one of identity's listings for the clerk's token, up to PICKER_MAX; whether it was cut."""
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while len(rows) < PICKER_MAX:
+        params: dict[str, Any] = {"limit": PICKER_PAGE, **({"after": after} if after else {})}
+        body = await up.identity.json("GET", path, params=params, headers=session.bearer)
+        rows += body["items"]
+        after = body.get("next")
+        if after is None:
+            return rows, False
+    return rows[:PICKER_MAX], True
+
+
+async def picker(up: Upstreams, session: WorkSession) -> Picker:
+    (stations, cut_s), (deputies, cut_d) = await asyncio.gather(_listing(up, session, "/v1/stations"),
+                                                                _listing(up, session, "/v1/deputies"))
+    return Picker(stations=[PickedStation.model_validate(s) for s in stations],
+                  deputies=[PickedDeputy.model_validate(d) for d in deputies], cut=cut_s or cut_d)

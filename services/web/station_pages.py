@@ -14,6 +14,7 @@ next to its field; each carries a key so a resend does nothing twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import uuid
@@ -37,6 +38,8 @@ from services.web.upstreams import Category, Citizen, Region, Unavailable, Upstr
 from services.web.words import SHANGHAI, group_receipt_code, normalize_typed_code
 from services.web.work_home import nav
 from services.web.work_session import WorkSession
+
+log = logging.getLogger("minyi.web.station")
 
 router = APIRouter(include_in_schema=False)
 
@@ -162,6 +165,18 @@ async def _regions(web: Web, session: WorkSession) -> list[Region]:
     return [Region(code=here.code, name=f"{here.name}（全区域）"), *children]
 
 
+async def _picker(web: Web, session: WorkSession) -> station_calls.Picker | None:
+    """The region's stations and deputies to choose from; None when identity cannot list them now
+    (the pasted code and the region still work)."""
+    try:
+        found = await web.public.get(("station-picker", session.region),
+                                     lambda: station_calls.picker(web.upstreams, session))
+    except (Unavailable, UpstreamError) as exc:
+        log.warning("no stations and deputies to pick from: %s", exc)
+        return None
+    return found  # type: ignore[return-value]
+
+
 async def _register_page(request: Request, session: WorkSession, *, reg: Registration | None = None,
                          errors: dict[str, str] | None = None, status: int = 200) -> Response:
     web = web_of(request)
@@ -174,7 +189,7 @@ async def _register_page(request: Request, session: WorkSession, *, reg: Registr
     if reg.draft.uploads and errors and not {"photos", "voice"} & errors.keys():
         errors = {**errors, "photos": "为了安全，扫描件和录音需要重新选择一次。"}
     target = None
-    code = station_register.code_of(reg.target_code) if reg.target_code else None
+    code = station_register.chosen_code(reg)
     if code and "target" not in errors:
         target = await web.codes.get(code, lambda: web.upstreams.resolve_code(code))
     return web.pages.render(
@@ -182,6 +197,7 @@ async def _register_page(request: Request, session: WorkSession, *, reg: Registr
         work_nav=nav(request, session, NAV), reg=reg, draft=reg.draft, errors=errors,
         field_order=station_register.FIELD_ORDER, channels=station_register.CHANNELS, target=target,
         regions=await _regions(web, session), categories=await _categories(web),
+        picker=await _picker(web, session),
         limits={"photos": report_form.MAX_PHOTOS, "file_mb": report_form.MAX_FILE_BYTES // (1024 * 1024),
                 "content": report_form.MAX_CONTENT},
         photo_types=report_form.PHOTO_TYPES, voice_types=report_form.VOICE_TYPES)
@@ -237,7 +253,7 @@ async def register(request: Request) -> Response:
     choices = {r.code for r in await _regions(web, session)}
     errors = station_register.check(reg, now=_now(), region_choices=choices,
                                     categories={c.code for c in categories} if categories else None)
-    code = station_register.code_of(reg.target_code) if reg.target_code else None
+    code = station_register.chosen_code(reg)
     if code and not errors and await web.codes.get(code, lambda: web.upstreams.resolve_code(code)) is None:
         errors["target"] = "这个二维码无效或已停用，请核对，或者留空按地区登记。"
     if errors:

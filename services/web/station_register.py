@@ -37,7 +37,8 @@ class Registration:
     draft: Draft
     channel: str = "paper"
     received_at: str = ""  # as the datetime-local input holds it: 2026-12-05T09:30, Beijing time
-    target_code: str = ""
+    target_code: str = ""  # pasted: a code or the link a QR symbol holds
+    target_pick: str = ""  # picked from the region's stations and deputies: their live code
     region_code: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -53,7 +54,7 @@ def read(form: Mapping[str, Any], uploads: list[Upload]) -> Registration:
 
     return Registration(draft=report_form.read_draft(form, uploads), channel=text("channel", 20),
                         received_at=text("received_at", 40), target_code=text("target_code", 300),
-                        region_code=text("region_code", 20))
+                        target_pick=text("target_pick", 64), region_code=text("region_code", 20))
 
 
 def code_of(typed: str) -> str | None:
@@ -63,6 +64,14 @@ def code_of(typed: str) -> str | None:
         return typed
     found = _CODE_IN_URL.search(typed)
     return found.group(1) if found else None
+
+
+def chosen_code(reg: Registration) -> str | None:
+    """The code the report goes to: a pasted one wins over the picker (the letter names someone the
+    list does not hold, or the clerk pasted it on purpose); None for a report to a region."""
+    if reg.target_code:
+        return code_of(reg.target_code)
+    return reg.target_pick if _CODE.match(reg.target_pick) else None
 
 
 def received_time(text: str) -> datetime | None:
@@ -93,8 +102,10 @@ def check(reg: Registration, *, now: datetime, region_choices: set[str],
         errors["received_at"] = "收到时间不能早于一年前。更早的来信请按档案办理。"
     if reg.target_code and code_of(reg.target_code) is None:
         errors["target"] = "没有认出二维码编号。请粘贴扫码得到的链接（含 /q/），或者留空按地区登记。"
-    elif not reg.target_code and reg.region_code not in region_choices:
-        errors["target"] = "请选择问题所在的地区，或者填写代表、联络站的二维码链接。"
+    elif not reg.target_code and reg.target_pick and chosen_code(reg) is None:
+        errors["target"] = "所选的代表或联络站无法使用，请重新选择，或者按地区登记。"
+    elif chosen_code(reg) is None and reg.region_code not in region_choices:
+        errors["target"] = "请选择问题所在的地区，或者选择、粘贴代表或联络站的二维码。"
     return errors
 
 

@@ -34,6 +34,7 @@ class Entry(Model):
     year: int | None = None
     deadline: str | None = None
     decision: str | None = None
+    months: int | None = None
 
 
 class SuggestionReply(Model):
@@ -43,6 +44,33 @@ class SuggestionReply(Model):
     planned_year: int | None = None
     public: bool = True
     at: str
+
+
+class ExtensionRequest(Model):
+    """The lead unit's pending request for the one extension; staff grant it by extending."""
+
+    unit_id: str
+    reason: str
+    months: int
+    at: str
+
+
+class OutcomeClass(Model):
+    code: str
+    label: str
+    solved: bool = False
+    needs_planned_year: bool = False
+    reference: bool = False
+
+
+class FundBalance(Model):
+    """The micro-suggestion fund a micro suggestion draws on, as its lead unit may read it (yuan)."""
+
+    region_code: str
+    year: int
+    amount: str
+    spent: str
+    balance: str
 
 
 class Suggestion(Model):
@@ -65,10 +93,14 @@ class Suggestion(Model):
     assigned_at: str | None = None
     due_at: str | None = None
     extended: bool = False
+    extension_request: ExtensionRequest | None = None
     assisting_due_at: str | None = None
     assisting_views: tuple[str, ...] = ()
     meetings: tuple[str, ...] = ()
     reply: SuggestionReply | None = None
+    # the classes the reply is given in (the region's own scheme), and for its lead unit the fund it spends from
+    outcome_classes: tuple[OutcomeClass, ...] = ()
+    fund: FundBalance | None = None
     next_review_at: str | None = None
     review_year: int | None = None
     submitted_at: str
@@ -133,7 +165,7 @@ class UnitCalls:
         return {u.id: u.name for u in found}
 
     async def act(self, suggestion_id: str, action: str, body: Mapping[str, Any], idempotency_key: str) -> None:
-        """One action on the suggestion (meetings, assisting-views, replies, extension, progress)."""
+        """One action on the suggestion (meetings, assisting-views, replies, extension-request, progress)."""
         await self.up.call("POST", f"/v1/suggestions/{suggestion_id}/{action}", json=dict(body),
                            headers=self._headers(idempotency_key))
 

@@ -43,6 +43,7 @@ STEP = {
     "submitted": "代表提出建议",
     "assigned": "交办",
     "extended": "延期",
+    "extension_requested": "申请延期",
     "meeting": "三见面",
     "assisting_view": "协办意见",
     "replied": "答复",
@@ -150,7 +151,7 @@ def forms_for(s: Suggestion, role: Role | None) -> Forms:
         meeting=lead and handling,
         view=role == "assisting" and handling,
         reply=lead and handling,
-        extension=lead and s.status == "assigned" and not s.extended,
+        extension=lead and s.status == "assigned" and not s.extended and s.extension_request is None,
         progress=lead and s.status == "following_up",
         spending=lead and s.micro and s.status != "submitted",
     )
@@ -201,12 +202,19 @@ def extension_of(s: Suggestion) -> Entry | None:
 
 
 def outcome_choices(s: Suggestion) -> tuple[OutcomeChoice, ...]:
-    """The reply's classes. The service does not publish a region's own scheme to units, so the pages
-    offer the default classes, and a suggestion that already carries another class keeps it offered."""
-    choices = DEFAULT_OUTCOMES
+    """The reply's classes: those the suggestion is handled under (its region's scheme, as the service
+    answers it), the default ones from a service that names none; a class the suggestion already
+    carries stays offered."""
+    choices = tuple(OutcomeChoice(c.code, c.label, needs_planned_year=c.needs_planned_year, solved=c.solved)
+                    for c in s.outcome_classes) or DEFAULT_OUTCOMES
     if s.outcome and s.outcome not in {c.code for c in choices}:
         choices = (*choices, OutcomeChoice(s.outcome, s.outcome_label or s.outcome))
     return choices
+
+
+def codes(choices: Sequence[OutcomeChoice], *, planned: bool = False, solved: bool = False) -> str:
+    """The codes of the classes that need a planned year (or mean solved), for hints: "B、C"."""
+    return "、".join(c.code for c in choices if (planned and c.needs_planned_year) or (solved and c.solved))
 
 
 def step_words(entry: Entry, unit_names: Mapping[str, str]) -> str:
@@ -216,6 +224,8 @@ def step_words(entry: Entry, unit_names: Mapping[str, str]) -> str:
         parts.append(STAGES.get(entry.stage, entry.stage))
     if entry.kind == "assisting_view" and entry.unit_id:
         parts.append(unit_names.get(entry.unit_id, entry.unit_id))
+    if entry.kind == "extension_requested" and entry.months:
+        parts.append(f"{entry.months} 个月，等待人大常委会审批")
     if entry.kind in ("assigned", "extended", "reassigned") and entry.due_at:
         parts.append(f"答复期限 {date_cn(entry.due_at)}")
     if entry.kind == "overdue" and entry.deadline:
