@@ -81,7 +81,10 @@ def _cmd_login_url(args: argparse.Namespace) -> int:
         key = dev_login.signing_key(settings)
     ticket = dev_login.mint_ticket(key, principal, issuer=settings.jwt_issuer,
                                    next_path=args.next or dev_login.default_next(principal.roles))
-    print(dev_login.login_url(settings.public_base_url, ticket))
+    # `minyi up` tells its processes the web tier's address; a shell beside it knows only the port.
+    base = (settings.public_base_url if "public_base_url" in settings.model_fields_set
+            else f"http://127.0.0.1:{settings.web_port}")
+    print(dev_login.login_url(base, ticket))
     print(f"(signs one browser in once, within {dev_login.TICKET_SECONDS // 60} minutes; only where the web tier "
           "runs with MINYI_DEV_SECRETS)", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ from minyi.demo_county import (
     ELECTION_DAY,
     FEATURED_DEPUTY,
     GRID_PLATFORM,
+    UNITS,
     County,
 )
 
@@ -181,6 +182,10 @@ def next_steps(loaded: Loaded, endpoints: Endpoints) -> list[str]:
             f"  • follow the sample report: {endpoints.web}/r/{loaded.sample_receipt}"
             + (f"   a station's kiosk: {endpoints.web}/kiosk/{loaded.codes[station]}" if station else ""),
             f"  • public boards: {endpoints.web}/public/stats?region_code={county}",
+            "  • the workbench, signed in as deputy 王丽娟, a station clerk or a handling unit (one-time links):",
+            f"      minyi login-url --role deputy --deputy {FEATURED_DEPUTY} --region {county}",
+            f"      minyi login-url --role station_staff --region {county}",
+            f"      minyi login-url --role unit --unit {UNITS[0]} --region {county}",
         ]
     lines += [
         "  • a citizen scans deputy 王丽娟's QR code and files a report:",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -229,6 +231,16 @@ def test_up_demo_loads_the_county_and_the_printed_walkthrough_works(up_env: dict
             html = resp.read().decode()
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html"), resp.headers
         assert "王丽娟" in html and 'lang="zh-CN"' in html
+        # The one-time link printed for the deputy's workbench signs a browser in and opens her inbox.
+        command = next(line for line in up.lines if "minyi login-url --role deputy" in line)
+        args = command.split("minyi ", 1)[1].split()
+        link = subprocess.run([sys.executable, "-m", "minyi.cli", *args], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(link, timeout=30) as resp:
+            inbox = resp.read().decode()
+            assert resp.status == 200 and urllib.parse.urlsplit(resp.url).path.startswith("/work/deputy"), resp.url
+        assert "我的反映件" in inbox and "小区门口的人行道地砖松动" in inbox
     finally:
         up.proc.send_signal(signal.SIGINT)
     assert up.rest(timeout=90) == 0, "".join(up.lines)
