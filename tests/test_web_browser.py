@@ -15,14 +15,13 @@ import pytest_asyncio
 from conftest import Servers
 from missionutil import bearer
 from webutil import (
-    CHROMIUM_ARGS,
     DESKTOP,
     FLOOD_LIMIT,
     PHONE,
     SCREENSHOTS,
     Site,
+    chromium,
     phone_photo,
-    require_browser,
     site_stack,
     voice_wav,
 )
@@ -43,15 +42,8 @@ async def site(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> As
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    path = require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 _address = iter(range(10, 250))

@@ -21,7 +21,7 @@ from conftest import Servers
 from missionutil import bearer
 from openpyxl import load_workbook
 from test_web_browser import RECEIPT, citizen, no_serious_violations, receipt_of, shot
-from webutil import CHROMIUM_ARGS, PHONE, Site, phone_photo, require_browser, site_stack, voice_wav
+from webutil import PHONE, Site, chromium, phone_photo, site_stack, voice_wav
 
 from minyi.demo_county import UNITS
 
@@ -42,15 +42,8 @@ async def site(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> As
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    path = require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def deputy(browser: Any, site: Site, *, js: bool = True, deputy_id: str = DEPUTY) -> Any:

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from identityutil import KEY
 from test_web_browser import no_serious_violations, shot
-from webutil import CHROMIUM_ARGS, PHONE, Site, require_browser, site_stack
+from webutil import PHONE, Site, chromium, site_stack
 
 from minyi.demo_county import UNITS
 from minyi.servers import free_port
@@ -130,15 +130,8 @@ async def site(servers: Servers, provider: str, tmp_path_factory: pytest.TempPat
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    path = require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def person(browser: Any, site: Site, *, js: bool = True) -> Any:

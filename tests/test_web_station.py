@@ -20,7 +20,7 @@ from conftest import Servers
 from missionutil import bearer
 from openpyxl import load_workbook
 from test_web_browser import no_serious_violations, shot
-from webutil import CHROMIUM_ARGS, DESKTOP, PHONE, Site, phone_photo, require_browser, site_stack
+from webutil import DESKTOP, PHONE, Site, chromium, phone_photo, site_stack
 
 from services.web.words import SHANGHAI
 
@@ -39,15 +39,8 @@ async def site(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> As
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    path = require_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def clerk(browser: Any, site: Site, *, js: bool = True, viewport: dict[str, int] = DESKTOP,

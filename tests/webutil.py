@@ -171,6 +171,20 @@ async def web_served(settings: Settings, port: int) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium, driven by Playwright, for one test module (skips or fails as `require_browser`)."""
+    path = require_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@asynccontextmanager
 async def site_stack(servers: Servers, home: Path, county_code: str,
                      web_options: dict[str, Any] | None = None) -> AsyncIterator[Site]:
     """The stack with the demo county; `web_options` are more settings of the web tier (sign-in's)."""
