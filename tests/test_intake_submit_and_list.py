@@ -122,3 +122,26 @@ async def test_a_reporter_under_an_unknown_key_does_not_take_the_list_down(
         unmaskings = (await session.execute(text("SELECT count(*) FROM intake.unmaskings WHERE report_id = :id"),
                                             {"id": foreign})).scalar_one()
     assert (recorded, unmaskings) == (0, 0)
+
+
+async def test_the_list_is_ordered_as_asked(intake: Intake) -> None:
+    made = []
+    for n in range(3):
+        resp = await intake.client.post("/v1/reports", json={
+            "channel": "h5", "region_code": f"{REGION}007", "content": f"排序测试第{n}条：楼道灯不亮",
+            "anonymous": True})
+        assert resp.status_code == 201, resp.text
+        made.append(resp.json()["id"])
+
+    async def listed(sort: str | None) -> list[str]:
+        params = {"region_code": f"{REGION}007", "page_size": 100, **({"sort": sort} if sort else {})}
+        resp = await intake.client.get("/v1/reports", params=params, headers=NPC)
+        assert resp.status_code == 200, resp.text
+        return [item["id"] for item in resp.json()["items"] if item["id"] in made]
+
+    assert await listed("received") == made
+    assert await listed("-received") == made[::-1]
+    # The default: the next deadline first, which for reports received one after another is the same order.
+    assert await listed(None) == made
+    refused = await intake.client.get("/v1/reports", params={"sort": "content"}, headers=NPC)
+    assert refused.status_code == 422 and [e["field"] for e in refused.json()["errors"]] == ["sort"]

@@ -158,3 +158,14 @@ def test_the_list_exports_with_chinese_headers_beijing_times_and_no_formulas() -
     assert [c.value for c in sheet[1]] == list(deputy_export.HEADERS)
     assert sheet["D2"].value == datetime(2026, 12, 8, 8, 0) and sheet["D2"].number_format == deputy_export.DATE_FORMAT
     assert sheet["K2"].data_type == "s" and sheet["K2"].value.startswith("=HYPERLINK")
+
+
+def test_the_inbox_order_travels_in_the_url_and_to_intake() -> None:
+    from services.web.deputy_view import InboxFilter, read_filter
+
+    newest = read_filter({"sort": "-received", "status": "answered"})
+    assert newest == InboxFilter(status="answered", sort="-received")
+    assert newest.params == {"status": "answered", "sort": "-received"}
+    assert newest.query() == "status=answered&sort=-received"
+    assert newest.query(sort="due") == "status=answered"
+    assert read_filter({"sort": "content"}).sort == "due" and "sort" not in read_filter({}).params

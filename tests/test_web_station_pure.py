@@ -99,3 +99,12 @@ def test_the_body_carries_the_channel_and_the_time_in_beijing() -> None:
     assert body["channel"] == "paper" and body["region_code"] == "330163" and body["attachment_ids"] == ["a1"]
     assert body["received_at"] == "2026-12-06T15:30:00+08:00"
     assert "region_code" not in station_register.body(_registration(), code="C0DE1", attachment_ids=[])
+
+
+def test_the_open_list_order_travels_in_the_url_and_to_intake() -> None:
+    from services.web.station_lists import read_filters
+
+    oldest = read_filters({"sort": "received", "overdue": "yes"})
+    assert oldest.intake_params() == {"overdue": "true", "sort": "received"}
+    assert oldest.query() == "overdue=yes&sort=received"
+    assert read_filters({"sort": "due"}).sort == "" and "sort" not in read_filters({}).intake_params()

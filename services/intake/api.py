@@ -404,6 +404,8 @@ async def list_reports(
                                                     "(submitted, acknowledged, dispatched)")] = None,
     received_from: AwareDatetime | None = None,
     received_to: AwareDatetime | None = None,
+    sort: Annotated[Literal["due", "received", "-received"], Query(
+        description="due: next deadline first (default); received: oldest first; -received: newest first")] = "due",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ReportPage:
@@ -441,8 +443,10 @@ async def list_reports(
             where.append(late if overdue else ~late)
         due_at = case((Report.acknowledged_at.is_(None), Report.ack_due), else_=Report.reply_due)
         total = await session.scalar(select(func.count()).select_from(Report).where(*where))
+        order = {"due": (due_at, Report.id), "received": (Report.received_at, Report.id),
+                 "-received": (Report.received_at.desc(), Report.id.desc())}[sort]
         rows = (await session.scalars(
-            select(Report).where(*where).order_by(due_at, Report.id)
+            select(Report).where(*where).order_by(*order)
             .offset((page - 1) * page_size).limit(page_size)
         )).all()
     return ReportPage(items=[ReportItem(**_item_fields(runtime, r, now)) for r in rows], total=int(total or 0),

@@ -36,6 +36,7 @@ from services.web.deputy_view import (
     MAX_ROWS,
     PAGE_SIZE,
     REPLY_TEMPLATES,
+    SORTS,
     STATUS_FILTERS,
     TARGET_KIND,
     all_counts,
@@ -91,7 +92,7 @@ async def inbox(request: Request) -> Response:
     rows = [(item, due_mark(item.status, item.due_at, item.acknowledged_at is not None, now)) for item in page.items]
     return render(request, session, "deputy_inbox.html", view=view, rows=rows, total=page.total,
                   pages=pages_of(page.total), counts=counts, filters=STATUS_FILTERS, categories=categories,
-                  channels=CHANNEL, targets=TARGET_KIND)
+                  channels=CHANNEL, targets=TARGET_KIND, sorts=SORTS)
 
 
 async def _export(request: Request, kind: str) -> Response:

@@ -61,11 +61,16 @@ STATUS_FILTERS = {"open": "待办", **{s: w for s, w in (("submitted", "待受�
                                                       ("closed", "已办结"))}, "all": "全部"}
 
 
+# How a list may be ordered, as intake orders it (`sort`); the first is the default.
+SORTS = {"due": "期限最近的在前", "-received": "最新收到的在前", "received": "最早收到的在前"}
+
+
 @dataclass(frozen=True)
 class InboxFilter:
     status: str = "open"
     overdue: bool = False
     page: int = 1
+    sort: str = "due"
 
     @property
     def params(self) -> dict[str, str]:
@@ -77,6 +82,8 @@ class InboxFilter:
             params["status"] = self.status
         if self.overdue:
             params["overdue"] = "true"
+        if self.sort != "due":
+            params["sort"] = self.sort
         return params
 
     @property
@@ -88,12 +95,15 @@ class InboxFilter:
         defaults are left out of the URL."""
         status = str(change.get("status", self.status))
         overdue = bool(change.get("overdue", self.overdue))
+        sort = str(change.get("sort", self.sort))
         page = int(change.get("page", 1))  # type: ignore[call-overload]
         kept: dict[str, str | int] = {}
         if status != "open":
             kept["status"] = status
         if overdue:
             kept["overdue"] = "1"
+        if sort != "due":
+            kept["sort"] = sort
         if page != 1:
             kept["page"] = page
         return urlencode(kept)
@@ -104,9 +114,10 @@ def read_filter(params: Mapping[str, str]) -> InboxFilter:
     status = params.get("status", "open")
     page_text = params.get("page", "1")
     page = int(page_text) if page_text.isdigit() else 1
+    sort = params.get("sort", "due")
     return InboxFilter(status=status if status in STATUS_FILTERS else "open",
                        overdue=params.get("overdue") in ("1", "true"),
-                       page=max(1, min(page, MAX_ROWS // PAGE_SIZE)))
+                       page=max(1, min(page, MAX_ROWS // PAGE_SIZE)), sort=sort if sort in SORTS else "due")
 
 
 # The counts every inbox shows besides 待办 and 全部, which are sums of them.

@@ -25,6 +25,10 @@ _REGION = re.compile(r"^\d{6,12}$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# Orders the clerk may choose besides the default (overdue and next deadline first), as intake names them.
+SORTS = {"-received": "最新收到的在前", "received": "最早收到的在前"}
+
+
 @dataclass(frozen=True)
 class Filters:
     """The list's filters as the URL holds them; `query()` gives them back for links and intake's params."""
@@ -35,10 +39,12 @@ class Filters:
     received_from: str = ""  # YYYY-MM-DD, Beijing time
     received_to: str = ""
     page: int = 1
+    sort: str = ""  # "" (next deadline first), "-received", "received": intake's `sort`
 
     def query(self, **changes: Any) -> str:
         values = {"status": self.status, "overdue": self.overdue, "region": self.region,
-                  "from": self.received_from, "to": self.received_to, "page": self.page, **changes}
+                  "from": self.received_from, "to": self.received_to, "sort": self.sort, "page": self.page,
+                  **changes}
         return urlencode({k: v for k, v in values.items() if v != "" and not (k == "page" and v == 1)})
 
     def intake_params(self) -> dict[str, str]:
@@ -55,6 +61,8 @@ class Filters:
             # The whole day the clerk chose, up to midnight after it.
             day = datetime.fromisoformat(self.received_to) + timedelta(days=1)
             params["received_to"] = f"{day:%Y-%m-%d}T00:00:00+08:00"
+        if self.sort:
+            params["sort"] = self.sort
         return params
 
 
@@ -70,7 +78,8 @@ def read_filters(query: Mapping[str, str]) -> Filters:
                    overdue=overdue if overdue in ("yes", "no") else "",
                    region=region if _REGION.match(region) else "",
                    received_from=first if _valid_day(first) else "",
-                   received_to=last if _valid_day(last) else "", page=page)
+                   received_to=last if _valid_day(last) else "", page=page,
+                   sort=sort if (sort := query.get("sort", "")) in SORTS else "")
 
 
 def _valid_day(text: str) -> bool:

@@ -83,7 +83,7 @@ async def _list_page(request: Request, session: WorkSession, query: Mapping[str,
         work_nav=nav(request, session, NAV), filters=filters, rows=rows, total=page.total, pages=pages,
         refusals=refusals or {}, notes=notes or {}, reminded=reminded if _REPORT_ID.match(reminded) else "",
         statuses={s: station_lists.words.STATUS[s] for s in station_lists.OPEN_STATUSES},
-        back=filters.query(), remind_key=uuid.uuid4().hex)
+        sorts=station_lists.SORTS, back=filters.query(), remind_key=uuid.uuid4().hex)
 
 
 @router.get("/work/station")
