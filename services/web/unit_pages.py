@@ -339,31 +339,14 @@ async def _act(request: Request, suggestion_id: str, name: str) -> Response:
     return RedirectResponse(f"/work/unit/suggestions/{suggestion_id}?{query}#{name}", status_code=303)
 
 
-@router.post("/work/unit/suggestions/{suggestion_id}/meetings")
-async def post_meeting(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "meeting")
+# The forms of a suggestion's page, each POSTed to `/work/unit/suggestions/{id}/{form}` (`FORMS`;
+# the meetings' form posts to `meetings`).
+POSTED = {("meetings" if name == "meeting" else name): name for name in FORMS}
 
 
-@router.post("/work/unit/suggestions/{suggestion_id}/view")
-async def post_view(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "view")
-
-
-@router.post("/work/unit/suggestions/{suggestion_id}/reply")
-async def post_reply(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "reply")
-
-
-@router.post("/work/unit/suggestions/{suggestion_id}/extension")
-async def post_extension(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "extension")
-
-
-@router.post("/work/unit/suggestions/{suggestion_id}/progress")
-async def post_progress(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "progress")
-
-
-@router.post("/work/unit/suggestions/{suggestion_id}/spending")
-async def post_spending(suggestion_id: str, request: Request) -> Response:
-    return await _act(request, suggestion_id, "spending")
+@router.post("/work/unit/suggestions/{suggestion_id}/{posted}")
+async def post_form(suggestion_id: str, posted: str, request: Request) -> Response:
+    name = POSTED.get(posted)
+    if name is None:
+        return error_pages.not_found_page(request)
+    return await _act(request, suggestion_id, name)
