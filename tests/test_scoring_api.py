@@ -136,18 +136,20 @@ async def test_a_burst_written_in_batches_adds_up_to_exactly_its_entries(svc: Sc
 async def test_rules_change_from_their_date_and_never_rewrite_the_past(svc: Scoring) -> None:
     region = "350103"
     deputy = await new_deputy(svc, region)
-    tomorrow = NOW.date() + timedelta(days=1)
+    # The time of this test, not of the module's import: China's midnight may have passed between them.
+    now = datetime.now(CHINA)
+    tomorrow = now.date() + timedelta(days=1)
     rules = {"effective_from": tomorrow.isoformat(), "rules": [
         {"code": "report_ack_on_time", "on": "intake.report.acknowledged", "points": 2, "dimension": "relief",
          "match": {"on_time": True}, "label": "按时受理"}]}
     today = await svc.client.put(f"/v1/rules/{region}", headers=STAFF, json={**rules,
-                                                                             "effective_from": NOW.date().isoformat()})
+                                                                             "effective_from": now.date().isoformat()})
     assert today.status_code == 422 and today.json()["errors"][0]["field"] == "effective_from"
     put = await svc.client.put(f"/v1/rules/{region}", headers=STAFF, json=rules)
     assert put.status_code == 200, put.text
     assert put.json()["version"] >= 1
-    later = NOW + timedelta(days=2)
-    await svc.send("intake.report.acknowledged", report_event(deputy, region, NOW, on_time=True))
+    later = now + timedelta(days=2)
+    await svc.send("intake.report.acknowledged", report_event(deputy, region, now, on_time=True))
     await svc.send("intake.report.acknowledged", report_event(deputy, region, later, on_time=True))
     if later.year == YEAR:
         entries = (await svc.score(deputy, YEAR, entries=2))["entries"]
@@ -155,7 +157,7 @@ async def test_rules_change_from_their_date_and_never_rewrite_the_past(svc: Scor
         entries = (await svc.score(deputy, YEAR, entries=1))["entries"] + (
             await svc.score(deputy, later.year, entries=1))["entries"]
     by_day = {datetime.fromisoformat(e["at"]).astimezone(CHINA).date().isoformat(): e for e in entries}
-    old, new = by_day[NOW.date().isoformat()], by_day[later.date().isoformat()]
+    old, new = by_day[now.date().isoformat()], by_day[later.date().isoformat()]
     assert (old["points"], old["rule_region"]) == (0.5, "default")
     assert (new["points"], new["rule_region"], new["rule_version"]) == (2, region, put.json()["version"])
     in_force = await svc.client.get(f"/v1/rules/{region}", params={"on": tomorrow.isoformat()})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -100,7 +100,7 @@ async def test_evidence_is_bounded_at_the_api_and_never_reaches_the_outbox(svc: 
 
 
 async def test_a_rules_version_too_big_for_an_event_is_refused(svc: Scoring) -> None:
-    tomorrow = datetime.fromordinal(NOW.date().toordinal() + 1).date().isoformat()
+    tomorrow = (datetime.now(CHINA).date() + timedelta(days=1)).isoformat()  # now: midnight may have passed
     rules = [{"code": f"r{i}", "on": "intake.report.answered", "points": 1, "dimension": "relief",
               "match": {f"k{j}": "v" * 60 for j in range(10)}, "label": "按时答复"} for i in range(200)]
     # About 160 KB of rules: under the body limit, over what one rules event may carry.
