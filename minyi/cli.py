@@ -18,7 +18,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from shared.auth import ROLES, ensure_dev_signing_key, load_signing_key, sign_token
+    from shared.auth import ROLES, ensure_dev_signing_key, sign_token
 
     settings = get_settings()
     roles = args.role
@@ -32,15 +32,9 @@ def _cmd_token(args: argparse.Namespace) -> int:
     if args.ttl <= 0:
         print("error: --ttl must be a positive number of seconds", file=sys.stderr)
         return 2
-    if args.key is not None:
-        # An operator's key is read, never made: a new one would sign tokens nothing accepts.
-        try:
-            key = load_signing_key(args.key)
-        except (OSError, ValueError) as exc:
-            print(f"error: --key {args.key}: {exc}", file=sys.stderr)
-            return 2
-    else:
-        key = ensure_dev_signing_key(settings.dev_signing_key_file)
+    key = _signing_key(args.key, lambda: ensure_dev_signing_key(settings.dev_signing_key_file))
+    if key is None:
+        return 2
     sub = args.sub or args.deputy or args.unit or f"dev-{roles[0]}"
     print(
         sign_token(
@@ -59,9 +53,22 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signing_key(path: Path | None, default: Callable[[], Any]) -> Any:
+    """The key `--key` names, else `default()`; None (after saying why) when that file is no key.
+    An operator's key is read, never made: a new one would sign tokens nothing accepts."""
+    if path is None:
+        return default()
+    from shared.auth import load_signing_key
+
+    try:
+        return load_signing_key(path)
+    except (OSError, ValueError) as exc:
+        print(f"error: --key {path}: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_login_url(args: argparse.Namespace) -> int:
     from services.web import dev_login
-    from shared.auth import load_signing_key
 
     settings = get_settings()
     principal = dev_login.Principal(roles=tuple(args.role), region=args.region or "", deputy_id=args.deputy,
@@ -71,14 +78,9 @@ def _cmd_login_url(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.key is not None:
-        try:
-            key = load_signing_key(args.key)
-        except (OSError, ValueError) as exc:
-            print(f"error: --key {args.key}: {exc}", file=sys.stderr)
-            return 2
-    else:
-        key = dev_login.signing_key(settings)
+    key = _signing_key(args.key, lambda: dev_login.signing_key(settings))
+    if key is None:
+        return 2
     ticket = dev_login.mint_ticket(key, principal, issuer=settings.jwt_issuer,
                                    next_path=args.next or dev_login.default_next(principal.roles))
     # `minyi up` tells its processes the web tier's address; a shell beside it knows only the port.

@@ -12,9 +12,6 @@ opaque to callers.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -25,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity.api import RuntimeDep
 from services.identity.models import Code, Deputy, Station
+from shared import cursors
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid
 from shared.inputs import MESSAGE, storable
@@ -34,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["identity"], responses=COMMON)
 
 Colleague = Annotated[Principal, Depends(require_roles("deputy", "station_staff", "npc_staff", "admin"))]
 MAX_LIMIT = 100
-MAX_CURSOR = 400
+MAX_CURSOR = cursors.MAX_CURSOR_CHARS
 # Roles that get each row's live QR code; a deputy needs names only.
 CODE_READERS = ("station_staff", "npc_staff", "admin")
 
@@ -79,23 +77,6 @@ class StationList(BaseModel):
     next: str | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
-def encode_cursor(name: str, ident: str) -> str:
-    raw = json.dumps([name, ident], ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """(name, id) of the last row of the page before; ValueError when it is not a cursor of ours."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor") from exc
-    # A forged cursor holding a NUL would reach the database as text it refuses.
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and storable(v) for v in value)):
-        raise ValueError("not a cursor")
-    return value[0], value[1]
-
-
 def _scope(who: Principal, region_code: str | None) -> str:
     """The region prefix to list: the asked one if the caller may see it, else the caller's own."""
     region = region_code if region_code is not None else who.region
@@ -112,8 +93,8 @@ def _paged(query: Select[Any], model: type[Deputy] | type[Station], q: str | Non
         query = query.where(model.name.icontains(words, autoescape=True))
     if after is not None:
         try:
-            name, ident = decode_cursor(after)
-        except ValueError:
+            name, ident = cursors.decode(after, 2)
+        except cursors.BadCursor:
             raise invalid("after", "翻页参数无效，请从第一页重新开始。") from None
         query = query.where(tuple_(model.name, model.id) > tuple_(name, ident))
     return query.order_by(model.name, model.id).limit(limit + 1)
@@ -148,7 +129,7 @@ async def list_deputies(who: Colleague, runtime: RuntimeDep, region_code: Region
         stations=[StationRef(id=s, name=stations[s][0]) for s in d.station_ids
                   if s in stations and who.can_see(stations[s][1])]) for d in page]
     last = page[-1] if len(deputies) > limit else None
-    return DeputyList(items=items, next=encode_cursor(last.name, last.id) if last is not None else None)
+    return DeputyList(items=items, next=cursors.encode(last.name, last.id) if last is not None else None)
 
 
 @router.get("/stations", response_model=StationList, summary="The liaison stations of a region, by name",
@@ -165,5 +146,5 @@ async def list_stations(who: Colleague, runtime: RuntimeDep, region_code: Region
     items = [StationListed(id=s.id, name=s.name, kind=s.kind, region_code=s.region_code, code=codes.get(s.id))
              for s in page]
     last = page[-1] if len(stations) > limit else None
-    return StationList(items=items, next=encode_cursor(last.name, last.id) if last is not None else None)
+    return StationList(items=items, next=cursors.encode(last.name, last.id) if last is not None else None)
 

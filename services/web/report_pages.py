@@ -125,7 +125,9 @@ async def region_page(request: Request, region: str | None = None) -> Response:
 # ---- POST ---------------------------------------------------------------------------------------
 
 
-async def _read_form(request: Request) -> tuple[dict[str, Any], list[Upload]] | None:
+async def read_report_form(request: Request) -> tuple[dict[str, Any], list[Upload]] | None:
+    """A report form's fields (the first of each name) and its photos and voice; None when the body is
+    not a readable form. Citizens' and clerks' forms alike."""
     try:
         form = await request.form(max_files=report_form.MAX_PHOTOS + 3, max_fields=40, max_part_size=64 * 1024)
     except MultiPartException:
@@ -159,7 +161,7 @@ async def _submit(request: Request, *, mode: str, target: ResolvedCode | None,
                   region: RegionPath | None) -> Response:
     web = web_of(request)
     categories = await _categories(web)
-    read = await _read_form(request)
+    read = await read_report_form(request)
     if read is None:
         return _form_page(request, mode=mode, target=target, region=region, categories=categories, status=400,
                           errors={"form": "表单内容不完整，可能是网络中断了，请重新填写后提交。"})

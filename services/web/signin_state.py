@@ -9,16 +9,10 @@ finishes a sign-in another one began; nothing is kept in a process.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from services.web.sealed import Sealer
 
 SIGNIN_COOKIE = "minyi_signin"
 SIGNIN_COOKIE_PATH = "/auth/callback"
@@ -41,23 +35,18 @@ class SignInState:
 
 class StateCodec:
     def __init__(self, secret: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"minyi-web-signin").derive(secret)
-        self._aead = AESGCM(key)
+        self._sealer = Sealer(secret, purpose=b"minyi-web-signin", version=_VERSION, max_chars=2000)
 
     def seal(self, value: SignInState) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, json.dumps(asdict(value), separators=(",", ":")).encode(), _VERSION)
-        return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode().rstrip("=")
+        return self._sealer.seal(asdict(value))
 
     def open(self, value: str | None, now: float | None = None) -> SignInState | None:
         """The state, or None for a cookie that is missing, altered, not ours or too old."""
-        if not value or len(value) > 2000:
+        data = self._sealer.open(value)
+        if data is None:
             return None
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            if raw[:2] != _VERSION:
-                return None
-            state = SignInState(**json.loads(self._aead.decrypt(raw[2:14], raw[14:], _VERSION)))
-        except (ValueError, InvalidTag, TypeError):
+            state = SignInState(**data)
+        except TypeError:
             return None
         return None if state.expired(time.time() if now is None else now) else state

@@ -20,18 +20,15 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.web import error_pages, report_form, station_calls, station_lists, station_register
 from services.web.context import Web, web_of
-from services.web.report_form import Upload
+from services.web.report_pages import read_report_form
 from services.web.signed_in import require
 from services.web.station_register import Registration
 from services.web.upstreams import Category, Citizen, Region, Unavailable, UpstreamError
@@ -209,31 +206,11 @@ async def register_form(request: Request) -> Response:
     return await _register_page(request, session)
 
 
-async def _read_form(request: Request) -> tuple[dict[str, Any], list[Upload]] | None:
-    try:
-        form = await request.form(max_files=report_form.MAX_PHOTOS + 3, max_fields=40, max_part_size=64 * 1024)
-    except MultiPartException:
-        return None
-    fields: dict[str, Any] = {}
-    uploads: list[Upload] = []
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if name in ("photos", "voice") and value.filename:
-                data = await value.read(report_form.MAX_FILE_BYTES + 1)
-                if data:
-                    uploads.append(Upload(name, value.filename[-100:],  # type: ignore[arg-type]
-                                          value.content_type or "application/octet-stream", data))
-        elif name not in fields:
-            fields[name] = value
-    await form.close()
-    return fields, uploads
-
-
 @router.post("/work/station/register")
 async def register(request: Request) -> Response:
     session = await require(request, ROLES)
     web = web_of(request)
-    read = await _read_form(request)
+    read = await read_report_form(request)
     if read is None:
         return await _register_page(request, session, status=400,
                                     errors={"form": "表单内容不完整，可能是网络中断了，请重新填写后提交。"})

@@ -13,20 +13,15 @@ back to the page they were on).
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import quote
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.responses import Response
+
+from services.web.sealed import Sealer
 
 SESSION_COOKIE = "minyi_session"
 # A desk left alone this long signs out; a phone that comes back after lunch signs in again.
@@ -83,27 +78,18 @@ class SessionCodec:
     with another key or is not one of ours opens as None."""
 
     def __init__(self, secret: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"minyi-web-session").derive(secret)
-        self._aead = AESGCM(key)
+        self._sealer = Sealer(secret, purpose=b"minyi-web-session", version=_VERSION, max_chars=4000)
 
     def seal(self, session: WorkSession) -> str:
-        nonce = os.urandom(12)
-        body = json.dumps(asdict(session), separators=(",", ":")).encode()
-        sealed = self._aead.encrypt(nonce, body, _VERSION)
-        return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode().rstrip("=")
+        return self._sealer.seal(asdict(session))
 
     def open(self, value: str | None) -> WorkSession | None:
-        if not value or len(value) > 4000:
+        data = self._sealer.open(value)
+        if data is None:
             return None
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            if raw[:2] != _VERSION:
-                return None
-            body = self._aead.decrypt(raw[2:14], raw[14:], _VERSION)
-            data = json.loads(body)
-            data["roles"] = tuple(data["roles"])
-            return WorkSession(**data)
-        except (ValueError, InvalidTag, TypeError, KeyError):
+            return WorkSession(**{**data, "roles": tuple(data["roles"])})
+        except (TypeError, KeyError):
             return None
 
 
