@@ -7,9 +7,10 @@ its own, reports in `day` order (then id), as `handlers` and `hotspots.place` ch
 
 * category: `classify.classify(content)` (no hint: these rows carry none);
 * clustering: `classify.fingerprint(content)`; an empty fingerprint is not placed (a singleton);
-  otherwise the open clusters of the report's county (`clustering.county_of`) and of the category
-  it was classified in, whose last report is inside the window, are offered to
-  `clustering.best_match`; the report joins the match (`clustering.joined`) or starts a cluster.
+  otherwise the report's `clustering.signature` (text, place names, point, township, category) is
+  offered the open clusters of its county (`clustering.county_of`), whatever their category, whose
+  last report is inside the window (`clustering.best_match`); the report joins the match
+  (`Profile.add`) or starts a cluster.
   This replays `hotspots.place` without the database: the same query conditions, the same pure
   functions, the window and hotspot threshold of `shared.settings.Settings` defaults (30 days, 5
   reports). A report received on day d is at start + d days + i minutes (i its rank in the file),
@@ -87,26 +88,33 @@ def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
     """`hotspots.place` without the database, report by report."""
     at = received(rows)
     found = Found()
-    open_by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
-    state: dict[str, tuple[dict[str, int], int, datetime]] = {}
+    open_in: dict[str, list[str]] = defaultdict(list)
+    state: dict[str, tuple[clustering.Profile, datetime]] = {}
     for n, row in enumerate(rows):
         row_id, t = str(row["id"]), at[str(row["id"])]
-        words = fingerprint(str(row["content"]))
+        content = str(row["content"])
+        words = fingerprint(content)
         if not words:
             found.put(row_id, f"unplaced-{row_id}", t)
             continue
-        key = (clustering.county_of(str(row["region_code"])), category_of(row))
-        views = [clustering.ClusterView(cid, state[cid][0], state[cid][1], state[cid][2])
-                 for cid in open_by_key[key] if state[cid][2] >= t - WINDOW]
-        match = clustering.best_match(words, views, t, WINDOW)
+        point = (float(row["lat"]), float(row["lon"])) if row.get("lat") is not None else None
+        sig = clustering.signature(content, words, str(row["region_code"]), category_of(row), point)
+        county = clustering.county_of(str(row["region_code"]))
+        keys = set(clustering.lookup_keys(sig))
+        # as `hotspots.open_clusters`: only clusters sharing a search key (all when the report has none)
+        views = [clustering.ClusterView(cid, state[cid][0], state[cid][1])
+                 for cid in open_in[county] if state[cid][1] >= t - WINDOW
+                 and (not keys or keys & set(clustering.search_keys(state[cid][0].members)))]
+        match = clustering.best_match(sig, views, t, WINDOW)
         if match is None:
             cid = f"k{n:04d}"
-            open_by_key[key].append(cid)
-            state[cid] = (clustering.joined({}, words), 1, t)
+            open_in[county].append(cid)
+            state[cid] = (clustering.fold([sig]), t)
         else:
             cid = match[0]
-            frequency, count, last = state[cid]
-            state[cid] = (clustering.joined(frequency, words), count + 1, max(last, t))
+            profile, last = state[cid]
+            profile.add(sig)
+            state[cid] = (profile, max(last, t))
         found.put(row_id, cid, t)
     return found
 
@@ -208,13 +216,15 @@ def evaluate(name: str, rows: list[Row], majority: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "routing" / "hotspots_v2")
+    parser.add_argument("--dev-only", action="store_true", help="measure dev.jsonl only (while tuning)")
     args = parser.parse_args()
     dev, heldout = load(args.data / "dev.jsonl"), load(args.data / "heldout.jsonl")
     majority = Counter(str(r["category"]) for r in dev).most_common(1)[0][0]
     print(f"window {WINDOW.days} days, hotspot threshold {THRESHOLD}, "
           f"join similarity {clustering.JOIN_SIMILARITY} (services/routing/clustering.py)")
     evaluate("dev.jsonl", dev, majority)
-    evaluate("heldout.jsonl", heldout, majority)
+    if not args.dev_only:
+        evaluate("heldout.jsonl", heldout, majority)
 
 
 if __name__ == "__main__":

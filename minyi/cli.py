@@ -1,10 +1,12 @@
-"""The `minyi` command: up, token, login-url, migrate, rebuild, serve, docs, dead-letters, outbox, pii-keys."""
+"""The `minyi` command: up, token, login-url, migrate, rebuild, serve, docs, dead-letters, outbox, pii-keys,
+hotspots."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +265,14 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
                                                             say=_say))
 
 
+def _cmd_hotspots(args: argparse.Namespace) -> int:
+    from minyi import hotspot_export
+
+    settings = get_settings()
+    return _operator_command(lambda: hotspot_export.run(settings, since=args.since, out=args.out, say=_say,
+                                                        tell=lambda line: print(line, file=sys.stderr)))
+
+
 def _cmd_pii_keys(args: argparse.Namespace) -> int:
     from minyi import pii_keys as pk
 
@@ -303,6 +313,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a day (YYYY-MM-DD)") from None
+
+
 def _add_operator_commands(sub: Any) -> None:
     letters = sub.add_parser("dead-letters", help="list, show, replay or discard the events consumers set aside")
     letters_sub = letters.add_subparsers(dest="action", required=True)
@@ -340,6 +357,14 @@ def _add_operator_commands(sub: Any) -> None:
     freed.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
     freed.add_argument("--all", action="store_true", help="every set-aside event of the service")
     freed.set_defaults(func=_cmd_outbox)
+
+    spots = sub.add_parser("hotspots", help="what people decided about hotspots (共性事项)")
+    spots_sub = spots.add_subparsers(dest="action", required=True)
+    corrections = spots_sub.add_parser("corrections", help="the hotspots staff split, merged or converted, as JSONL "
+                                                           "in the format of tests/data/routing/hotspots_v2")
+    corrections.add_argument("--since", type=_day, metavar="DATE", help="corrections from this day on (YYYY-MM-DD)")
+    corrections.add_argument("--out", type=Path, metavar="FILE", help="a new file to write (default: stdout)")
+    corrections.set_defaults(func=_cmd_hotspots)
 
     keys = sub.add_parser("pii-keys", help="create and rotate the keyring of personal data; re-encrypt stored data")
     keys_sub = keys.add_subparsers(dest="action", required=True)

@@ -44,6 +44,8 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
             ("reminder", "an acknowledgement or answer deadline is due today; remind the deputy"),
             ("reminded", "station or congress staff urged the deputy to act on an open report (催办)"),
             ("closed", "the report is closed"),
+            ("supported", "a citizen said \"me too\" (我也遇到) on the report: `report_id`, `support_id`, "
+                          "`anonymous`, `supporters` (the new count), `region_code`, `at`; never who"),
         )
     ),
     "routing": (
@@ -52,27 +54,37 @@ EVENTS: dict[str, tuple[EventSpec, ...]] = {
         EventSpec("routing.ticket.updated",
                   "a grid platform changed a ticket's status, or refused the ticket for good (status failed)"),
         EventSpec("routing.hotspot.detected", "many similar reports in one place form a hotspot"),
+        EventSpec("routing.hotspot.progressed",
+                  "a step in a hotspot's life, for the citizens of `report_ids`: `step` joined (the reports joined "
+                  "it; all of them when it is first found), converted (its topic became a key suggestion), "
+                  "assigned, replied, followed_up (the suggestion's yearly look-back), solved (the suggestion "
+                  "closed solved) or closed (its topic, or the cluster, closed with `note`); with `hotspot_id`, "
+                  "`count`, `supporters`, `places`, `keywords` (those at least two reports name), `category`, "
+                  "`topic_title`, `suggestion_id`, `suggestion_title`, `outcome` (A, B, C or null), `at`"),
     ),
-    "suggestions": tuple(
-        EventSpec(f"suggestions.suggestion.{name}", text)
-        for name, text in (
-            ("submitted", "a deputy submitted a suggestion"),
-            ("assigned", "congress staff assigned it to handling units"),
-            ("extended", "the reply deadline was extended"),
-            ("replied", "the lead unit replied"),
-            ("evaluated", "the lead deputy evaluated the reply"),
-            ("reassigned", "re-assigned after a dissatisfied evaluation"),
-            ("overdue", "the reply is late"),
-            ("reviewed", "yearly look-back of an unsolved item"),
-            ("closed", "the suggestion is closed"),
-            # Not in the contract's list: every step is published so the projection can be rebuilt.
-            ("meeting", "the lead unit recorded a meeting with the deputy (三见面)"),
-            ("assisting_view", "an assisting unit gave its view to the lead unit"),
-            ("director_decision", "the congress director's meeting (主任会议) decided after a second dissatisfaction"),
-            ("carried_over", "unsolved at year end, carried into next year's list (滚动办理)"),
-            ("extension_requested", "the lead unit asked congress staff for the one extension; they grant it by "
-                                    "extending"),
-        )
+    "suggestions": (
+        *(EventSpec(f"suggestions.suggestion.{name}", text)
+          for name, text in (
+              ("submitted", "a deputy submitted a suggestion"),
+              ("assigned", "congress staff assigned it to handling units"),
+              ("extended", "the reply deadline was extended"),
+              ("replied", "the lead unit replied"),
+              ("evaluated", "the lead deputy evaluated the reply"),
+              ("reassigned", "re-assigned after a dissatisfied evaluation"),
+              ("overdue", "the reply is late"),
+              ("reviewed", "yearly look-back of an unsolved item"),
+              ("closed", "the suggestion is closed"),
+              # Not in the contract's list: every step is published so the projection can be rebuilt.
+              ("meeting", "the lead unit recorded a meeting with the deputy (三见面)"),
+              ("assisting_view", "an assisting unit gave its view to the lead unit"),
+              ("director_decision",
+               "the congress director's meeting (主任会议) decided after a second dissatisfaction"),
+              ("carried_over", "unsolved at year end, carried into next year's list (滚动办理)"),
+              ("extension_requested", "the lead unit asked congress staff for the one extension; they grant it by "
+                                      "extending"),
+          )),
+        EventSpec("suggestions.topic.closed", "congress staff closed a supervision topic without taking it up: `id` "
+                                              "(the hotspot's), `note`, `region_code`, `at`"),
     ),
     "scoring": (
         EventSpec("scoring.points.recorded", "a ledger entry changed a deputy's points"),

@@ -64,10 +64,12 @@ class Routing:
 
 
 async def declare_intake_stream(nats_url: str) -> None:
-    """Routing consumes intake's reports; where intake does not run, declare its stream."""
+    """Routing consumes intake's reports and suggestions' steps; where those services do not run,
+    declare their streams."""
     nc = await nats.connect(nats_url)
     try:
-        await declare(nc.jetstream(), STREAMS["intake"], replicas=1)
+        for stream in (STREAMS["intake"], STREAMS["suggestions"]):
+            await declare(nc.jetstream(), stream, replicas=1)
     finally:
         await nc.close()
 

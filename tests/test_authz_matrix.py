@@ -34,6 +34,7 @@ from starlette.routing import Route
 from services.identity.service import SPEC as IDENTITY
 from services.intake.service import SPEC as INTAKE
 from services.routing import domain as routing_domain
+from services.routing.models import Hotspot, HotspotReport
 from services.routing.service import SPEC as ROUTING
 from services.scoring.domain import CHINA
 from services.scoring.service import SPEC as SCORING
@@ -143,6 +144,7 @@ async def set_up(s: Stack) -> None:
                  assisting_unit=f"az-U2-{tag}", stranger_unit=f"az-U3-{tag}")
     await directory(s)
     await reports_and_tickets(s)
+    s.ctx.update(await fresh_hotspot(s))
     await election(s)
     await suggestions(s)
     await scoring(s)
@@ -211,6 +213,26 @@ async def reports_and_tickets(s: Stack) -> None:
         return "ticket" in c
 
     await eventually(ticketed, timeout=30, what="a ticket for the shared report")
+
+
+async def fresh_hotspot(s: Stack) -> dict[str, Any]:
+    """Two hotspots of two reports each in the region, written straight into routing's tables: what
+    staff correct is not how the clustering found it."""
+    runtime, now, region = s.runtimes["routing"], datetime.now(UTC), f"{INSIDE}001"
+    made: list[tuple[str, list[str]]] = [(new_id(), [new_id(), new_id()]) for _ in range(2)]
+    async with runtime.transaction() as session:
+        for hotspot_id, _ in made:
+            session.add(Hotspot(id=hotspot_id, county_code=INSIDE, region_code=region,
+                                category="sanitation_environment", category_counts={"sanitation_environment": 2},
+                                profile={}, keywords=["垃圾"], places=[], search_keys=[], count=2, supporters=0,
+                                first_at=now, last_at=now, state="open", version=1))
+        await session.flush()
+        for hotspot_id, reports in made:
+            for report_id in reports:
+                session.add(HotspotReport(report_id=report_id, hotspot_id=hotspot_id, region_code=region,
+                                          category="sanitation_environment", received_at=now, similarity=1.0,
+                                          signature={}, placed_by="auto"))
+    return {"hotspot": made[0][0], "hotspot_report": made[0][1][1], "other_hotspot": made[1][0]}
 
 
 async def election(s: Stack) -> None:
@@ -332,6 +354,7 @@ FRESH: dict[str, Callable[[Stack], Awaitable[dict[str, Any]]]] = {
     "answered_report": answered_report, "submitted_suggestion": submitted_suggestion,
     "assigned_suggestion": assigned_suggestion, "replied_suggestion": replied_suggestion,
     "referred_suggestion": referred_suggestion, "topic": fresh_topic, "entry": fresh_entry,
+    "hotspot": fresh_hotspot,
 }
 
 

@@ -473,6 +473,10 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
             report = await running["intake"].client.post("/v1/reports", json=body)
             assert report.status_code == 201, report.text
             assert (report.json()["target"]["kind"], report.json()["target"]["id"]) == ("deputy", "NP-D1")
+        # A third citizen says "me too" instead: intake.report.supported, for routing's hotspot.
+        support = await running["intake"].client.post(f"/v1/reports/{report.json()['id']}/supports",
+                                                      json={"anonymous": True, "channel": "h5"})
+        assert support.status_code == 201, support.text
 
         # The grid platform takes the ticket from GRID and answers on its status subject.
         # The grid platform takes the ticket from GRID and answers, signed, on its status subject;
@@ -509,6 +513,22 @@ async def test_the_five_services_run_as_their_own_users(servers: Servers, secure
             resp = await running["suggestions"].client.post("/v1/suggestions", json=suggestion,
                                                             headers=bearer("deputy", REGION, deputy_id="NP-D1"))
             assert resp.status_code == 201, resp.text
+            # The two reports' hotspot, a supervision topic by now, closed by staff: suggestions.topic.closed
+            # to routing, and routing.hotspot.progressed back to intake's receipts and suggestions' topics.
+            staff = bearer("npc_staff", REGION)
+
+            async def topics() -> list[dict[str, Any]]:
+                found = await running["suggestions"].client.get("/v1/supervision-topics", headers=staff)
+                return list(found.json()) if found.status_code == 200 else []
+
+            async def listed() -> bool:
+                return bool(await topics())
+
+            await eventually(listed, timeout=30, what="the hotspot as a supervision topic")
+            (topic,) = await topics()
+            closed = await running["suggestions"].client.post(f"/v1/supervision-topics/{topic['id']}/closure",
+                                                              json={"note": "已由城管部门修复。"}, headers=staff)
+            assert closed.status_code == 200, closed.text
             everyone = [c for w in WIRING.values() for c in w.consumers] + [FEED]
             await eventually(lambda: consumed(*everyone), timeout=60,
                              what="every consumer of every service consumed and acked")

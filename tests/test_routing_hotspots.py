@@ -17,11 +17,14 @@ from conftest import Servers
 from routingutil import Routing, bearer, routing_events, routing_service, submit
 from sqlalchemy import select
 
-from services.routing import hotspots
-from services.routing.models import HotspotReport
+from services.routing import clustering, hotspots
+from services.routing.classify import classify, fingerprint
+from services.routing.models import Hotspot, HotspotReport
 from shared.ids import new_id
 
-DATA = Path(__file__).parent / "data" / "routing" / "hotspots.jsonl"
+DATA = Path(__file__).parent / "data" / "routing" / "hotspots_v2"
+# What the issue asks of hotspots and categories on the held-out set.
+TARGET_PRECISION, TARGET_RECALL, TARGET_ACCURACY = 0.90, 0.85, 0.92
 
 
 @pytest.fixture(scope="module")
@@ -43,35 +46,122 @@ def pairwise(truth: dict[str, str | None], found: dict[str, str]) -> tuple[float
     return (both / together_found if together_found else 1.0), (both / together_true if together_true else 1.0)
 
 
-async def test_clustering_precision_and_recall_on_the_labelled_set(routing: Routing) -> None:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(rows) >= 100
-    # Counties of their own, so reports of other tests in the same database cannot join.
+def load(name: str) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: (r["day"], r["id"]))
+
+
+def baseline(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Same township and same classified category within 30 days, whatever the text says."""
+    found: dict[str, str] = {}
+    current: dict[tuple[str, str], tuple[str, int]] = {}
+    for row in rows:
+        key = (row["region_code"], classify(row["content"]).category)
+        group = current.get(key)
+        cid = group[0] if group is not None and row["day"] - group[1] <= 30 else row["id"]
+        current[key] = (cid, row["day"])
+        found[row["id"]] = cid
+    return found
+
+
+async def place_all(routing: Routing, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each row through the service's own placement on the real database, as the handler calls it, in
+    counties of their own so reports of other tests cannot join. Returns row id → cluster id."""
     fresh = {county: f"3498{random.randrange(10, 99)}" for county in sorted({r["region_code"][:6] for r in rows})}
     while len(set(fresh.values())) < len(fresh):
         fresh = {county: f"3498{random.randrange(10, 99)}" for county in fresh}
     start = datetime(2026, 9, 1, 9, tzinfo=UTC)
     ids: dict[str, str] = {}
-    for row in sorted(rows, key=lambda r: (r["day"], r["id"])):
+    for row in rows:
         ids[row["id"]] = report_id = new_id()
         region = fresh[row["region_code"][:6]] + row["region_code"][6:]
+        location = {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None
         async with routing.runtime.transaction() as session:
             await hotspots.place(routing.runtime, session, report_id=report_id, region_code=region,
-                                 category=row["category"], content=row["content"],
+                                 category=classify(row["content"]).category, content=row["content"],
                                  received_at=start + timedelta(days=row["day"], minutes=len(ids)),
-                                 now=datetime.now(UTC))
+                                 now=datetime.now(UTC), location=location)
     async with routing.runtime.sessions()() as session:
         members = dict((await session.execute(
             select(HotspotReport.report_id, HotspotReport.hotspot_id)
             .where(HotspotReport.report_id.in_(list(ids.values()))))).all())
-    found = {row_id: members.get(report_id, f"alone-{row_id}") for row_id, report_id in ids.items()}
+    return {row_id: members.get(report_id, f"alone-{row_id}") for row_id, report_id in ids.items()}
+
+
+def f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+async def test_clustering_on_the_held_out_set_through_the_database(routing: Routing) -> None:
+    rows = load("heldout.jsonl")
+    assert len(rows) >= 300
+    found = await place_all(routing, rows)
     truth: dict[str, str | None] = {r["id"]: r["cluster"] for r in rows}
     precision, recall = pairwise(truth, found)
-    print(f"\nhotspot clustering on {len(rows)} labelled reports ({len(set(v for v in truth.values() if v))}"
-          f" true clusters, {len(set(found.values()))} found): pairwise precision {precision:.1%}, "
-          f"recall {recall:.1%}")
-    # Floors just under what was measured; the figures are printed above.
-    assert precision >= 0.68 and recall >= 0.60
+    base_p, base_r = pairwise(truth, baseline(rows))
+    right = sum(classify(r["content"]).category == r["category"] for r in rows)
+    print(f"\nheld-out set, {len(rows)} reports in {len({v for v in truth.values() if v})} true clusters: hotspot "
+          f"pairwise precision {precision:.1%} (target {TARGET_PRECISION:.0%}), recall {recall:.1%} (target "
+          f"{TARGET_RECALL:.0%}); baseline same township+category P {base_p:.1%} R {base_r:.1%}; "
+          f"category accuracy {right / len(rows):.1%} (target {TARGET_ACCURACY:.0%})")
+    # Text and place must do clearly better than grouping by township and category alone.
+    assert f1(precision, recall) >= 1.5 * f1(base_p, base_r)
+
+
+@pytest.mark.xfail(strict=True, reason="not met yet: held-out P 0.69, R 0.68, category accuracy 0.86 "
+                                       "(bench/hotspot_eval.py); strict, so meeting them fails this marker")
+def test_the_held_out_targets_are_met() -> None:
+    rows = load("heldout.jsonl")
+    truth: dict[str, str | None] = {r["id"]: r["cluster"] for r in rows}
+    found = replay(rows)
+    precision, recall = pairwise(truth, found)
+    accuracy = sum(classify(r["content"]).category == r["category"] for r in rows) / len(rows)
+    print(f"\nheld-out: precision {precision:.1%}, recall {recall:.1%}, category accuracy {accuracy:.1%}")
+    assert precision >= TARGET_PRECISION and recall >= TARGET_RECALL and accuracy >= TARGET_ACCURACY
+
+
+def replay(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The placement's pure functions without the database (as bench/hotspot_eval.py replays them)."""
+    window = timedelta(days=30)
+    start = datetime(2026, 9, 1, 9, tzinfo=UTC)
+    state: dict[str, tuple[clustering.Profile, datetime, str]] = {}
+    found: dict[str, str] = {}
+    for n, row in enumerate(rows):
+        at = start + timedelta(days=row["day"], minutes=n)
+        words = fingerprint(row["content"])
+        if not words:
+            found[row["id"]] = f"alone-{row['id']}"
+            continue
+        point = (row["lat"], row["lon"]) if row["lat"] is not None else None
+        sig = clustering.signature(row["content"], words, row["region_code"], classify(row["content"]).category, point)
+        keys = set(clustering.lookup_keys(sig))
+        views = [clustering.ClusterView(cid, p, last) for cid, (p, last, county) in state.items()
+                 if county == row["region_code"][:6] and last >= at - window
+                 and (not keys or keys & set(clustering.search_keys(p.members)))]
+        match = clustering.best_match(sig, views, at, window)
+        if match is None:
+            cid = f"k{n}"
+            state[cid] = (clustering.fold([sig]), at, row["region_code"][:6])
+        else:
+            cid = match[0]
+            state[cid][0].add(sig)
+            state[cid] = (state[cid][0], at, state[cid][2])
+        found[row["id"]] = cid
+    return found
+
+
+async def test_six_paraphrases_at_one_crossroads_form_one_hotspot_whatever_their_categories(
+        routing: Routing) -> None:
+    six = [r for r in load("dev.jsonl") if r["cluster"] == "c001-huaihai-changshan-sewer"]
+    assert len(six) == 6
+    assert len({classify(r["content"]).category for r in six}) > 1, "the six must span categories to test this"
+    found = await place_all(routing, six)
+    assert len(set(found.values())) == 1, found
+    async with routing.runtime.sessions()() as session:
+        hotspot = await session.get(Hotspot, next(iter(found.values())))
+    assert hotspot is not None and hotspot.count == 6 and hotspot.detected_at is not None
+    assert hotspot.category == "municipal_facilities", hotspot.category_counts  # the members' majority
+    assert sum(hotspot.category_counts.values()) == 6
 
 
 async def test_five_similar_reports_make_one_hotspot(servers: Servers, routing: Routing) -> None:

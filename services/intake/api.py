@@ -123,6 +123,8 @@ class ReportItem(BaseModel):
     ack_overdue: bool
     reply_overdue: bool
     overdue: bool
+    supporters: int = Field(description="citizens who said \"me too\" (我也遇到) on this report")
+    hotspot_id: str | None = Field(description="the hotspot (共性事项) routing placed the report in, if any")
 
 
 class TimelineOut(BaseModel):
@@ -387,7 +389,7 @@ def _item_fields(runtime: Runtime, report: Report, now: datetime) -> dict[str, A
         "due_at": local(report.ack_due if report.acknowledged_at is None else report.reply_due),
         "due_provisional": report.due_provisional, "acknowledged_at": local(report.acknowledged_at),
         "answered_at": local(report.answered_at), "ack_overdue": ack_late, "reply_overdue": reply_late,
-        "overdue": ack_late or reply_late,
+        "overdue": ack_late or reply_late, "supporters": report.supporters, "hotspot_id": report.hotspot_id,
     }
 
 

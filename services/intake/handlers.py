@@ -7,6 +7,8 @@
   newest-wins by the ticket's `version` (`lifecycle.superseded_by`): an older event is
   acknowledged, logged and counted in `minyi_stale_ticket_news_total`, and changes nothing. An
   event without a version (from a routing not yet upgraded) is applied as it comes.
+- `routing.hotspot.progressed` tells each member report's citizen what became of the hotspot
+  (共性事项) it joined, on their receipt (`hotspot_news`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from services.intake import clock, lifecycle, timers
+from services.intake import clock, hotspot_news, lifecycle, timers
 from services.intake.models import DeputyView, Report
 from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
@@ -134,6 +136,9 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
                                     ticket_id=ticket_id, status=status,
                                     note_text=note if isinstance(note, str) else None, at=at)
 
+    async def hotspot_progressed(event: CloudEvent, session: AsyncSession) -> None:
+        await hotspot_news.apply(session, event)
+
     identity, routing = STREAMS["identity"].name, STREAMS["routing"].name
     return (
         Subscription("identity.deputy.updated", identity, "intake-deputies", deputy_updated,
@@ -144,6 +149,8 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
                      "the report went to a grid platform: status dispatched", concurrency=8),
         Subscription("routing.ticket.updated", routing, "intake-ticket-updated", ticket_updated,
                      "a grid platform's status: resolved answers the report, returned hands it back"),
+        Subscription("routing.hotspot.progressed", routing, "intake-hotspot-progressed", hotspot_progressed,
+                     "what became of the hotspot (共性事项) a report joined, on each member's receipt"),
     )
 
 

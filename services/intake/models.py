@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -89,6 +90,10 @@ class Report(Base):
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Citizens who said "me too" (我也遇到) instead of filing the same report again (`ReportSupport`).
+    supporters: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The hotspot (共性事项) routing placed it in, as routing last told (`routing.hotspot.progressed`).
+    hotspot_id: Mapped[str | None] = mapped_column(String(36))
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                  onupdate=func.now())
@@ -116,6 +121,37 @@ class TimelineEntry(Base):
     note: Mapped[str] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean)
     actor: Mapped[str | None] = mapped_column(String(32))
+    # What told of it, for news from other services that may be told twice (`lineage.dedupe_key`).
+    source_event: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (UniqueConstraint("report_id", "source_event"),)
+
+
+class ReportSupport(Base):
+    """A citizen's "me too" (我也遇到 / 附议) on someone else's report.
+
+    An anonymous one is only that it happened: when and through which channel, nothing about the
+    person (no account, address or device). A real-name one keeps the name and phone encrypted
+    like a reporter's, and a digest of the phone keyed per report (`supports.person_digest`) so the
+    same person supports a report once, without that digest linking them across reports.
+    """
+
+    __tablename__ = "report_supports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    channel: Mapped[str] = mapped_column(String(16))
+    supporter_name: Mapped[bytes | None] = mapped_column(LargeBinary)
+    supporter_phone: Mapped[bytes | None] = mapped_column(LargeBinary)
+    person_digest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("report_id", "person_digest"),
+        CheckConstraint("anonymous = (supporter_name IS NULL AND supporter_phone IS NULL AND person_digest IS NULL)",
+                        name="anonymous_keeps_nothing"),
+    )
 
 
 class GridTicket(Base):

@@ -7,14 +7,14 @@ citizen may see, and a wrong code is refused before any lookup when its check ch
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from services.intake import clock, domain, lifecycle
+from services.intake import clock, domain, hotspot_news, lifecycle
 from services.intake.api import IdempotencyKey, RuntimeDep, Strict, flood_guard, limit_flood, local
 from services.intake.models import IDEMPOTENCY, Report, TimelineEntry
 from shared import idempotency
@@ -33,6 +33,9 @@ class Step(BaseModel):
     at: datetime
     status: str
     note: str
+    kind: Literal["report", "lineage"] = Field(
+        default="report", description="report: the report's own handling; lineage: what became of the hotspot "
+                                      "(共性事项) it belongs to")
 
 
 class ReplyView(BaseModel):
@@ -57,6 +60,8 @@ class Receipt(BaseModel):
     reply: ReplyView | None = None
     rating: RatingView | None = None
     can_rate: bool
+    supporters: int = Field(description="citizens who said \"me too\" (我也遇到) on this report; never who")
+    hotspot_id: str | None = Field(description="the hotspot (共性事项) the report belongs to, for its public page")
 
 
 class RatingIn(Strict):
@@ -97,9 +102,11 @@ async def _receipt(runtime: Runtime, report: Report) -> Receipt:
         received_at=local(report.received_at),  # type: ignore[arg-type]
         ack_due=local(report.ack_due),  # type: ignore[arg-type]
         reply_due=local(report.reply_due),  # type: ignore[arg-type]
-        timeline=[Step(at=local(s.at), status=s.status, note=s.note) for s in steps],  # type: ignore[arg-type]
+        timeline=[Step(at=local(s.at), status=s.status, note=s.note,  # type: ignore[arg-type]
+                       kind="lineage" if s.actor == hotspot_news.ACTOR else "report") for s in steps],
         reply=reply, rating=rating,
         can_rate=report.status == "answered" and report.rated_at is None,
+        supporters=report.supporters, hotspot_id=report.hotspot_id,
     )
 
 

@@ -11,6 +11,7 @@ from services.intake import (
     reminders_api,
     scan_api,
     stats_api,
+    supports_api,
     timers,
 )
 from services.intake.models import Base
@@ -28,7 +29,7 @@ SPEC = ServiceSpec(
     stream=STREAMS["intake"],
     events=EVENTS["intake"],
     routers=(api.router, receipts_api.router, attachments_api.router, calendar_api.router, stats_api.router,
-             scan_api.router, reminders_api.router),
+             scan_api.router, reminders_api.router, supports_api.router),
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,

@@ -21,7 +21,7 @@ from shared.bus.outbox import outbox_row, staged
 from shared.service import Runtime
 
 # Columns the database fills itself are left out.
-_COLUMNS = [c.name for c in Report.__table__.columns if c.name not in ("submitted_at", "updated_at")]
+_COLUMNS = [c.name for c in Report.__table__.columns if c.name not in ("submitted_at", "updated_at", "supporters")]
 _JSON_COLUMNS = {"location"}
 
 

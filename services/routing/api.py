@@ -1,16 +1,17 @@
-"""HTTP API of the routing service (paths under /v1, see CONTRACT.md): grid platforms, tickets, hotspots."""
+"""HTTP API of the routing service (paths under /v1, see CONTRACT.md): grid platforms, tickets, decisions.
+Hotspots are in `hotspots_api`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 
-from services.routing import destinations, domain, hotspots, platforms, tickets
-from services.routing.models import GridPlatform, Hotspot, RoutingDecision, Ticket, TicketEntry
+from services.routing import destinations, domain, platforms, tickets
+from services.routing.models import GridPlatform, RoutingDecision, Ticket, TicketEntry
 from services.routing.taxonomy import BY_CODE, GRID_CATEGORIES
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import invalid, not_found
@@ -23,9 +24,8 @@ router = APIRouter(prefix="/v1", tags=["routing"], responses=COMMON)
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id chosen by the caller")]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 PlatformReaders = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
-# CONTRACT: tickets for npc_staff and station_staff, hotspots for npc_staff and deputies; not admin.
+# CONTRACT: tickets for npc_staff and station_staff (hotspots: hotspots_api); not admin.
 TicketReaders = Annotated[Principal, Depends(require_roles("npc_staff", "station_staff"))]
-HotspotReaders = Annotated[Principal, Depends(require_roles("npc_staff", "deputy"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
@@ -252,41 +252,3 @@ async def get_decision(report_id: EntityId, who: TicketReaders, runtime: Runtime
                        category_label=BY_CODE[d.category].label, category_source=d.category_source,
                        confidence=d.confidence, handler=d.handler, platform_id=d.platform_id, reason=d.reason,
                        decided_at=d.decided_at)
-
-
-class HotspotOut(BaseModel):
-    id: str
-    region_code: str
-    category: str
-    count: int
-    keywords: list[str]
-    report_ids: list[str]
-    first_at: datetime
-    last_at: datetime
-
-
-@router.get("/hotspots", response_model=list[HotspotOut], summary="Hotspots (共性事项), most recent first")
-async def list_hotspots(who: HotspotReaders, runtime: RuntimeDep,
-                        region_code: Annotated[str | None, Query(pattern=r"^[0-9]{2,12}$")] = None,
-                        days: Annotated[int, Query(ge=1, le=3660, description="with a report in the last N days")] = 30,
-                        category: Annotated[str | None, Query(max_length=40)] = None) -> list[HotspotOut]:
-    if category is not None and category not in BY_CODE:
-        raise invalid("category", "未知的类别")
-    scope = region_code or who.region
-    if region_code is not None:
-        require_region(who, region_code)
-    since = datetime.now(UTC) - timedelta(days=days)
-    query = (select(Hotspot).where(Hotspot.detected_at.is_not(None), Hotspot.last_at >= since)
-             .order_by(Hotspot.last_at.desc(), Hotspot.id).limit(500))
-    if scope:
-        # A hotspot of a county shows to a township's staff too when its reports reach into the township.
-        query = query.where(Hotspot.region_code.startswith(scope[:6], autoescape=True))
-    if category:
-        query = query.where(Hotspot.category == category)
-    out: list[HotspotOut] = []
-    async with runtime.sessions()() as session:
-        for hotspot in (await session.scalars(query)).all():
-            if scope and not (hotspot.region_code.startswith(scope) or scope.startswith(hotspot.region_code)):
-                continue
-            out.append(HotspotOut.model_validate(await hotspots.describe(session, hotspot)))
-    return out

@@ -4,6 +4,8 @@
   grid platform does, and place it in a hotspot cluster; all in the one transaction of the event.
 - `grid.<platform_id>.events`: statuses from platforms on the nats transport, signed, each believed
   only of the platform its subject names.
+- `suggestions.suggestion.*`, `suggestions.topic.closed`, `intake.report.supported`: the life of
+  hotspots after they are found (`hotspot_news`).
 - The dispatcher worker delivers tickets on the http transport.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import domain, hotspots, platforms, tickets
+from services.routing import domain, hotspot_news, hotspots, platforms, tickets
 from services.routing.classify import classify
 from services.routing.dispatch import Dispatcher
 from services.routing.models import GridPlatform, RoutingDecision
@@ -78,7 +80,8 @@ async def route_report(runtime: Runtime, session: AsyncSession, data: dict[str, 
                                       result.category, platform, now)
     received = _time(data.get("received_at"), event)
     await hotspots.place(runtime, session, report_id=report_id, region_code=region_code, category=result.category,
-                         content=content, received_at=received, now=now)
+                         content=content, received_at=received, now=now,
+                         location=data.get("location") if isinstance(data.get("location"), dict) else None)
 
 
 async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
@@ -132,11 +135,26 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
     async def platform_event(event: CloudEvent, session: AsyncSession) -> None:
         await grid_event(runtime, session, event)
 
+    async def suggestion(event: CloudEvent, session: AsyncSession) -> None:
+        await hotspot_news.suggestion_event(runtime, session, event)
+
+    async def topic_closed(event: CloudEvent, session: AsyncSession) -> None:
+        await hotspot_news.topic_closed(runtime, session, event)
+
+    async def supported(event: CloudEvent, session: AsyncSession) -> None:
+        await hotspot_news.report_supported(session, event)
+
     return (
         Subscription("intake.report.submitted", STREAMS["intake"].name, "routing-submitted", submitted,
                      "classify, dispatch to the grid platform and cluster every new report", concurrency=8),
         Subscription("grid.*.events", GRID_STREAM.name, "routing-grid-events", platform_event,
                      "ticket statuses from grid platforms on the nats transport"),
+        Subscription("suggestions.suggestion.>", STREAMS["suggestions"].name, "routing-suggestions", suggestion,
+                     "a hotspot's topic converted into a suggestion, and that suggestion's steps until it closes"),
+        Subscription("suggestions.topic.closed", STREAMS["suggestions"].name, "routing-topics-closed", topic_closed,
+                     "a hotspot's topic closed without a suggestion closes the hotspot"),
+        Subscription("intake.report.supported", STREAMS["intake"].name, "routing-supported", supported,
+                     "citizens who said \"me too\" on a report count for the hotspot holding it"),
     )
 
 

@@ -125,22 +125,43 @@ class TicketEntry(Base):
 
 
 class Hotspot(Base):
-    """A cluster of reports on one problem; a hotspot (共性事项) once it reaches the threshold."""
+    """A cluster of reports on one problem at one place; a hotspot (共性事项) once it reaches the
+    threshold. Its life: `open` → `converted` (into a supervision topic, 监督课题) or `closed`; a
+    cluster merged by staff into another is `merged` and points at it."""
 
     __tablename__ = "hotspots"
-    __table_args__ = (Index("ix_hotspots_open", "county_code", "category", "last_at"),)
+    __table_args__ = (Index("ix_hotspots_open", "county_code", "last_at"),
+                      Index("ix_hotspots_keys", "search_keys", postgresql_using="gin"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     county_code: Mapped[str] = mapped_column(String(6), nullable=False)
     region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    # the majority of its members' categories; ties go to the earliest
     category: Mapped[str] = mapped_column(String(40), nullable=False)
-    # word → in how many of the cluster's reports it occurs
-    document_frequency: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    category_counts: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
+    # what its reports say, folded (clustering.Profile as JSON): compared with each new report
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
     keywords: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False)
+    places: Mapped[list[str]] = mapped_column(ARRAY(String(60)), nullable=False, server_default=text("'{}'"))
+    # what a new report is looked up by among many open clusters (clustering.search_keys)
+    search_keys: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False, server_default=text("'{}'"))
     count: Mapped[int] = mapped_column(Integer, nullable=False)
+    # citizens who said "me too" (我也遇到) on one of its reports instead of filing their own
+    supporters: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     detected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(12), nullable=False, server_default=text("'open'"))
+    topic_title: Mapped[str | None] = mapped_column(String(200))
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    suggestion_id: Mapped[str | None] = mapped_column(String(36))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    close_note: Mapped[str | None] = mapped_column(Text)
+    merged_into: Mapped[str | None] = mapped_column(String(36))
+    # The step (`seq`) of its suggestion last applied, so a redelivered older step changes nothing,
+    # and the outcome of the suggestion's reply (A, B, C) for what later joins.
+    suggestion_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    outcome: Mapped[str | None] = mapped_column(String(8))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
@@ -151,5 +172,37 @@ class HotspotReport(Base):
     hotspot_id: Mapped[str] = mapped_column(ForeignKey(f"{SCHEMA}.hotspots.id", ondelete="CASCADE"), nullable=False,
                                             index=True)
     region_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    category: Mapped[str] = mapped_column(String(40), nullable=False, server_default=text("'other'"))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     similarity: Mapped[float] = mapped_column(Float, nullable=False)
+    # the report's clustering.Signature as JSON: what a split or merge folds again into profiles
+    signature: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
+    # "auto" when clustering placed it, "staff" when a person moved it (a split or merge)
+    placed_by: Mapped[str] = mapped_column(String(8), nullable=False, server_default=text("'auto'"))
+
+
+class HotspotCorrection(Base):
+    """A person's correction of the clustering: ground truth for measuring it (`minyi hotspots
+    corrections` exports them)."""
+
+    __tablename__ = "hotspot_corrections"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)  # split | merge | convert | close
+    hotspot_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    other_hotspot_id: Mapped[str | None] = mapped_column(String(36))
+    report_ids: Mapped[list[str]] = mapped_column(ARRAY(String(36)), nullable=False, server_default=text("'{}'"))
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = _created()
+
+
+class HotspotSupport(Base):
+    """A "me too" (我也遇到) on a report, counted once for the cluster holding the report: kept by
+    report, so a split or merge counts its supporters again."""
+
+    __tablename__ = "hotspot_supports"
+
+    support_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    at: Mapped[datetime] = _created()

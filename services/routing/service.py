@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.routing import api, callbacks_api, categories_api, handlers
+from services.routing import api, callbacks_api, categories_api, handlers, hotspots_api
 from services.routing.models import Base
 from shared.contracts import EVENTS, GRID_STREAM, STREAMS
 from shared.service import ServiceSpec, load_keyring
@@ -18,7 +18,8 @@ SPEC = ServiceSpec(
     stream=STREAMS["routing"],
     events=EVENTS["routing"],
     extra_streams=(GRID_STREAM,),
-    routers=(api.router, callbacks_api.router, categories_api.router),
+    routers=(api.router, callbacks_api.router, categories_api.router, hotspots_api.router,
+             hotspots_api.public_router),
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,

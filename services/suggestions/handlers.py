@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.suggestions import topics
 from services.suggestions.models import DeputyView, SupervisionTopic
 from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
@@ -20,6 +21,17 @@ def _text(event: CloudEvent, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadEvent(f"{event.type} {event.id} has no {name}")
     return value
+
+
+def _when(event: CloudEvent) -> datetime:
+    raw = event.data.get("at")
+    try:
+        at = datetime.fromisoformat(raw) if isinstance(raw, str) else event.time
+    except ValueError as exc:
+        raise BadEvent(f"{event.type} {event.id}: 'at' is not a time") from exc
+    if at.tzinfo is None:
+        raise BadEvent(f"{event.type} {event.id}: 'at' has no offset")
+    return at
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
@@ -52,9 +64,27 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         # A hotspot is announced once; a replay of the announcement changes nothing staff decided.
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
+    async def hotspot_progressed(event: CloudEvent, session: AsyncSession) -> None:
+        if event.data.get("step") != "joined":
+            return  # the other steps are this service's own doing, told back
+        report_ids, count = event.data.get("report_ids"), event.data.get("count")
+        # Ids as the topic's column holds them (36 characters); anything else could never be stored.
+        if not isinstance(report_ids, list) or not all(isinstance(r, str) and 0 < len(r) <= 36 for r in report_ids):
+            raise BadEvent(f"routing.hotspot.progressed {event.id} lacks report_ids")
+        topic = await session.get(SupervisionTopic, _text(event, "hotspot_id"), with_for_update=True)
+        if topic is None:
+            return  # not a topic yet: routing.hotspot.detected brings every member when it is
+        update = topics.joined(topic.report_ids, topic.count, report_ids,
+                               count if isinstance(count, int) and not isinstance(count, bool) else None)
+        if update is not None:
+            topic.report_ids, topic.count = update
+            topic.last_at = max(topic.last_at, _when(event))
+
     return (
         Subscription("routing.hotspot.detected", STREAMS["routing"].name, "suggestions-hotspots", hotspot_detected,
                      "a hotspot becomes a congress supervision topic (人大监督) for staff"),
+        Subscription("routing.hotspot.progressed", STREAMS["routing"].name, "suggestions-hotspot-progressed",
+                     hotspot_progressed, "reports that join a hotspot later join its supervision topic"),
         Subscription("identity.deputy.updated", STREAMS["identity"].name, "suggestions-deputies", deputy_updated,
                      "who may lead or co-sign a suggestion, and in which region"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -90,7 +91,8 @@ async def convert(topic_id: EntityId, body: ConversionIn, who: Staff, runtime: R
         return {"topic": _out(topic), "suggestion": created}
 
 
-@router.post("/supervision-topics/{topic_id}/closure", summary="Close the topic with a note",
+@router.post("/supervision-topics/{topic_id}/closure",
+             summary="Close the topic with a note; the note reaches the citizens whose reports made it",
              responses=problems((404, "unknown topic"), (409, "converted or closed already")))
 async def close(topic_id: EntityId, body: ClosureIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.transaction() as session:
@@ -98,4 +100,8 @@ async def close(topic_id: EntityId, body: ClosureIn, who: Staff, runtime: Runtim
         topic.status, topic.note, topic.decided_by = "closed", body.note, who.sub
         await runtime.record_audit(session, who, "topic.closed", subject_type="supervision_topic",
                                    subject_id=topic.id, region_code=topic.region_code, detail={"note": body.note})
+        # Routing closes the hotspot on it and tells the member reports' citizens why.
+        await runtime.emit(session, "suggestions.topic.closed", {
+            "id": topic.id, "note": body.note, "region_code": topic.region_code,
+            "at": datetime.now(UTC).isoformat()}, subject=topic.id)
         return _out(topic)

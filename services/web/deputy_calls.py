@@ -63,6 +63,9 @@ class InboxItem(Model):
     ack_overdue: bool = False
     reply_overdue: bool = False
     overdue: bool = False
+    # Citizens who said they have the same problem (附议), and the common matter the report joined.
+    supporters: int = 0
+    hotspot_id: str | None = None
 
 
 class InboxPage(Model):

@@ -5,6 +5,8 @@ A POST checks the form, uploads the photos and the recording to intake, files th
 answers 303 to the receipt page. Every rendered form carries its own idempotency key, so a
 double tap, a retry on a weak network or a browser's resend files one report. Whatever goes
 wrong comes back as the same form with the citizen's words kept and the problem next to its field.
+The form's "先看看有没有人反映过" button posts it with `action=check`: nothing is filed, and it comes
+back with the common matters it probably repeats (matter_pages.py).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.web import error_pages, report_form
+from services.web import error_pages, matter_pages, matters, report_form
 from services.web.citizen_address import citizen_address
 from services.web.context import Web, web_of
+from services.web.matters import Found
 from services.web.report_form import Draft, Upload
 from services.web.upstreams import Category, Citizen, Region, RegionPath, ResolvedCode, Unavailable, UpstreamError
 from services.web.words import group_receipt_code
@@ -55,10 +58,15 @@ async def _target(web: Web, code: str) -> ResolvedCode | None:
     return await web.codes.get(code, lambda: web.upstreams.resolve_code(code))
 
 
+def _search_region(target: ResolvedCode | None, region: RegionPath | None) -> str | None:
+    """Where the form's words are searched for repeats: the code's region, or the region chosen."""
+    return matters.search_region(target.region_code if target else region.code if region else None)
+
+
 def _form_page(request: Request, *, mode: str, target: ResolvedCode | None = None,
                region: RegionPath | None = None, children: list[Region] | None = None, draft: Draft | None = None,
                errors: dict[str, str] | None = None, categories: list[Category], status: int = 200,
-               notice: str | None = None) -> Response:
+               notice: str | None = None, similar: Found | None = None, files_dropped: bool = False) -> Response:
     draft = draft or Draft(idempotency_key=uuid.uuid4().hex)
     if errors:
         # After a refusal the form is made anew: a changed form must not reuse the key of the one refused.
@@ -66,7 +74,9 @@ def _form_page(request: Request, *, mode: str, target: ResolvedCode | None = Non
     return web_of(request).pages.render(
         request, "report.html", status=status, posts=True, mode=mode, target=target, region=region,
         children=children or [], draft=draft, errors=errors or {}, categories=categories, notice=notice,
-        field_order=FIELD_ORDER,
+        field_order=FIELD_ORDER, similar_region=_search_region(target, region), found=similar,
+        files_dropped=files_dropped,
+        kiosk_code=_code_of(request) if mode == "kiosk" else None,
         limits={"content": report_form.MAX_CONTENT, "photos": report_form.MAX_PHOTOS,
                 "file_mb": report_form.MAX_FILE_BYTES // (1024 * 1024)},
         photo_types=report_form.PHOTO_TYPES, voice_types=report_form.VOICE_TYPES)
@@ -169,6 +179,8 @@ async def _submit(request: Request, *, mode: str, target: ResolvedCode | None,
     draft = report_form.read_draft(fields, uploads)
     if not _IDEM.match(draft.idempotency_key):
         draft.idempotency_key = uuid.uuid4().hex
+    if fields.get("action") == "check":
+        return await _check(request, mode=mode, target=target, region=region, draft=draft, categories=categories)
 
     def again(errors: dict[str, str], status: int = 422) -> Response:
         if draft.uploads and not {"photos", "voice"} & errors.keys():
@@ -222,6 +234,17 @@ async def _submit(request: Request, *, mode: str, target: ResolvedCode | None,
     receipt = group_receipt_code(created.receipt_code)
     location = f"/r/{receipt}?new=1" + (f"&kiosk={_code_of(request)}" if mode == "kiosk" else "")
     return RedirectResponse(location, status_code=303)
+
+
+async def _check(request: Request, *, mode: str, target: ResolvedCode | None, region: RegionPath | None,
+                 draft: Draft, categories: list[Category]) -> Response:
+    """The form as it was sent, with the matters it probably repeats above its submit button. Nothing is
+    filed or changed, so no token is asked for; files cannot be given back to a file field."""
+    found = await matter_pages.find_repeats(
+        request, region_code=_search_region(target, region), content=draft.content, address=draft.address,
+        lat=draft.lat, lon=draft.lon, kiosk=_code_of(request) if mode == "kiosk" else None)
+    return _form_page(request, mode=mode, target=target, region=region, draft=draft, categories=categories,
+                      similar=found, files_dropped=bool(draft.uploads))
 
 
 def _code_of(request: Request) -> str:

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from services.web import (
     deputy_pages,
     error_pages,
+    matter_pages,
     public_pages,
     receipt_pages,
     report_form,
@@ -104,6 +105,7 @@ def build_app(settings: Settings | None = None, *,
                         pages=Pages(assets, Csrf(secret), secure_cookies=settings.web_secure_cookies),
                         sessions=SessionCodec(secret))
     signin_pages.install(app, settings, secret)
+    matter_pages.install(app, secret)
     error_pages.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
@@ -129,8 +131,9 @@ def build_app(settings: Settings | None = None, *,
     async def static(name: str, request: Request) -> Response:
         return assets.response(request, name)
 
-    for router in (report_pages.router, receipt_pages.router, public_pages.router, signin_pages.router,
-                   work_home.router, deputy_pages.router, station_pages.router, unit_pages.router):
+    for router in (report_pages.router, receipt_pages.router, matter_pages.router, public_pages.router,
+                   signin_pages.router, work_home.router, deputy_pages.router, station_pages.router,
+                   unit_pages.router):
         app.include_router(router)
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static", exclude_spans=["receive", "send"],

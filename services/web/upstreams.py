@@ -117,6 +117,8 @@ class Step(Model):
     at: str
     status: str
     note: str
+    # What kind of entry: a status change, or news of the common matter the report joined ("lineage").
+    kind: str | None = None
 
 
 class ReplyView(Model):
@@ -141,6 +143,9 @@ class Receipt(Model):
     reply: ReplyView | None = None
     rating: RatingView | None = None
     can_rate: bool = False
+    # Others who said they have the same problem (附议), and the common matter it joined, if any.
+    supporters: int = 0
+    hotspot_id: str | None = None
 
 
 class RatingOut(Model):
@@ -318,9 +323,10 @@ class Upstreams:
             return Upstream(name, settings.service_url(name), timeout=timeout, proxy_secret=secret,
                             transport=transports.get(name))
 
-        # Intake and scoring count citizens' requests against flood limits, so only they get their addresses.
+        # Intake, scoring and routing (its search for repeated reports) count citizens' requests against
+        # flood limits, so only they get their addresses.
         self.intake = make("intake", proxy_secret)
-        self.routing = make("routing")
+        self.routing = make("routing", proxy_secret)
         self.suggestions = make("suggestions")
         self.scoring = make("scoring", proxy_secret)
         self.identity = make("identity")

@@ -57,7 +57,24 @@
       count();
     }
 
-    // Real-name details only when real-name is chosen; without JS both are shown.
+    initIdentity(form);
+    if (photoInput) { initPhotos(photoInput, form); }
+    if (voiceInput) {
+      initRecorder(voiceInput, function (value) { recorded = value; });
+    }
+    initLocation();
+    initSimilar(form);
+
+    form.addEventListener("submit", function (event) {
+      if (!validate(form, recorded)) { event.preventDefault(); return; }
+      if (!window.FormData || !window.XMLHttpRequest) { return; }
+      event.preventDefault();
+      send(form, recorded);
+    });
+  }
+
+  // Real-name details only when real-name is chosen; without JS both are shown.
+  function initIdentity(form) {
     var realname = $("realname");
     var radios = form.querySelectorAll("input[name=identity]");
     var syncIdentity = function () {
@@ -66,18 +83,79 @@
     };
     radios.forEach(function (r) { r.addEventListener("change", syncIdentity); });
     syncIdentity();
+  }
 
-    if (photoInput) { initPhotos(photoInput, form); }
-    if (voiceInput) {
-      initRecorder(voiceInput, function (value) { recorded = value; });
+  /* ---- already reported? (重复反映) -------------------------------------------------------- */
+
+  var SIMILAR_PAUSE_MS = 600;   // searched once the citizen stops typing this long
+  var SIMILAR_MIN_CHARS = 6;
+
+  // Matters that what is being typed probably repeats, shown above the submit button while the citizen
+  // writes. Never in the way: a failed or slow search shows nothing and the form is sent as ever.
+  function initSimilar(form) {
+    var url = form.getAttribute("data-similar-url");
+    var box = $("similar"), button = $("similar-check"), content = $("content");
+    if (!url || !box || !content || !window.fetch || !window.URLSearchParams) { return; }
+    var timer = null, asked = "", seq = 0;
+
+    var search = function (auto) {
+      // The start of a report says what it is about; the server reads no more than this either.
+      var text = Array.from(content.value.trim()).slice(0, 2000).join("");
+      var address = $("address"), lat = $("lat"), lon = $("lon"), csrf = form.querySelector("input[name=csrf]");
+      var params = new URLSearchParams();
+      params.set("csrf", csrf ? csrf.value : "");
+      params.set("region", form.getAttribute("data-similar-region") || "");
+      params.set("kiosk", form.getAttribute("data-kiosk-code") || "");
+      params.set("content", text);
+      params.set("address", address ? address.value.trim() : "");
+      params.set("lat", lat ? lat.value : "");
+      params.set("lon", lon ? lon.value : "");
+      params.set("auto", auto ? "1" : "0");
+      var key = params.toString();
+      if (auto && key === asked) { return; }
+      asked = key;
+      var mine = ++seq;
+      fetch(url, { method: "POST", body: params, credentials: "same-origin" }).then(function (response) {
+        // 400 is the fragment saying the page is too old; anything else not ok is some other page.
+        if (!response.ok && response.status !== 400) { throw new Error(String(response.status)); }
+        return response.text();
+      }).then(function (html) {
+        // An answer to words since changed is not shown over the answer to the newer ones.
+        if (mine !== seq) { return; }
+        box.innerHTML = html;
+        // The list sits above the submit button, far below the words on a phone: a way down to it.
+        var jump = $("similar-jump");
+        if (jump) { jump.hidden = !box.querySelector(".similar-item"); }
+      }).catch(function () {
+        if (mine === seq && !auto) { box.textContent = "暂时无法查找相同的反映，您可以直接提交。"; }
+      });
+    };
+
+    var later = function () {
+      clearTimeout(timer);
+      if (Array.from(content.value.trim()).length < SIMILAR_MIN_CHARS) { return; }
+      timer = setTimeout(function () { search(true); }, SIMILAR_PAUSE_MS);
+    };
+    content.addEventListener("input", later);
+    var address = $("address");
+    if (address) { address.addEventListener("input", later); }
+    if (button) {
+      // Pressed (or Enter in a field, which presses the form's first button): search here, file nothing.
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        clearTimeout(timer);
+        search(false);
+      });
     }
-    initLocation();
+  }
 
+  function initSupportForm(form) {
+    initIdentity(form);
     form.addEventListener("submit", function (event) {
-      if (!validate(form, recorded)) { event.preventDefault(); return; }
-      if (!window.FormData || !window.XMLHttpRequest) { return; }
-      event.preventDefault();
-      send(form, recorded);
+      if (!validate(form, null)) { event.preventDefault(); return; }
+      var button = $("support-submit");
+      // A second tap while the first is on its way would only be refused as a repeat.
+      if (button) { setTimeout(function () { button.disabled = true; }, 0); }
     });
   }
 
@@ -381,6 +459,8 @@
   function init() {
     var form = $("report-form");
     if (form) { initReportForm(form); }
+    var support = $("support-form");
+    if (support) { initSupportForm(support); }
     initReceipt();
   }
 

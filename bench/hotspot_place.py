@@ -1,0 +1,205 @@
+"""Placing a report among many open hotspots, and "already reported?" (重复反映) over HTTP.
+
+    .venv/bin/python bench/hotspot_place.py [--open 100000] [--reports 300] [--rate 50] [--seconds 10]
+
+Starts its own PostgreSQL and NATS and the routing service in this process, fills one county with
+`--open` open reports of the window (synthetic: place names × kinds of problem from
+`services/routing/problems.py`, written straight into routing's tables as clusters the service
+itself folded), then measures:
+
+* placement: `hotspots.place` for `--reports` new reports of that county, each in its own
+  transaction as the handler runs it; p50/p99 per report. Baseline, same run: the same reports
+  placed into a county with no open report.
+* already reported: `POST /v1/public/hotspots/similar` at `--rate` requests/s for `--seconds`,
+  anonymous, open loop; p50/p99. Baseline, same run: `GET /healthz` at the same rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import httpx  # noqa: E402
+import nats  # noqa: E402
+import uvicorn  # noqa: E402
+from identity_stack import stack  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
+
+from minyi.servers import free_port  # noqa: E402
+from services.routing import clustering, hotspots  # noqa: E402
+from services.routing.classify import fingerprint  # noqa: E402
+from services.routing.models import Hotspot, HotspotReport  # noqa: E402
+from services.routing.problems import PROBLEMS  # noqa: E402
+from services.routing.service import SPEC  # noqa: E402
+from shared.bus.streams import declare  # noqa: E402
+from shared.contracts import STREAMS  # noqa: E402
+from shared.ids import new_id  # noqa: E402
+from shared.service import build_app  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+COUNTY, EMPTY = "349901", "349902"
+SYLLABLES = ("安宁和平幸福光明胜利解放建设人民文化新华东风红旗长江黄河泰山华山"
+             "翠竹梧桐桃园杏花梅园南湖北湖东湖西湖金色锦绣")
+SUFFIXES = ("路", "街", "巷", "小区", "花园", "新村", "村", "苑", "广场", "市场")
+
+
+def text_of(rng: random.Random) -> str:
+    name = "".join(rng.choice(SYLLABLES) for _ in range(2)) + rng.choice(SUFFIXES)
+    kind = rng.choice(list(PROBLEMS))
+    phrase = rng.choice(PROBLEMS[kind])
+    where = rng.choice(("那边", "门口", "附近", ""))
+    since = rng.choice(("好几天了", "一直没人管", "请尽快处理"))
+    return f"{name}{where}{phrase}的问题{since}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def fill(runtime: object, n: int, now: datetime) -> None:
+    """`n` open reports in COUNTY: clusters of one to three reports, folded by clustering itself."""
+    rng = random.Random(7)
+    started = time.monotonic()
+    made = 0
+    batch_h: list[dict[str, object]] = []
+    batch_r: list[dict[str, object]] = []
+    while made < n:
+        text = text_of(rng)
+        size = min(n - made, rng.choice((1, 1, 1, 2, 3)))
+        township = f"{COUNTY}{rng.randrange(1, 20):03d}"
+        sigs = [clustering.signature(text, fingerprint(text), township, "other") for _ in range(size)]
+        profile = clustering.fold(sigs)
+        at = now - timedelta(days=rng.uniform(0, 29))
+        hid = new_id()
+        batch_h.append(dict(id=hid, county_code=COUNTY, region_code=township, category="other",
+                            category_counts=profile.categories, profile=profile.to_json(),
+                            keywords=clustering.keywords(profile.words, size), places=clustering.top_places(profile),
+                            search_keys=clustering.search_keys(sigs), count=size, supporters=0, first_at=at,
+                            last_at=at, state="open", version=1))
+        batch_r.extend(dict(report_id=new_id(), hotspot_id=hid, region_code=township, category="other",
+                            received_at=at, similarity=1.0, signature=s.to_json(), placed_by="auto") for s in sigs)
+        made += size
+        if len(batch_r) >= 2000 or made >= n:
+            async with runtime.transaction() as session:  # type: ignore[attr-defined]
+                await session.execute(insert(Hotspot), batch_h)
+                await session.execute(insert(HotspotReport), batch_r)
+            batch_h, batch_r = [], []
+            print(f"\r  filling county {COUNTY}: {made:,}/{n:,} open reports "
+                  f"({time.monotonic() - started:.0f} s)", end="", flush=True)
+    print()
+
+
+async def placements(runtime: object, county: str, n: int, now: datetime) -> list[float]:
+    rng = random.Random(11)
+    times = []
+    for i in range(n):
+        text = text_of(rng)
+        started = time.perf_counter()
+        async with runtime.transaction() as session:  # type: ignore[attr-defined]
+            region = f"{county}{rng.randrange(1, 20):03d}"
+            await hotspots.place(runtime, session, report_id=new_id(), region_code=region,  # type: ignore[arg-type]
+                                 category="other", content=text, received_at=now, now=now)
+        times.append(time.perf_counter() - started)
+        if i % 50 == 49:
+            print(f"\r  placing into {county}: {i + 1}/{n}", end="", flush=True)
+    print()
+    return times
+
+
+async def open_loop(client: httpx.AsyncClient, rate: float, seconds: float, request: object) -> list[float]:
+    latencies: list[float] = []
+    tasks = []
+
+    async def one() -> None:
+        started = time.perf_counter()
+        resp = await request()  # type: ignore[operator]
+        if resp.status_code >= 400:
+            raise SystemExit(f"{resp.request.method} {resp.request.url} answered {resp.status_code}: {resp.text[:200]}")
+        latencies.append(time.perf_counter() - started)
+
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def run(args: argparse.Namespace) -> None:
+    with stack() as s:
+        port = free_port()
+        settings = Settings(database_url=s.postgres.url, nats_url=s.nats.url, home=s.root / "home", routing_port=port,
+                            pii_keys_file=s.keys_file, lookup_limit="1000000/minute")
+        # Routing reads intake's reports and suggestions' steps; those services do not run here.
+        nc = await nats.connect(s.nats.url)
+        for spec in (STREAMS["intake"], STREAMS["suggestions"]):
+            await declare(nc.jetstream(), spec, replicas=1)
+        await nc.close()
+        app = build_app(SPEC, settings)
+        runtime = app.state.runtime
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        task = asyncio.create_task(server.serve())
+        await asyncio.wait_for(runtime.bus_started.wait(), timeout=120)
+        try:
+            now = datetime.now(UTC)
+            await fill(runtime, args.open, now)
+            # As autovacuum would after such a load: without statistics the planner reads the
+            # county's clusters by date instead of by the key index, and the first reads of fresh
+            # pages write their hint bits.
+            async with runtime.db.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text("VACUUM ANALYZE routing.hotspots"))
+            empty = await placements(runtime, EMPTY, args.reports, now)
+            full = await placements(runtime, COUNTY, args.reports, now)
+            rng = random.Random(5)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                for _ in range(100):  # the server listens a moment after its lifespan has started
+                    try:
+                        await client.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+                health = await open_loop(client, args.rate, args.seconds, lambda: client.get("/healthz"))
+                similar = await open_loop(client, args.rate, args.seconds, lambda: client.post(
+                    "/v1/public/hotspots/similar",
+                    json={"region_code": f"{COUNTY}{rng.randrange(1, 20):03d}", "content": text_of(rng)}))
+        finally:
+            server.should_exit = True
+            await task
+    ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+    print(f"\nplacing a report (hotspots.place, one transaction each), {args.reports} reports:")
+    print(f"  county with {args.open:,} open reports: p50 {ms(statistics.median(full))}, "
+          f"p99 {ms(percentile(full, 0.99))}")
+    print(f"  baseline, empty county:               p50 {ms(statistics.median(empty))}, "
+          f"p99 {ms(percentile(empty, 0.99))}")
+    print(f"  ratio p99 {percentile(full, 0.99) / percentile(empty, 0.99):.1f}×")
+    print(f"\nalready reported? POST /v1/public/hotspots/similar at {args.rate:g}/s for {args.seconds:g} s:")
+    print(f"  p50 {ms(statistics.median(similar))}, p99 {ms(percentile(similar, 0.99))} (target p99 < 50 ms)")
+    print(f"  baseline GET /healthz same rate: p50 {ms(statistics.median(health))}, p99 {ms(percentile(health, 0.99))}")
+    print(f"  ratio p99 {percentile(similar, 0.99) / percentile(health, 0.99):.1f}×")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--reports", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=10)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
