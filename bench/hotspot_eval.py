@@ -29,6 +29,10 @@ joins the open group of the same township (region_code) and same classified cate
 report is within the window (no text at all).
 
 Tune on dev only; held-out is for reporting (see tests/data/routing/hotspots_v2/README.md).
+
+`--corrections FILE` measures instead on what congress staff corrected (`minyi hotspots
+corrections`): every line there belongs to a checked hotspot, so precision and recall say how far
+today's clustering agrees with those people's judgement.
 """
 
 from __future__ import annotations
@@ -84,6 +88,19 @@ class Found:
             self.detected.add(cluster_id)
 
 
+def signature_of(row: Row, category_of: Callable[[Row], str]) -> clustering.Signature | None:
+    """What placement reads of a row: from its text, or (a line of `minyi hotspots corrections`,
+    which has none) the signature routing kept; None when the text has no content words."""
+    if row.get("content") is None and isinstance(row.get("signature"), dict):
+        return clustering.Signature.from_json(row["signature"])  # type: ignore[arg-type]
+    content = str(row["content"])
+    words = fingerprint(content)
+    if not words:
+        return None
+    point = (float(row["lat"]), float(row["lon"])) if row.get("lat") is not None else None  # type: ignore[arg-type]
+    return clustering.signature(content, words, str(row["region_code"]), category_of(row), point)
+
+
 def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
     """`hotspots.place` without the database, report by report."""
     at = received(rows)
@@ -92,13 +109,10 @@ def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
     state: dict[str, tuple[clustering.Profile, datetime]] = {}
     for n, row in enumerate(rows):
         row_id, t = str(row["id"]), at[str(row["id"])]
-        content = str(row["content"])
-        words = fingerprint(content)
-        if not words:
+        sig = signature_of(row, category_of)
+        if sig is None:
             found.put(row_id, f"unplaced-{row_id}", t)
             continue
-        point = (float(row["lat"]), float(row["lon"])) if row.get("lat") is not None else None
-        sig = clustering.signature(content, words, str(row["region_code"]), category_of(row), point)
         county = clustering.county_of(str(row["region_code"]))
         keys = set(clustering.lookup_keys(sig))
         # as `hotspots.open_clusters`: only clusters sharing a search key (all when the report has none)
@@ -213,11 +227,25 @@ def evaluate(name: str, rows: list[Row], majority: str) -> None:
     print(f"  six paraphrases at one crossroads ({SIX}): {ours['six']}")
 
 
+def corrected(rows: list[Row]) -> None:
+    """The clustering replayed on the reports staff checked, against the hotspots they left."""
+    recorded: Callable[[Row], str] = lambda r: str(r["category"])  # noqa: E731
+    ours = describe(rows, replay_service(rows, recorded))
+    print(f"staff-checked hotspots: {len(rows)} reports in {ours['true_clusters']} hotspots")
+    print(line("clustering now", ours))
+    print(line("baseline township+category", describe(rows, replay_baseline(rows, recorded))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "routing" / "hotspots_v2")
     parser.add_argument("--dev-only", action="store_true", help="measure dev.jsonl only (while tuning)")
+    parser.add_argument("--corrections", type=Path, help="measure the clustering on a file written by "
+                        "`minyi hotspots corrections` instead (staff's corrections as the truth)")
     args = parser.parse_args()
+    if args.corrections is not None:
+        corrected(load(args.corrections))
+        return
     dev, heldout = load(args.data / "dev.jsonl"), load(args.data / "heldout.jsonl")
     majority = Counter(str(r["category"]) for r in dev).most_common(1)[0][0]
     print(f"window {WINDOW.days} days, hotspot threshold {THRESHOLD}, "

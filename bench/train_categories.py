@@ -3,11 +3,11 @@
     .venv/bin/python bench/train_categories.py [--write]
 
 Training data: every labelled file of tests/data/routing except the held-out hotspots_v2/heldout.jsonl
-(reports_dev, reports_eval, hotspots, hotspots_v2/dev). Each file is then classified by a model
-trained on the other three ("out of fold"), so no figure below comes from a model that saw the
+(reports_dev, reports_eval, hotspots, hotspots_v2/dev, hotspots_v2/dev2). Each file is then classified by a model
+trained on the others ("out of fold"), so no figure below comes from a model that saw the
 report it classifies; for each file it prints the accuracy of the dictionary alone (the baseline,
 same run) and of the dictionary plus the model at several scales. `--write` writes
-services/routing/category_counts.json from all four files; a test checks the committed file is
+services/routing/category_counts.json from all five files; a test checks the committed file is
 what this script writes.
 """
 
@@ -25,7 +25,8 @@ from services.routing import category_model  # noqa: E402
 from services.routing.classify import scores  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "routing"
-FILES = ("reports_dev.jsonl", "reports_eval.jsonl", "hotspots.jsonl", "hotspots_v2/dev.jsonl")
+FILES = ("reports_dev.jsonl", "reports_eval.jsonl", "hotspots.jsonl", "hotspots_v2/dev.jsonl",
+         "hotspots_v2/dev2.jsonl")
 SCALES = (4.0, 6.0, 8.0, 12.0)
 
 

@@ -7,9 +7,11 @@ in the format of `tests/data/routing/hotspots_v2` (see its README), with `cluste
 id. Left out: hotspots merged away (their reports are in the one they went into) and those staff
 closed in routing (a closure says the cluster was wrong, not which reports belong together).
 
-Routing keeps no report's text, so `content` is null: join the lines with intake's reports by
-`id` (the report id) to measure the clustering on them. `place` and `note` are null too; `lat`
-and `lon` are the phone's point when the report had one. `day` counts from the first exported
+Routing keeps no report's text, so `content` is null; it keeps what clustering read from it
+(`signature`: kinds of problem, place names, character pairs, point), which is what
+`bench/hotspot_eval.py --corrections FILE` replays the clustering on. To change how signatures are
+made, join the lines with intake's reports by `id` (the report id) for their texts. `place` and
+`note` are null; `lat` and `lon` are the phone's point when the report had one. `day` counts from the first exported
 report's day (China time); `received_at` is exact. Every line has a cluster: reports nobody
 checked are not in the file, so it measures how reports are grouped, not what is left alone.
 """
@@ -71,7 +73,8 @@ def rows(members: Sequence[Member]) -> list[dict[str, Any]]:
         lat, lon = (float(point[0]), float(point[1])) if isinstance(point, list) and len(point) == 2 else (None, None)
         out.append({"id": m.report_id, "region_code": m.region_code, "lat": lat, "lon": lon, "category": m.category,
                     "content": None, "day": (m.received_at.astimezone(CHINA) - start).days,
-                    "received_at": m.received_at.isoformat(), "cluster": m.hotspot_id, "place": None, "note": None})
+                    "received_at": m.received_at.isoformat(), "cluster": m.hotspot_id, "place": None, "note": None,
+                    "signature": dict(m.signature)})
     return out
 
 

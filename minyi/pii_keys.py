@@ -74,6 +74,10 @@ CATALOG: tuple[Table, ...] = (
         Column("reporter_phone", "intake.report.reporter_phone"),
         Column("reporter_id_number", "intake.report.reporter_id_number"),
     )),
+    Table("intake", "report_supports", (("id", "text"),), (
+        Column("supporter_name", "intake.support.supporter_name"),
+        Column("supporter_phone", "intake.support.supporter_phone"),
+    )),
     Table("routing", "grid_platforms", (("id", "text"),), (
         Column("secret", "routing.grid_platforms.secret"),
     )),

@@ -322,6 +322,7 @@ def test_the_catalog_names_every_encrypted_column_with_the_context_its_service_u
     from services.identity.elections_api import VOTER_ID_CONTEXT, VOTER_NAME_CONTEXT
     from services.identity.registry import ID_CONTEXT, NAME_CONTEXT
     from services.intake.api import PII_CONTEXT
+    from services.intake.supports_api import PII_CONTEXT as SUPPORT_CONTEXT
     from services.routing.platforms import SECRET_CONTEXT
 
     catalog = {f"{t.qualified}.{c.name}": c.context for t in pk.CATALOG for c in t.columns}
@@ -332,12 +333,15 @@ def test_the_catalog_names_every_encrypted_column_with_the_context_its_service_u
             for column in table.columns:
                 if isinstance(column.type, LargeBinary):
                     binary.add(f"{table.fullname}.{column.name}")
-    blind_indexes = {name for name in binary if name.endswith(("_index", ".person_index"))}
+    # Keyed digests, not ciphertext: a phone's blind index, and a supporter's digest derived from it.
+    blind_indexes = {name for name in binary if name.endswith(("_index", ".person_index", ".person_digest"))}
     assert binary - blind_indexes - set(NOT_ENCRYPTED) == set(catalog)
     assert catalog == {
         "intake.reports.reporter_name": PII_CONTEXT["name"],
         "intake.reports.reporter_phone": PII_CONTEXT["phone"],
         "intake.reports.reporter_id_number": PII_CONTEXT["id_number"],
+        "intake.report_supports.supporter_name": SUPPORT_CONTEXT["name"],
+        "intake.report_supports.supporter_phone": SUPPORT_CONTEXT["phone"],
         "routing.grid_platforms.secret": SECRET_CONTEXT,
         "identity.deputies.phone_encrypted": "identity.deputy.phone",
         "identity.registry_records.id_number_encrypted": ID_CONTEXT,

@@ -222,6 +222,7 @@ def test_the_export_is_in_the_format_of_the_labelled_set() -> None:
     assert [r["day"] for r in lines] == [0, 4]
     assert lines[1]["lat"] == 33.95 and lines[1]["lon"] == 116.79 and lines[0]["lat"] is None
     assert set(lines[0]) == {"id", "region_code", "lat", "lon", "category", "content", "day", "received_at",
-                             "cluster", "place", "note"}
+                             "cluster", "place", "note", "signature"}
+    assert lines[1]["signature"] == {"point": [33.95, 116.79]}
     assert lines[0]["content"] is None and lines[0]["cluster"] == "h1"
     assert hotspot_export.rows([]) == []

@@ -162,7 +162,8 @@ def _quota_applies(who: Principal | None) -> bool:
                          f"recordings lose their tags. A photo that decodes to over {MAX_EXPANSION} times its file "
                          "size (beyond 32 MiB decoded) is refused. Uploads no report claims within a day are "
                          "forgotten; until then they count against the sender's and everyone's quota.",
-             responses=problems((413, "larger than 10 MB, or a photo of too many pixels"),
+             responses=problems((409, "the Idempotency-Key was used for another upload"),
+                                (413, "larger than 10 MB, or a photo of too many pixels"),
                                 (415, "not one of the accepted types (checked by content, not by name), or damaged"),
                                 (422, "an empty file, no file, or a photo that inflates far beyond its size"),
                                 (429, "too many uploads, or too many unclaimed bytes, from one source"),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from services.routing import places, problems
+
 COUNTS_FILE = Path(__file__).with_name("category_counts.json")
 # Add-alpha smoothing of each feature's share of a category's reports.
 ALPHA = 0.5
@@ -27,8 +29,11 @@ _SKIP = frozenset("，。！？、；：,.!?;:（）()…~～“”\"' \n\t")
 
 
 def features(text: str) -> set[str]:
+    """Characters, character pairs, and the kinds of problem the text names (problems.py), which
+    tie 锅炉 and 取暖 to one matter the way no single character does."""
     chars = [c for c in text if c not in _SKIP and not c.isspace()]
-    return set(chars) | {chars[i] + chars[i + 1] for i in range(len(chars) - 1)}
+    kinds = {f"kind:{k}" for k in problems.kinds(text, places.masked(text))}
+    return set(chars) | {chars[i] + chars[i + 1] for i in range(len(chars) - 1)} | kinds
 
 
 @dataclass(frozen=True)

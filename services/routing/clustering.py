@@ -34,18 +34,23 @@ SIMILAR = 0.2
 FAR_M = 250.0
 NEAR_M = 90.0
 # The place agreement assumed when a report names no place and gives no point.
-UNNAMED_PLACE = 0.7
+UNNAMED_PLACE = 0.6
+# … and when one of them names a place and the other does not.
+HALF_NAMED_PLACE = 0.45
 # Shared character pairs count this much more than their Jaccard share toward the same problem.
 TEXT_WEIGHT = 2.0
 MAX_MEMBERS = 12
 # What a kind of problem named after the first weighs against the first.
 LATER_KIND_WEIGHT = 0.7
 # What a related kind (problems.RELATED) counts for against the same kind.
-RELATED_SHARE = 0.5
+RELATED_SHARE = 0.3
 OTHER_TOWNSHIP_FACTOR = 0.6
 # The least mean agreement on the problem and on the place for a report to join a cluster.
 PROBLEM_MIN = 0.3
-PLACE_MIN = 0.5
+PLACE_MIN = 0.4
+# A cluster more than this share of whose members are at another place (far points, another
+# building, names with nothing in common) is not joined, however well the rest agree.
+APART_SHARE = 0.2
 REGION_LEVELS = (12, 9, 6)
 
 _SKIP = frozenset("的了是在我们你他她这那有和也都就很还又被把给让到从对为与及或啊吧呢吗呀哦嗯"
@@ -89,11 +94,9 @@ def signature(text: str, words: Iterable[str], region_code: str, category: str,
               point: tuple[float, float] | None = None) -> Signature:
     """`words` are the text's content words (`classify.fingerprint`), segmented once by the caller."""
     mentioned = places.mentions(text)
-    rest = text
-    for mention in mentioned:
-        rest = rest.replace(mention, " ")
-    return Signature(text_grams(rest), problems.kinds(rest), tuple(dict.fromkeys(words)), mentioned, point,
-                     region_code, category)
+    masked = places.masked(text)
+    return Signature(text_grams(masked), problems.kinds(text, masked), tuple(dict.fromkeys(words)), mentioned,
+                     point, region_code, category)
 
 
 @dataclass
@@ -170,7 +173,9 @@ def agreement(a: Signature, b: Signature) -> tuple[float, float]:
         return problem, 0.0
     named = places.match(a.places, b.places)
     if named is None:
-        place = UNNAMED_PLACE if distance is None else (1.0 if distance <= NEAR_M else UNNAMED_PLACE)
+        # Neither names a place: nothing says they differ. One does: the other may be anywhere.
+        unnamed = UNNAMED_PLACE if not a.places and not b.places else HALF_NAMED_PLACE
+        place = unnamed if distance is None else (1.0 if distance <= NEAR_M else unnamed)
     else:
         place = max(named, 1.0 if distance is not None and distance <= NEAR_M and named > 0 else 0.0)
     # Another township is less likely the same place, not impossible: a deputy's code names the
@@ -193,7 +198,8 @@ def similarity(sig: Signature, profile: Profile) -> float:
     pairs = [agreement(sig, member) for member in profile.members]
     problem = sum(p for p, _ in pairs) / len(pairs)
     place = sum(q for _, q in pairs) / len(pairs)
-    if problem < PROBLEM_MIN or place < PLACE_MIN or any(q == 0.0 for _, q in pairs):
+    apart = sum(1 for _, q in pairs if q == 0.0) / len(pairs)
+    if problem < PROBLEM_MIN or place < PLACE_MIN or apart > APART_SHARE:
         return 0.0
     return sum(p * q for p, q in pairs) / len(pairs)
 

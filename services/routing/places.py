@@ -21,8 +21,11 @@ _KINDS = (
     "号楼", "栋", "幢", "单元", "楼",
     "小学", "中学", "幼儿园", "学校", "医院", "卫生院", "卫生室", "诊所", "服务中心", "服务站", "敬老院",
     "养老院", "食堂", "车站", "公交站", "站", "桥", "河", "湖", "塘", "水塘", "门", "大门",
+    "庄", "屯", "寨", "湾", "菜场", "镇", "乡",
 )
 _KINDS_LONGEST = tuple(sorted(set(_KINDS), key=len, reverse=True))
+# Words that say what kind of place something is; a phrase ending in one names a place, not a problem.
+KIND_WORDS = frozenset(_KINDS)
 _KIND = "|".join(_KINDS_LONGEST)
 # Up to six characters before the kind: "淮海路" "幸福小区" "7栋" "城关第二小学" "南湖公园东门".
 _MENTION = re.compile(rf"(?:[\u4e00-\u9fff0-9A-Za-z]{{1,6}}?(?:{_KIND}))+")
@@ -33,7 +36,7 @@ _LEADING = ("再次反映", "又来反映", "反映一下", "反映", "请问", 
             "住", "家", "个", "条", "了", "与", "跟", "及")
 # A run holding one of these is a clause, not a name: 一下雨街(上), 臭味飘到五六楼, 杀鱼的水全倒在路.
 _NOT_IN_NAMES = frozenset("的了在是有没都还把被给吧吗呢啊着过要能会就也很太又全上下来去到说做"
-                          "那这些哪啥么咋让从跟往排不")
+                          "那这些哪啥么咋让从跟往排不走骑")
 _ALONE = frozenset({"路", "街", "村", "门", "楼", "站", "桥", "河", "湖", "塘", "组", "小区", "社区", "路口",
                     "单元", "大门", "市场", "公园", "医院", "学校", "马路", "道路", "公路", "小学", "中学",
                     "走路", "修路", "上楼", "下楼", "爬楼", "过桥"})
@@ -74,6 +77,31 @@ def mentions(text: str) -> tuple[str, ...]:
                 continue
             out.append(mention)
     return tuple(dict.fromkeys(out))
+
+
+def masked(text: str) -> str:
+    """The text with its place names blanked out, the same length (a building number written in
+    Chinese, 七栋, stays: it names no problem either)."""
+    for mention in mentions(text):
+        text = text.replace(mention, " " * len(mention))
+    return text
+
+
+def names_masked(text: str) -> str:
+    """The text with the names in its place mentions blanked out and the words for the kinds of
+    place kept, the same length: 银杏苑5栋 → "  苑 栋", 县中医院 → "  医院". The kind of a place
+    often says the category (医院, 小学, 公交站); its name seldom does and sometimes misleads
+    (银杏苑 is no tree)."""
+    for mention in mentions(text):
+        keep = [False] * len(mention)
+        for word in _KINDS_LONGEST:
+            start = mention.find(word)
+            while start >= 0:
+                if not any(keep[start:start + len(word)]):
+                    keep[start:start + len(word)] = [True] * len(word)
+                start = mention.find(word, start + 1)
+        text = text.replace(mention, "".join(c if k else " " for c, k in zip(mention, keep, strict=True)))
+    return text
 
 
 # Characters every place name has somewhere: they say what kind of place, not which.
