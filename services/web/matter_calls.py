@@ -13,41 +13,35 @@ from pydantic import Field, TypeAdapter
 from services.web.upstreams import Citizen, Model, Upstreams
 
 
-class MatterMatch(Model):
+class MatterShown(Model):
+    """What routing publishes of a matter, in a list of likely repeats or on its own page."""
+
+    report_id: str | None = None
+    category: str = "other"
+    category_label: str = ""
+    region_code: str = ""
+    places: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    count: int = 0
+    supporters: int = 0
+    state: str = "open"
+    first_at: str | None = None
+    last_at: str | None = None
+
+
+class MatterMatch(MatterShown):
     """A matter an unsent report probably repeats, as routing ranks it."""
 
     hotspot_id: str
-    report_id: str | None = None
-    category: str = "other"
-    category_label: str = ""
-    region_code: str = ""
-    places: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
-    count: int = 0
-    supporters: int = 0
-    state: str = "open"
-    first_at: str | None = None
-    last_at: str | None = None
     score: float = 0.0
 
 
-class Matter(Model):
+class Matter(MatterShown):
     """A matter as anyone may see it: what and where, how many, and what became of it."""
 
     id: str
-    category: str = "other"
-    category_label: str = ""
-    region_code: str = ""
-    places: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
-    count: int = 0
-    supporters: int = 0
-    state: str = "open"
     topic_title: str | None = None
     suggestion_id: str | None = None
-    first_at: str | None = None
-    last_at: str | None = None
-    report_id: str | None = None
     merged_into: str | None = None
 
 
