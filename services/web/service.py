@@ -23,6 +23,10 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 
 from services.web import (
+    console_admin_pages,
+    console_home,
+    console_scoring_pages,
+    console_staff_pages,
     deputy_pages,
     error_pages,
     matter_pages,
@@ -133,7 +137,8 @@ def build_app(settings: Settings | None = None, *,
 
     for router in (report_pages.router, receipt_pages.router, matter_pages.router, public_pages.router,
                    signin_pages.router, work_home.router, deputy_pages.router, station_pages.router,
-                   unit_pages.router):
+                   unit_pages.router, console_home.router, console_staff_pages.router, console_scoring_pages.router,
+                   console_admin_pages.router):
         app.include_router(router)
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static", exclude_spans=["receive", "send"],
