@@ -144,20 +144,22 @@ def test_forms_are_checked_as_the_services_would() -> None:
 def test_the_list_exports_with_chinese_headers_beijing_times_and_no_formulas() -> None:
     rows = deputy_export.rows([item(1, NOW - timedelta(hours=2), excerpt="=HYPERLINK(\"http://x\")"),
                                item(2, NOW + timedelta(days=3), status="answered", anonymous=False,
-                                    reporter={"name": "张*", "phone": "139****2222"})],
+                                    reporter={"name": "张*", "phone": "139****2222"}, supporters=3)],
                               {"greenery": "园林绿化"}, NOW)
     data = deputy_export.as_csv(rows)
     assert data.startswith(b"\xef\xbb\xbf")
     table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert table[0] == list(deputy_export.HEADERS) and table[0][1] == "状态"
     assert table[1][1:4] == ["待受理", "超期", "2026-12-08 08:00"]
-    assert table[1][7] == "园林绿化" and table[1][10].startswith("'=")
+    assert table[1][7] == "园林绿化" and table[1][11].startswith("'=")
     assert table[2][1:3] == ["已答复", "已办"] and table[2][9] == "张*"
+    assert table[0][10] == "附议人数" and table[1][10] == "0" and table[2][10] == "3"
     book = load_workbook(io.BytesIO(deputy_export.as_xlsx(rows)))
     sheet = book.active
     assert [c.value for c in sheet[1]] == list(deputy_export.HEADERS)
     assert sheet["D2"].value == datetime(2026, 12, 8, 8, 0) and sheet["D2"].number_format == deputy_export.DATE_FORMAT
-    assert sheet["K2"].data_type == "s" and sheet["K2"].value.startswith("=HYPERLINK")
+    assert sheet["L2"].data_type == "s" and sheet["L2"].value.startswith("=HYPERLINK")
+    assert sheet["K3"].value == 3
 
 
 def test_the_inbox_order_travels_in_the_url_and_to_intake() -> None:

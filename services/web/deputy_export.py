@@ -16,8 +16,8 @@ from services.web.deputy_view import CHANNEL, due_mark
 from services.web.words import STATUS, parse_time
 
 HEADERS = ("编号", "状态", "期限情况", "下一期限", "受理期限", "答复期限", "收到时间", "类别", "渠道", "反映人",
-           "内容摘要")
-WIDTHS = (38, 10, 12, 18, 18, 18, 18, 14, 14, 12, 60)
+           "附议人数", "内容摘要")
+WIDTHS = (38, 10, 12, 18, 18, 18, 18, 14, 14, 12, 10, 60)
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 # A citizen's words that start like a formula must stay words when a spreadsheet opens them.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -45,7 +45,7 @@ def rows(items: Sequence[InboxItem], categories: Mapping[str, str], now: datetim
             item.id, STATUS.get(item.status, item.status), mark.label, _local(item.due_at), _local(item.ack_due),
             _local(item.reply_due), _local(item.received_at),
             categories.get(item.category or "", item.category or ""), CHANNEL.get(item.channel, item.channel),
-            _reporter(item), item.excerpt,
+            _reporter(item), item.supporters, item.excerpt,
         ])
     return out
 
