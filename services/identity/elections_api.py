@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import reconciliation_job
@@ -16,7 +17,7 @@ from services.identity.models import DistrictRegion, Election, ReconciliationJob
 from services.identity.reconciliation import KINDS
 from services.identity.registry import ID_CONTEXT, NAME_CONTEXT
 from services.identity.registry_api import Rejection
-from shared import idnumber
+from shared import cursors, idnumber
 from shared.auth import Principal, require_region, require_roles
 from shared.errors import conflict, invalid, not_found
 from shared.ids import new_id
@@ -93,6 +94,26 @@ class ReconciliationOut(BaseModel):
     page_size: int
     total_items: int
     items: list[Item]
+
+
+class ReconciliationSummary(BaseModel):
+    job_id: str
+    status: Literal["running", "done", "failed"]
+    progress: float
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class ElectionListed(BaseModel):
+    id: str
+    region_code: str
+    election_date: date
+    reconciliation: ReconciliationSummary | None = Field(description="the latest reconciliation, null if none")
+
+
+class ElectionList(BaseModel):
+    items: list[ElectionListed]
+    next: str | None = Field(description="pass as `after` for the next page; null on the last one")
 
 
 def _check_districts(region_code: str, districts: list[DistrictIn]) -> None:
@@ -177,6 +198,50 @@ async def get_election(election_id: ElectionId, who: NpcStaff, runtime: RuntimeD
         voters = await session.scalar(select(func.count()).select_from(Voter).where(Voter.election_id == election_id))
     return ElectionOut(id=election.id, region_code=election.region_code, election_date=election.election_date,
                        districts=districts, voters=voters or 0)
+
+
+MAX_LIST: Final = 100
+RegionQuery = Annotated[str | None, Query(pattern=r"^[0-9A-Za-z-]{2,40}$", description=(
+    "elections whose region code starts with it; inside the caller's region; without it, the caller's region"))]
+
+
+@router.get("/elections", response_model=ElectionList, summary="The elections of a region, latest first",
+            description="Keyset paged by election day (latest first) and id; each with its latest reconciliation.",
+            responses=problems((403, "the region is outside the caller's")))
+async def list_elections(who: NpcStaff, runtime: RuntimeDep, region_code: RegionQuery = None,
+                         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 20,
+                         after: Annotated[str | None, Query(max_length=cursors.MAX_CURSOR_CHARS)] = None,
+                         ) -> ElectionList:
+    # Staff pick the election to reconcile from this list: without it they would have to know its id.
+    region = region_code if region_code is not None else who.region
+    require_region(who, region)
+    query = select(Election).where(Election.region_code.startswith(region, autoescape=True))
+    if after is not None:
+        try:
+            day_text, last_id = cursors.decode(after, 2)
+            day = date.fromisoformat(day_text)
+        except (cursors.BadCursor, ValueError):
+            raise invalid("after", "翻页参数无效，请从第一页重新开始。") from None
+        query = query.where((Election.election_date < day)
+                            | ((Election.election_date == day) & (Election.id > last_id)))
+    query = query.order_by(Election.election_date.desc(), Election.id).limit(limit + 1)
+    async with runtime.database.sessions() as session:
+        found = list((await session.scalars(query)).all())
+        page = found[:limit]
+        jobs = {job.election_id: job for job in (await session.scalars(
+            select(ReconciliationJob).where(ReconciliationJob.election_id.in_([e.id for e in page]))
+            .ext(distinct_on(ReconciliationJob.election_id))
+            .order_by(ReconciliationJob.election_id, ReconciliationJob.created_at.desc()))).all()} if page else {}
+    items = [ElectionListed(id=e.id, region_code=e.region_code, election_date=e.election_date,
+                            reconciliation=_summary(jobs[e.id]) if e.id in jobs else None) for e in page]
+    last = page[-1] if len(found) > limit else None
+    return ElectionList(items=items, next=cursors.encode(last.election_date.isoformat(), last.id) if last else None)
+
+
+def _summary(job: ReconciliationJob) -> ReconciliationSummary:
+    status: Literal["running", "done", "failed"] = "running" if job.status == "pending" else job.status  # type: ignore[assignment]
+    return ReconciliationSummary(job_id=job.id, status=status, progress=round(job.progress, 3),
+                                 started_at=job.created_at, finished_at=job.finished_at)
 
 
 def _voter_error(obj: Any, districts: set[str]) -> tuple[str, str, str] | str:

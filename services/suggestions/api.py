@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field
-from sqlalchemy import func, or_, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, not_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -27,7 +27,7 @@ from services.suggestions.activities import row_values
 from services.suggestions.lifecycle import Start
 from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
 from services.suggestions.projection import view
-from services.suggestions.queries import readable_by, row_color_is
+from services.suggestions.queries import CARRIED_FILTER, KEY_FILTER, is_carried, is_key, readable_by, row_color_is
 from services.suggestions.workflows import RULE_ERROR, TASK_QUEUE, SuggestionWorkflow, workflow_id
 from shared import idempotency
 from shared.auth import Principal, require_roles
@@ -93,6 +93,24 @@ async def put_unit(unit_id: EntityId, body: UnitIn, who: Staff, runtime: Runtime
             await runtime.record_audit(session, who, "unit.changed", subject_type="unit", subject_id=unit_id,
                                        region_code=body.region_code, detail={"before": before, "after": after})
     return {"id": unit_id, **after}
+
+
+class UnitOut(BaseModel):
+    id: str
+    name: str
+    region_code: str
+    parent_id: str | None = Field(description="the unit it belongs to, if any")
+
+
+@router.get("/units/{unit_id}", response_model=UnitOut, summary="A handling unit (承办单位), with its parent unit",
+            responses=problems((404, "unknown, or outside the caller's region")))
+async def get_unit(unit_id: EntityId, who: Staff, runtime: RuntimeDep) -> UnitOut:
+    # The public list names units; changing one needs what a PUT would otherwise reset (its parent).
+    async with runtime.sessions()() as session:
+        unit = await session.get(Unit, unit_id)
+    if unit is None or not access.covers_as_staff(who, unit.region_code):
+        raise not_found("承办单位不存在。")
+    return UnitOut(id=unit.id, name=unit.name, region_code=unit.region_code, parent_id=unit.parent_id)
 
 
 class OutcomeClassIn(Strict):
@@ -464,6 +482,8 @@ async def list_suggestions(who: Readers, runtime: RuntimeDep,
                            status: Annotated[domain.Status | None, Query()] = None,
                            unit_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
                            color: Annotated[Literal["green", "yellow", "red", "blue", "grey"] | None, Query()] = None,
+                           key: Annotated[bool | None, Query(description=KEY_FILTER)] = None,
+                           carried: Annotated[bool | None, Query(description=CARRIED_FILTER)] = None,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                            offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
     if not access.has_scope(who):
@@ -471,6 +491,10 @@ async def list_suggestions(who: Readers, runtime: RuntimeDep,
     query = select(SuggestionRow).where(readable_by(who))
     if year is not None:
         query = query.where(SuggestionRow.years.contains([year]))
+    if key is not None:
+        query = query.where(is_key() if key else not_(is_key()))
+    if carried is not None:
+        query = query.where(is_carried(year) if carried else not_(is_carried(year)))
     if status is not None:
         query = query.where(SuggestionRow.status == status)
     if unit_id is not None:

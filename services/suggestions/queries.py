@@ -46,6 +46,26 @@ def row_color_is(color: Color, now: datetime) -> ColumnElement[bool]:
                     next_review_at=SuggestionRow.next_review_at, reference=SuggestionRow.reference)
 
 
+KEY_FILTER = ("true: key suggestions (重点督办), and those made from a supervision topic still waiting to be "
+              "assigned as one; false: the others")
+CARRIED_FILTER = ("true: carried over (滚动办理) onto the `year`'s list from an earlier year, or a term before; "
+                  "without `year`, on more than one yearly list; false: on its own year's list only")
+
+
+def is_key() -> ColumnElement[bool]:
+    """Key, or made from a supervision topic and not yet assigned: the topic asked for a key one, and
+    staff decide it when they assign (the workflow's `key_requested`)."""
+    return or_(SuggestionRow.key, and_(SuggestionRow.topic_id.is_not(None),
+                                       SuggestionRow.status == Status.SUBMITTED.value))
+
+
+def is_carried(year: int | None) -> ColumnElement[bool]:
+    """On the list of `year` from an earlier one; without a year, on more than one list."""
+    if year is not None:
+        return SuggestionRow.year < year
+    return func.cardinality(SuggestionRow.years) > 1
+
+
 def readable_by(who: Principal) -> ColumnElement[bool]:
     """`access.may_read` in SQL: the rows of the caller's region, its own as deputy or as unit;
     nothing for a role whose claim is missing."""

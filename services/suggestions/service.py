@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.worker import Worker
 
-from services.suggestions import api, funds_api, handlers, public_api, queries, topics_api
+from services.suggestions import api, counts_api, funds_api, handlers, public_api, queries, topics_api
 from services.suggestions.activities import Recorder
 from services.suggestions.models import Base
 from services.suggestions.workflows import SANDBOX, TASK_QUEUE, SuggestionWorkflow
@@ -31,7 +31,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     stream=STREAMS["suggestions"],
     events=EVENTS["suggestions"],
-    routers=(api.router, topics_api.router, funds_api.router, public_api.router),
+    routers=(api.router, counts_api.router, topics_api.router, funds_api.router, public_api.router),
     subscriptions=handlers.subscriptions,
     workers=workers,
     uses_temporal=True,

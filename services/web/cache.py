@@ -34,3 +34,7 @@ class TtlCache(Generic[T]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return value
+
+    def forget(self, key: Hashable) -> None:
+        """Drop one entry now: this process changed what it held (a QR code revoked from the console)."""
+        self._entries.pop(key, None)
