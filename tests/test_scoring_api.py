@@ -216,7 +216,7 @@ async def award(svc: Scoring, deputy: str, kinds: list[str], on: str | None = No
 async def test_rankings_share_ranks_on_ties_and_stay_as_published(svc: Scoring) -> None:
     region = "350105"
     a, b, c, d = [await new_deputy(svc, region) for _ in range(4)]
-    city = await new_deputy(svc, region, level="city")
+    city = await new_deputy(svc, region, level="municipal")
     await award(svc, a, ["survey", "inspection"])  # 6
     await award(svc, b, ["inspection", "survey"])  # 6
     await award(svc, c, ["training"])  # 2
@@ -238,6 +238,10 @@ async def test_rankings_share_ranks_on_ties_and_stay_as_published(svc: Scoring) 
     again = await svc.client.post("/v1/rankings/publications", headers=STAFF,
                                   json={"year": YEAR, "region_code": region, "level": "county"})
     assert again.status_code == 409
+    # City deputies carry identity's level name; the old name `city` asks for the same ones.
+    for name in ("municipal", "city"):
+        cities = await svc.client.get("/v1/rankings", params={"year": YEAR, "region_code": region, "level": name})
+        assert [r["deputy_id"] for r in cities.json()] == [city], (name, cities.text)
     staff_elsewhere = await svc.client.post("/v1/rankings/publications", headers=bearer("npc_staff", "3502"),
                                             json={"year": YEAR, "region_code": region})
     assert staff_elsewhere.status_code == 403

@@ -69,8 +69,8 @@ def test_filters_keep_to_the_staff_members_region_and_known_values() -> None:
     assert sv.parse_filters({"region_code": "330106"}, "", 2026).region_code == "330106"
     assert sv.public_link(sv.Filters("330106", 2026, "county")) == \
         "/public/deputies?region_code=330106&year=2026&level=county"
-    # The level identity and scoring name differently is not offered.
-    assert "municipal" not in sv.LEVELS and "city" not in sv.LEVELS
+    # Levels in identity's names, which scoring takes.
+    assert "municipal" in sv.LEVELS and "city" not in sv.LEVELS
 
 
 def test_talk_list_puts_two_years_running_first_and_exports_say_so() -> None:

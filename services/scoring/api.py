@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,13 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="the same key and body return the first answer")]
 Year = Annotated[int, Query(ge=2000, le=2100)]
-Level = Literal["national", "provincial", "city", "county", "township"]
+def _level(value: Any) -> Any:
+    """`city` is what this API called the city level before it took identity's name for it."""
+    return "municipal" if value == "city" else value
+
+
+# Identity's names for the levels of congress a deputy sits in; deputies come with them.
+Level = Annotated[Literal["national", "provincial", "municipal", "county", "township"], BeforeValidator(_level)]
 ACTIVITY_NAMESPACE = uuid.UUID("0b7f3a52-9d14-4f0e-8c61-2a5d7e3c9f40")
 # Everything a request stores is also published in an event, and NATS takes 1 MB a message at most
 # (an event it refuses holds up the outbox behind it): what staff write is bounded far below that.

@@ -23,9 +23,8 @@ EXPORT_MAX = 20_000
 YEARS_BACK = 5
 REGION_CODE = re.compile(r"^\d{2,12}$")
 DEPUTY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# The levels scoring ranks by. Identity calls city deputies `municipal` and scoring's filter `city`,
-# so a filter on either finds none of them: that level is not offered until the two agree.
-LEVELS = {key: LEVEL[key] for key in ("national", "provincial", "county", "township")}
+# The levels scoring ranks by, in identity's names (scoring still takes its older `city` too).
+LEVELS = {key: LEVEL[key] for key in ("national", "provincial", "municipal", "county", "township")}
 DONE = {"published": "排名已发布并冻结，公开页面一分钟内显示。"}
 
 
