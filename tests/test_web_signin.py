@@ -59,6 +59,8 @@ def people() -> list[dict[str, Any]]:
         {"sub": "kc-citizen", "name": "赵群众", "roles": ["citizen"], "region": COUNTY},
         {"sub": "kc-clerk", "name": "周联络", "roles": ["station_staff"], "region": COUNTY},
         {"sub": "kc-unit", "name": "吴承办", "roles": ["unit"], "region": COUNTY, "unit_id": UNITS[0]},
+        {"sub": "kc-staff", "name": "周敏", "roles": ["npc_staff"], "region": COUNTY},
+        {"sub": "kc-admin", "name": "郑管理", "roles": ["admin"], "region": COUNTY},
     ]
 
 
@@ -222,6 +224,24 @@ async def test_each_role_signs_in_through_the_provider_to_its_own_pages(site: Si
     await page.wait_for_url(re.compile(r"^" + re.escape(site.url + lands)))
     assert heading in await page.inner_text("h1")
     # What the page lists came from the services for this person's own token: no 401 or 403 on the way.
+    assert not [url for url, status, _ in page.hops if status in (401, 403)], page.hops
+    await page.context.close()
+
+
+@pytest.mark.parametrize(("name", "section", "heading"), [
+    ("周敏", "/console/overview", "概览"),
+    ("郑管理", "/console/directory", "名录"),
+])
+async def test_congress_staff_and_administrators_sign_in_through_the_provider_to_the_console(
+        site: Site, browser: Any, name: str, section: str, heading: str) -> None:
+    page = await person(browser, site)
+    await page.goto("/work")
+    await choose(page, name)
+    await page.wait_for_url(re.compile(r"^" + re.escape(site.url + "/console") + r"$"))
+    assert "控制台" in await page.inner_text("h1")
+    response = await page.goto(section)
+    assert response.status == 200 and heading in await page.inner_text("h1")
+    # The services took this person's own token for the section's figures.
     assert not [url for url, status, _ in page.hops if status in (401, 403)], page.hops
     await page.context.close()
 
