@@ -3,8 +3,9 @@ township's stations, print them on A4 sheets and read every code back from a scr
 as a phone would, each leading to its station's report page; issue again and revoke, and the old
 address becomes the friendly "cannot read this code" page; the same without JavaScript; the region
 tree, stations, deputies with their stations, the exports, the handling units' form and the grid
-platforms' health; a year's holidays loaded as typed and as a file, and a region's own limits; who
-may not do any of it."""
+platforms' health; keeping the directory without JavaScript (a region, a station, a deputy at it with
+a phone that is never shown whole nor silently dropped, a grid platform whose secret is never shown);
+a year's holidays loaded as typed and as a file, and a region's own limits; who may not do any of it."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ TOWN_STATIONS = {"demo-station": "北山街道人大代表联络站", "demo-clou
                  **{sid: name for sid, (name, _, _) in NEW_STATIONS.items()}}
 SPARE = (f"adm-{COUNTY}-spare", "北山街道备用联络点")
 UNIT = f"adm-unit-{COUNTY}"
+# What the directory forms add: a subdistrict of the county's own, its station, a deputy at it, its platform.
+EAST = f"{COUNTY}003"
+EAST_STATION = f"adm-{COUNTY}-donghu"
+EAST_DEPUTY = f"adm-{COUNTY}-dep-lin"
+EAST_PLATFORM = f"adm-gp-{COUNTY}-donghu"
+PHONE = "13900000017"
+SECRET = "donghu-grid-secret-0001"
 NOT_FOUND = "这个二维码无法识别"
 
 
@@ -339,12 +347,128 @@ async def test_load_a_year_s_holidays_and_set_a_region_s_limits(site: Site, brow
     await page.context.close()
 
 
+async def test_keep_the_directory_without_javascript(site: Site, browser: Any) -> None:
+    identity = site.services["identity"].client
+    page = await admin(browser, site, js=False)
+
+    # A subdistrict under the county: a code of another county is refused next to the field, then added.
+    await page.goto(f"/console/directory?region={COUNTY}")
+    await page.click("#add-region")
+    await page.wait_for_url(re.compile(rf"/console/directory/region\?region={COUNTY}$"))
+    assert "北山街道" in await page.inner_text("#under")
+    await page.fill("#code", "320923003")
+    await page.fill("#name", "东湖街道")
+    await page.click("#save-region")
+    assert f"以 {COUNTY} 开头" in await page.inner_text("#code-error")
+    assert await page.input_value("#name") == "东湖街道"
+    await no_serious_violations(page)
+    await page.fill("#code", EAST)
+    await page.click("#save-region")
+    await page.wait_for_url(re.compile(rf"saved_region={EAST}"))
+    assert f"已添加地区“东湖街道”（{EAST}）" in await page.inner_text("#saved-notice")
+    assert "东湖街道" in await page.inner_text(f"#region-{EAST}")  # at once: this replica's tree was told
+
+    # Its station: identity's own words for a region it does not know, next to the field, the rest kept.
+    await page.click(f"#region-{EAST} a")
+    await page.click("#add-station")
+    await page.wait_for_url(re.compile(rf"/console/directory/station\?region={EAST}$"))
+    assert await page.input_value("#region_code") == EAST
+    await page.fill("#id", EAST_STATION)
+    await page.fill("#name", "东湖街道联络站")
+    await page.select_option("#kind", "station")
+    await page.fill("#region_code", f"{COUNTY}004")
+    await page.click("#save-station")
+    assert "地区不存在，请先登记该地区" in await page.inner_text("#region_code-error")
+    assert (await page.input_value("#id"), await page.input_value("#name")) == (EAST_STATION, "东湖街道联络站")
+    await no_serious_violations(page)
+    await page.fill("#region_code", EAST)
+    await page.click("#save-station")
+    await page.wait_for_url(re.compile(rf"saved_station={EAST_STATION}"))
+    assert "已保存联络站“东湖街道联络站”" in await page.inner_text("#saved-notice")
+    assert "东湖街道联络站" in await page.inner_text(f"#s-{EAST_STATION}")
+
+    # Renamed, and the directory shows the new name.
+    await page.click(f"#s-{EAST_STATION} a[aria-label^='修改']")
+    assert await page.get_attribute("#id", "readonly") is not None
+    await page.fill("#name", "东湖街道人大代表联络站")
+    await page.click("#save-station")
+    await page.wait_for_url(re.compile(rf"saved_station={EAST_STATION}"))
+    assert "东湖街道人大代表联络站" in await page.inner_text("#stations")
+    station = (await identity.get(f"/v1/stations/{EAST_STATION}", headers=ADMIN)).json()
+    assert (station["name"], station["region_code"], station["version"]) == ("东湖街道人大代表联络站", EAST, 2)
+
+    # A deputy at it, with a phone: identity keeps it encrypted, the pages show it masked and never in an address.
+    await page.click("#add-deputy")
+    await page.wait_for_url(re.compile(rf"/console/directory/deputy\?region={EAST}$"))
+    await page.fill("#id", EAST_DEPUTY)
+    await page.fill("#name", "林小红")
+    await page.select_option("#level", "county")
+    await page.fill("#region_code", COUNTY)
+    await page.check(f"#st-{EAST_STATION}")
+    await page.fill("#phone", PHONE)
+    await no_serious_violations(page)
+    await page.click("#save-deputy")
+    await page.wait_for_url(re.compile(rf"saved_deputy={EAST_DEPUTY}"))
+    assert PHONE not in page.url and PHONE not in await page.content()
+    assert "已保存代表“林小红”" in await page.inner_text("#saved-notice")
+    assert await page.inner_text(f"#d-{EAST_DEPUTY} .deputy-stations") == "东湖街道人大代表联络站"
+    deputy = (await identity.get(f"/v1/deputies/{EAST_DEPUTY}", headers=ADMIN)).json()
+    assert (deputy["station_ids"], deputy["phone_masked"]) == ([EAST_STATION], "139****0017")
+
+    # Changed without the phone typed again: refused, not erased (identity's PUT would drop it); typed, kept.
+    await page.click(f"#d-{EAST_DEPUTY} a[aria-label^='修改']")
+    assert await page.inner_text("#phone-on-file") == "139****0017" and await page.input_value("#phone") == ""
+    assert await page.is_checked(f"#st-{EAST_STATION}") and not await page.is_checked("#st-demo-station")
+    await page.check("#st-demo-station")
+    await page.click("#save-deputy")
+    assert "请重新填写现在的或新的手机号" in await page.inner_text("#phone-error")
+    assert await page.is_checked("#st-demo-station") and await page.input_value("#name") == "林小红"
+    await no_serious_violations(page)
+    await shot(page, "console-admin-deputy")
+    await page.fill("#phone", PHONE)
+    await page.click("#save-deputy")
+    await page.wait_for_url(re.compile(rf"saved_deputy={EAST_DEPUTY}"))
+    deputy = (await identity.get(f"/v1/deputies/{EAST_DEPUTY}", headers=ADMIN)).json()
+    assert (deputy["station_ids"], deputy["phone_masked"]) == (sorted([EAST_STATION, "demo-station"]), "139****0017")
+
+    # Its grid platform: an internal address is refused with routing's words; the secret is never shown again.
+    await page.goto(f"/console/directory/platforms?region={EAST}")
+    assert await page.input_value("#region_prefixes") == EAST
+    assert await page.locator("#categories input:checked").count() == await page.locator("#categories input").count()
+    await page.fill("#id", EAST_PLATFORM)
+    await page.fill("#name", "东湖街道网格平台")
+    await page.check("#transport-http")
+    await page.fill("#url", "http://10.0.0.7/minyi")
+    await page.fill("#secret", SECRET)
+    await page.click("#save-platform")
+    assert "不是公网地址" in await page.inner_text("#url-error")
+    assert await page.input_value("#name") == "东湖街道网格平台" and await page.input_value("#secret") == ""
+    assert SECRET not in await page.content()
+    await no_serious_violations(page)
+    # The tests' routing runs with development secrets, where the loopback grid simulator may be reached.
+    await page.fill("#url", "http://127.0.0.1:9/minyi")
+    await page.fill("#secret", SECRET)
+    await page.click("#save-platform")
+    await page.wait_for_url(re.compile(rf"saved={EAST_PLATFORM}"))
+    row = await page.inner_text(f"#p-{EAST_PLATFORM}")
+    assert "东湖街道网格平台" in row and "HTTP 接口" in row and "http://127.0.0.1:9/minyi" in row and "正常" in row
+    assert "已保存“东湖街道网格平台”" in await page.inner_text("#saved-notice")
+    assert SECRET not in await page.content()
+    registered = (await site.services["routing"].client.get(f"/v1/grid-platforms/{EAST_PLATFORM}",
+                                                             headers=ADMIN)).json()
+    assert (registered["region_prefixes"], registered["transport"]) == ([EAST], "http") and registered["categories"]
+    await no_serious_violations(page)
+    await page.context.close()
+
+
 async def test_only_administrators_and_only_in_their_region(site: Site, browser: Any) -> None:
     async with httpx.AsyncClient(base_url=site.url) as client:
         answer = await client.get("/console/codes")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=/console/codes")
     staff = await admin(browser, site, roles=("npc_staff",))
     answer = await staff.goto("/console/calendar")
+    assert answer.status == 403 and "没有权限打开这个页面" in await staff.inner_text("main")
+    answer = await staff.goto("/console/directory/deputy")
     assert answer.status == 403 and "没有权限打开这个页面" in await staff.inner_text("main")
     await staff.context.close()
 
@@ -365,3 +489,15 @@ async def test_only_administrators_and_only_in_their_region(site: Site, browser:
         assert unsafe.status_code == 400 and "为了安全" in unsafe.text
         assert "作废宝石社区云端联络点的二维码？" in unsafe.text and "别的联络站" not in unsafe.text
     assert (await live_codes(site, TOWN))["demo-cloud"] == before
+
+    # A subdistrict's administrator may not take over the county's station by typing its id: identity's 403 page.
+    town = site.session_cookie(["admin"], region=TOWN)
+    async with httpx.AsyncClient(base_url=site.url, cookies={town["name"]: town["value"]}) as client:
+        form_page = await client.get("/console/directory/station")
+        token = re.search(r'name="csrf" value="([^"]+)"', form_page.text).group(1)  # type: ignore[union-attr]
+        taken = await client.post("/console/directory/station", data={
+            "csrf": token, "editing": "0", "id": "demo-center", "name": "别人的联络站", "kind": "station",
+            "region_code": TOWN})
+        assert taken.status_code == 403 and "该地区不在您的管辖范围内" in taken.text
+    center = (await site.services["identity"].client.get("/v1/stations/demo-center", headers=ADMIN)).json()
+    assert center["name"] == "演示区人大代表联络服务中心"

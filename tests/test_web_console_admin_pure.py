@@ -1,6 +1,8 @@
 """The administrator's console view models without a server: where a link may lead, the region tree,
-the unit form's checks, the grid platforms' health in words, the QR symbols and the printed sheet,
-reading a year's holidays as staff type them, the month grids, and the clock rules' checks."""
+the unit form's checks, the grid platforms' health in words, the forms that keep stations, deputies,
+regions and grid platforms (read, checked, sent; the write-only phone and secret), the QR symbols and
+the printed sheet, reading a year's holidays as staff type them, the month grids, and the clock rules'
+checks."""
 
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from PIL import Image
 from services.web import console_admin_calendar as cal
 from services.web import console_admin_codes as codes
 from services.web import console_admin_directory as directory
-from services.web.console_admin_calls import ClockRule, DeputyRow, DeputyStation, Platform, StationRow
+from services.web import console_admin_forms as forms
+from services.web.console_admin_calls import (
+    ClockRule,
+    DeputyDetail,
+    DeputyRow,
+    DeputyStation,
+    Platform,
+    StationDetail,
+    StationRow,
+)
 from services.web.upstreams import Region, RegionPath, Unit
 from services.web.words import SHANGHAI
 
@@ -137,6 +148,158 @@ def test_units_are_paged_on_the_server() -> None:
     last = directory.units_page(units, "99")
     assert (last.page, [u.id for u in last.items]) == (3, ["u060", "u061", "u062", "u063", "u064"])
     assert directory.units_page([], "2").pages == 1
+
+
+# ---- the forms that keep the directory ----------------------------------------------------------
+
+
+def test_the_station_form_is_read_checked_and_sent_as_identity_takes_it() -> None:
+    form = forms.read_station_form({"id": " s-1 ", "name": " 北山 街道\n联络站 ", "kind": "studio",
+                                    "region_code": f" {COUNTY}001 ", "editing": "0"})
+    assert (form.id, form.name, form.region_code, form.editing) == ("s-1", "北山 街道 联络站", f"{COUNTY}001", False)
+    assert forms.check_station(form, COUNTY) == {}
+    assert forms.station_body(form) == {"name": "北山 街道 联络站", "kind": "studio", "region_code": f"{COUNTY}001"}
+    bad = forms.StationForm(id="站/1", name="", kind="office", region_code="3301")
+    assert set(forms.check_station(bad, COUNTY)) == {"id", "name", "kind", "region_code"}
+    elsewhere = forms.check_station(forms.StationForm(id="s.2", name="站", region_code="320923001"), COUNTY)
+    assert elsewhere == {"region_code": forms.REGION_OUTSIDE}
+    assert "最多 200 个字" in forms.check_station(forms.StationForm(id="s", name="长" * 201, region_code=COUNTY),
+                                                 COUNTY)["name"]
+    # A new station is of the region being looked at; a prefix that is not a code is no default.
+    assert forms.station_form_of(None, f"{COUNTY}001").region_code == f"{COUNTY}001"
+    assert forms.station_form_of(None, "33").region_code == ""
+    shown = forms.station_form_of(StationDetail(id="s", name="站", kind="home", region_code=COUNTY), COUNTY)
+    assert (shown.kind, shown.editing) == ("home", True)
+
+
+def deputy_on_file(phone: str | None = "138****0001") -> DeputyDetail:
+    return DeputyDetail(id="d1", name="王丽娟", level="county", region_code=COUNTY, station_ids=["s1", "far"],
+                        district_id="district-a", groups=["财经组"], phone_masked=phone)
+
+
+def test_the_deputy_form_keeps_what_it_does_not_show() -> None:
+    posted = {"id": "d1", "name": "王丽娟", "level": "county", "region_code": COUNTY, "editing": "1",
+              "phone": " 139 0000 0002 "}
+    form = forms.read_deputy_form(posted, {"station_ids": ["s2", " s1 ", "s2", ""]})
+    assert form.station_ids == ["s2", "s1"] and form.phone == "139 0000 0002"
+    assert forms.check_deputy(form, COUNTY, phone_on_file=True) == {}
+    body = forms.deputy_body(form, deputy_on_file(), kept=["far"])
+    # The district and groups the form does not show, and the station the administrator may not see, stay.
+    assert body == {"name": "王丽娟", "level": "county", "region_code": COUNTY, "station_ids": ["far", "s1", "s2"],
+                    "district_id": "district-a", "groups": ["财经组"], "phone": "139 0000 0002"}
+    new = forms.deputy_body(forms.DeputyForm(id="d2", name="李", level="township", region_code=COUNTY), None, [])
+    assert (new["station_ids"], new["district_id"], new["groups"], new["phone"]) == ([], None, [], None)
+
+
+def test_a_deputy_s_phone_is_never_erased_by_leaving_it_blank() -> None:
+    blank = forms.DeputyForm(id="d1", name="王丽娟", level="county", region_code=COUNTY, editing=True)
+    # Identity's PUT replaces the phone, and gives back only a mask: blank is refused, not sent.
+    assert forms.check_deputy(blank, COUNTY, phone_on_file=True) == {"phone": forms.PHONE_AGAIN}
+    assert forms.check_deputy(blank, COUNTY, phone_on_file=False) == {}
+    removing = forms.DeputyForm(id="d1", name="王丽娟", level="county", region_code=COUNTY, remove_phone=True)
+    assert forms.check_deputy(removing, COUNTY, phone_on_file=True) == {}
+    assert forms.deputy_body(removing, deputy_on_file(), [])["phone"] is None
+    both = forms.DeputyForm(id="d1", name="王", level="county", region_code=COUNTY, phone="13900000002",
+                            remove_phone=True)
+    assert "不要再填写号码" in forms.check_deputy(both, COUNTY, phone_on_file=True)["phone"]
+    for typed in ("138-abc", "123", "1" * 21):
+        wrong = forms.DeputyForm(id="d1", name="王", level="county", region_code=COUNTY, phone=typed)
+        assert "7 到 20 位" in forms.check_deputy(wrong, COUNTY, phone_on_file=False)["phone"], typed
+    # A form made from identity's record starts without any phone: the mask is shown beside it, never in it.
+    assert forms.deputy_form_of(deputy_on_file(), COUNTY).phone == ""
+    many = forms.DeputyForm(id="d1", name="王", level="mayor", region_code=COUNTY,
+                            station_ids=[f"s{i}" for i in range(51)])
+    assert set(forms.check_deputy(many, COUNTY, phone_on_file=False)) == {"level", "station_ids"}
+
+
+def test_the_stations_to_tick_hold_the_deputy_s_own_and_keep_the_unseen() -> None:
+    listed = [StationRow(id="s2", name="二号站", kind="station", region_code=f"{COUNTY}001"),
+              StationRow(id="s1", name="一号站", kind="station", region_code=f"{COUNTY}001")]
+    current = {"s9": StationDetail(id="s9", name="丙站", kind="home", region_code=f"{COUNTY}109"), "far": None}
+    choices, hidden = forms.station_choices(listed, current)
+    assert [c.id for c in choices] == ["s1", "s2", "s9"] and hidden == ["far"]
+    assert len(forms.station_choices(listed * 150, {})[0]) == 2
+
+
+def test_a_child_region_is_written_as_its_parent_s_level_wants() -> None:
+    assert [forms.region_level(c) for c in ("330000", "330100", "330106", "330106001", "330106001001",
+                                            "330106001001-G01", "3301", "33010600")] == [
+        "province", "city", "county", "township", "village", "grid", None, None]
+    rule = forms.child_rule(COUNTY)
+    assert rule is not None and (rule.prefix, rule.what, rule.example) == (COUNTY, "乡镇、街道", f"{COUNTY}001")
+    assert forms.child_rule("330000").prefix == "33"  # type: ignore[union-attr]
+    assert forms.child_rule("").what == "省级地区"  # type: ignore[union-attr]
+    assert forms.child_rule(f"{COUNTY}001001-G01") is None
+    ok = forms.read_region_form({"code": f" {COUNTY}003 ", "name": " 东湖 街道 "})
+    assert (ok.code, ok.name) == (f"{COUNTY}003", "东湖 街道")
+    assert forms.check_region(ok, COUNTY, COUNTY) == {}
+    assert forms.check_region(forms.RegionForm(f"{COUNTY}001001", "村"), f"{COUNTY}001", COUNTY) == {}
+    assert forms.check_region(forms.RegionForm(f"{COUNTY}001001-G9", "网格"), f"{COUNTY}001001", COUNTY) == {}
+    for code in ("320923001", COUNTY, f"{COUNTY}0031", "abc"):
+        refused = forms.check_region(forms.RegionForm(code, "街道"), COUNTY, COUNTY)
+        assert refused == {"code": f"乡镇、街道的编码是 9 位数字，以 {COUNTY} 开头。例如 {COUNTY}001。"}, code
+    # Under a province the administrator's county is a place; another county of it is not theirs.
+    assert forms.check_region(forms.RegionForm("330108", "区"), "330100", COUNTY) == {"code": forms.REGION_OUTSIDE}
+    assert set(forms.check_region(forms.RegionForm("", ""), COUNTY, COUNTY)) == {"code", "name"}
+
+
+def test_the_platform_form_reads_prefixes_and_never_holds_the_secret() -> None:
+    grid = ["road", "sanitation", "water"]
+    form, secret = forms.read_platform_form(
+        {"id": "gp-1", "name": " 演示区 四平台 ", "region_prefixes": f"{COUNTY}001，{COUNTY}002 {COUNTY}001、",
+         "transport": "http", "url": " https://grid.example.gov.cn/minyi ", "secret": "s" * 16, "editing": "0"},
+        {"categories": ["water", "road", "water"]})
+    assert secret == "s" * 16 and "s" * 16 not in repr(form)
+    assert (form.name, form.region_prefixes, form.categories) == ("演示区 四平台", f"{COUNTY}001 {COUNTY}002",
+                                                                 ["water", "road"])
+    assert forms.check_platform(form, secret, COUNTY, grid) == {}
+    assert forms.platform_body(form, secret) == {
+        "name": "演示区 四平台", "region_prefixes": [f"{COUNTY}001", f"{COUNTY}002"], "transport": "http",
+        "url": "https://grid.example.gov.cn/minyi", "secret": "s" * 16, "categories": ["road", "water"]}
+    # NATS needs no address: one typed before switching is not sent.
+    nats = forms.PlatformForm(id="gp-2", name="平台", region_prefixes=COUNTY, transport="nats", url="http://x",
+                              categories=["road"])
+    assert forms.check_platform(nats, "k" * 20, COUNTY, grid) == {}
+    assert forms.platform_body(nats, "k" * 20)["url"] is None
+    errors = forms.check_platform(forms.PlatformForm(id="gp 3", region_prefixes="33 x1", transport="http",
+                                                     categories=["parking"]), "", COUNTY, grid)
+    assert set(errors) == {"id", "name", "region_prefixes", "url", "secret", "categories"}
+    assert errors["id"] == "平台编号只能用字母、数字和短横线、下划线，最多 64 个字符。"
+    assert errors["region_prefixes"] == "“x1”不是地区编码前缀：应为 2 到 12 位数字。"
+    assert "HTTP 方式请填写" in errors["url"] and errors["secret"] == forms.SECRET_NEEDED
+    assert errors["categories"] == "请从列表中勾选事项类别。"
+    internal = forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, url="ftp://x", categories=["road"])
+    assert "以 http:// 或 https:// 开头" in forms.check_platform(internal, "k" * 16, COUNTY, grid)["url"]
+    wide = forms.PlatformForm(id="gp", name="省平台", region_prefixes="33", transport="nats", categories=["road"])
+    assert forms.check_platform(wide, "k" * 16, COUNTY, grid) == {"region_prefixes": "地区 33 不在您的管辖范围内。"}
+    assert "16 到 200 个字符" in forms.check_platform(wide, "short", "", grid)["secret"]
+    assert forms.check_platform(forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, transport="ftp",
+                                                   categories=[]), "k" * 16, COUNTY, grid).keys() == {
+        "transport", "categories"}
+
+
+def test_a_platform_form_starts_from_the_region_or_the_platform_and_only_the_administrator_s() -> None:
+    grid = ["road", "water"]
+    new = forms.platform_form_of(None, COUNTY, grid)
+    assert (new.region_prefixes, new.categories, new.transport, new.editing) == (COUNTY, grid, "http", False)
+    assert forms.platform_form_of(None, f"{COUNTY}001001-G01", grid).region_prefixes == ""
+    shown = platform("gp", [COUNTY, f"{COUNTY}001"])
+    form = forms.platform_form_of(shown, COUNTY, grid)
+    assert (form.region_prefixes, form.url, form.editing) == (f"{COUNTY} {COUNTY}001", "https://grid.example", True)
+    assert forms.editable(shown, COUNTY) and forms.editable(shown, "")
+    assert not forms.editable(platform("wide", ["33", COUNTY]), COUNTY)
+
+
+def test_a_service_s_refusal_lands_next_to_the_field_it_names() -> None:
+    refused = {"region_code": "地区不存在，请先登记该地区", "station_ids[1]": "联络站不存在", "body.name": "太长",
+               "secret": "x", "": "?"}
+    assert forms.service_errors(refused, forms.DEPUTY_FIELDS) == {
+        "region_code": "地区不存在，请先登记该地区", "station_ids": "联络站不存在", "name": "太长", "form": "x"}
+    assert forms.service_errors({"body": "http 方式须提供 url"}, forms.PLATFORM_FIELDS, forms.PLATFORM_ALIASES) == {
+        "url": "http 方式须提供 url"}
+    assert forms.service_errors({"parent_code": "上级地区不存在"}, forms.REGION_FIELDS, {"parent_code": "code"}) == {
+        "code": "上级地区不存在"}
+    assert forms.taken("联络站", "s1", "甲站").startswith("编号 s1 已经是联络站“甲站”的编号")
 
 
 # ---- QR codes ------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ pytestmark = pytest.mark.slow
 
 COUNTY = "330175"  # used by no other test module
 YEAR = datetime.now(SHANGHAI).year
+# Points are kept per deputy and year, and every module's stack loads the demo county's deputies
+# under the same ids: in a year no other test scores, these totals are this module's own.
+SCORING_YEAR = YEAR - 3
 TOWN = f"{COUNTY}109"  # 三墩镇: none of the demo county's people live there
 ELECTION = f"cs-{COUNTY}-small"
 STAFF = bearer("npc_staff", COUNTY)
@@ -84,21 +87,21 @@ async def seed_points(site: Site) -> None:
     scoring = site.services["scoring"].client
 
     async def known() -> bool:
-        answers = [await scoring.get(f"/v1/deputies/{d}/score", params={"year": YEAR}, headers=STAFF) for d in POINTS]
+        answers = [await scoring.get(f"/v1/deputies/{d}/score", params={"year": SCORING_YEAR}, headers=STAFF)
+                   for d in POINTS]
         return all(a.status_code == 200 for a in answers)
 
     await eventually(known, timeout=30, what="scoring knows the county's deputies")
-    today = datetime.now(SHANGHAI).date()
     for deputy_id, (_, kinds) in POINTS.items():
         for kind in kinds:
-            await activity(site, deputy_id, kind, today)
-    await activity(site, "demo-dep-county", "survey", date(YEAR - 1, 12, 1))
+            await activity(site, deputy_id, kind, date(SCORING_YEAR, 6, 1))
+    await activity(site, "demo-dep-county", "survey", date(SCORING_YEAR - 1, 12, 1))
 
 
 async def test_staff_publish_the_ranking_and_citizens_see_it(site: Site, browser: Any) -> None:
     await seed_points(site)
     staff = await staff_page(browser, site, js=False)
-    await staff.goto("/console/scoring")
+    await staff.goto(f"/console/scoring?region_code={COUNTY}&year={SCORING_YEAR}")
     assert "预览，尚未发布" in await staff.inner_text("#ranking-state")
     ranked = [["1", "王丽娟", "8"], ["2", "陈志强", "3"], ["3", "李秀英", "2"], ["4", "郑建平", "0"]]
     assert [r[:3] for r in await table(staff, "#ranking tbody tr")] == ranked
@@ -119,19 +122,19 @@ async def test_staff_publish_the_ranking_and_citizens_see_it(site: Site, browser
     assert await staff.locator("#publish-link").count() == 0
 
     # Frozen: points recorded after publishing change the preview no more, and a second publish is refused.
-    await activity(site, "demo-dep-municipal", "report_back", datetime.now(SHANGHAI).date())
-    await staff.goto(f"/console/scoring/publish?region_code={COUNTY}&year={YEAR}")
+    await activity(site, "demo-dep-municipal", "report_back", date(SCORING_YEAR, 6, 2))
+    await staff.goto(f"/console/scoring/publish?region_code={COUNTY}&year={SCORING_YEAR}")
     assert "不能再次发布" in await staff.inner_text("#publish-state")
 
     # Citizens find it on the public board (not opened before: the board keeps an answer a minute).
     public = await browser.new_page(base_url=site.url, locale="zh-CN")
     public.set_default_timeout(20_000)
-    await public.goto(f"/public/deputies?region_code={COUNTY}&year={YEAR}")
+    await public.goto(f"/public/deputies?region_code={COUNTY}&year={SCORING_YEAR}")
     assert [r[:3] for r in await table(public, ".pub-table tbody tr")] == ranked
     assert "公布，公布后不再变动" in await public.inner_text(".pub-asof")
 
     # The console shows the published rows too; each name opens the deputy's year with every entry.
-    await staff.goto(f"/console/scoring?region_code={COUNTY}&year={YEAR}")
+    await staff.goto(f"/console/scoring?region_code={COUNTY}&year={SCORING_YEAR}")
     assert (await table(staff, "#ranking tbody tr"))[3][:3] == ["4", "郑建平", "0"]
     await staff.click("#ranking >> text=王丽娟")
     assert await staff.inner_text("#total") == "8"
@@ -140,11 +143,11 @@ async def test_staff_publish_the_ranking_and_citizens_see_it(site: Site, browser
     await shot(staff, "console-scoring-deputy")
 
     # The ranking's export opens as a spreadsheet with Chinese headers.
-    await staff.goto(f"/console/scoring?region_code={COUNTY}&year={YEAR}")
+    await staff.goto(f"/console/scoring?region_code={COUNTY}&year={SCORING_YEAR}")
     async with staff.expect_download() as info:
         await staff.click("text=Excel 表格（.xlsx） >> nth=0")
     download = await info.value
-    assert download.suggested_filename == f"履职积分排名-{YEAR}-演示区-{datetime.now(SHANGHAI):%Y%m%d}.xlsx"
+    assert download.suggested_filename == f"履职积分排名-{SCORING_YEAR}-演示区-{datetime.now(SHANGHAI):%Y%m%d}.xlsx"
     sheet = load_workbook(io.BytesIO((await download.path()).read_bytes())).active
     assert list(sheet.iter_rows(values_only=True))[:2] == [("名次", "代表编号", "姓名", "总积分", "星级"),
                                                            (1, "demo-dep-county", "王丽娟", "8", 0)]

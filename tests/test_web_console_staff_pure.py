@@ -24,9 +24,15 @@ from services.web import console_staff_audit as audit
 from services.web import console_staff_hotspots as hotspots
 from services.web import console_staff_overview as overview
 from services.web import console_staff_suggestions as sv
-from services.web.console_staff_calls import AuditEntry, AuditPage, Counts, HotspotDetail, StaffSuggestion
+from services.web.console_staff_calls import (
+    AuditEntry,
+    AuditPage,
+    Counts,
+    HotspotDetail,
+    StaffSuggestion,
+    TargetCounts,
+)
 from services.web.service import build_app
-from services.web.station_calls import ReportRow
 from services.web.upstreams import MonthStats
 from services.web.words import SHANGHAI
 from services.web.work_session import SESSION_COOKIE, SessionCodec, WorkSession
@@ -121,7 +127,7 @@ def test_export_rows_name_units_and_deputies() -> None:
     assert named["重点督办"] == "重点督办" and named["时限状态"] == "即将到期" and named["答复期限"] == "2026-06-02"
 
 
-def test_overview_sums_the_years_months_and_groups_overdue_reports() -> None:
+def test_overview_sums_the_years_months() -> None:
     months = [MonthStats(month="2025-12", received=9, ack_decided=9, ack_on_time=9),
               MonthStats(month="2026-01", received=4, ack_decided=4, ack_on_time=3, reply_decided=2,
                          reply_on_time=2, rated=2, satisfied=1, closed=1),
@@ -136,20 +142,49 @@ def test_overview_sums_the_years_months_and_groups_overdue_reports() -> None:
     assert overview.months_for(2026, now) == 3 and overview.months_for(2024, now) == 27
     assert overview.months_for(2022, now) is None and overview.months_for(2027, now) is None
 
-    def row(target: dict[str, Any]) -> ReportRow:
-        return ReportRow.model_validate({"id": "r", "channel": "h5", "status": "submitted", "target": target,
-                                         "region_code": REGION, "anonymous": True, "received_at": "2026-03-01",
-                                         "ack_due": "2026-03-03", "reply_due": "2026-03-10",
-                                         "due_at": "2026-03-03", "overdue": True})
 
-    rows = [row({"kind": "deputy", "id": "d1", "region_code": REGION})] * 2 + [
-        row({"kind": "deputy", "id": "d2", "region_code": REGION}),
-        row({"kind": "station", "id": "st1", "region_code": REGION}),
-        row({"kind": "region", "id": None, "region_code": REGION})]
-    deputies, stations = overview.overdue_by_target(rows, {("deputy", "d1"): "王丽娟"})
-    assert [(w.name, w.count) for w in deputies] == [("王丽娟", 2), ("d2", 1)]
-    assert [(w.id, w.count) for w in stations] == [("st1", 1)]
-    assert parse_qs(urlsplit(deputies[0].href).query) == {"deputy": ["d1"], "open": ["yes"], "overdue": ["yes"]}
+def target(kind: str, ident: str, **counts: int) -> TargetCounts:
+    return TargetCounts.model_validate({"kind": kind, "id": ident, **counts})
+
+
+def test_deputies_and_stations_are_listed_worst_first_with_their_rates() -> None:
+    rows = [
+        # Every rate full, nothing overdue.
+        target("deputy", "d-good", received=5, ack_decided=5, ack_on_time=5, reply_decided=5, reply_on_time=5,
+               rated=2, satisfied=2),
+        # One overdue now outweighs any rate.
+        target("deputy", "d-late", received=3, ack_decided=3, ack_on_time=3, reply_decided=3, reply_on_time=3,
+               overdue=1),
+        # Answers late half the time: below the one answering on time, whatever its take-up rate.
+        target("deputy", "d1", received=4, ack_decided=4, ack_on_time=4, reply_decided=4, reply_on_time=2,
+               rated=1, satisfied=0),
+        # Nothing decided yet: no rate to blame, so after every row with one.
+        target("deputy", "d.new", received=1),
+        target("station", "st1", received=2, ack_decided=2, ack_on_time=1, reply_decided=1, reply_on_time=1,
+               overdue=2),
+        target("station", "st2", received=7, ack_decided=6, ack_on_time=6, reply_decided=6, reply_on_time=6),
+        # A kind the table does not know (a newer intake's) is left out rather than mislabelled.
+        target("region", "330199"),
+    ]
+    deputies, stations = overview.target_rows(rows, {("deputy", "d1"): "王丽娟", ("station", "st2"): "西溪联络站"},
+                                              2026)
+    assert [d.id for d in deputies] == ["d-late", "d1", "d-good", "d.new"]
+    assert [(s.name, s.overdue) for s in stations] == [("st1", 2), ("西溪联络站", 0)]
+    wang = deputies[1]
+    assert (wang.name, wang.received, wang.overdue) == ("王丽娟", 4, 0)
+    assert [(overview.rate_text(r), r.counts) for r in (wang.ack, wang.reply, wang.satisfaction)] == [
+        ("100%", "4/4"), ("50.0%", "2/4"), ("0%", "0/1")]
+    assert overview.rate_text(deputies[-1].reply) == "—"
+    # The name leads to the year's reports aimed at it, the overdue count to those overdue now; the list page
+    # takes the id back, dot and all.
+    assert parse_qs(urlsplit(wang.href).query) == {"deputy": ["d1"], "year": ["2026"]}
+    assert parse_qs(urlsplit(stations[0].overdue_href).query) == {"station": ["st1"], "year": ["2026"],
+                                                                  "open": ["yes"], "overdue": ["yes"]}
+    back = overview.parse_report_filters({k: v[0] for k, v in parse_qs(urlsplit(deputies[-1].href).query).items()})
+    assert (back.deputy, back.year) == ("d.new", 2026)
+    # Two rows alike in every figure go by name.
+    twins = overview.target_rows([target("deputy", "b", received=1), target("deputy", "a", received=1)], {}, 2026)
+    assert [d.id for d in twins[0]] == ["a", "b"] and twins[1] == []
 
 
 def test_suggestion_figures_link_to_the_filtered_list() -> None:
@@ -289,6 +324,8 @@ class Services:
         suggestion(id="s3", title="老旧小区加装电梯", status="assigned", lead_unit_id="u-house", key=True,
                    supervisor="王副主任", color="red")])
     refuse: dict[str, httpx.Response] = field(default_factory=dict)
+    # Paths of intake and identity that answer 503, as a service that is down would.
+    down: set[str] = field(default_factory=set)
 
     def posted(self, path: str) -> list[dict[str, Any]]:
         return [json.loads(c.content) for c in self.calls if c.method == "POST" and c.url.path == path]
@@ -339,6 +376,13 @@ class Services:
 
     def intake(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request)
+        if request.url.path in self.down:
+            return problem(503, "down")
+        if request.url.path == "/v1/stats/targets":
+            return httpx.Response(200, json={"region_code": REGION, "year": 2026, "targets": [
+                {"kind": "deputy", "id": "d1", "received": 3, "ack_decided": 2, "ack_on_time": 1, "reply_decided": 2,
+                 "reply_on_time": 2, "rated": 1, "satisfied": 1, "overdue": 1},
+                {"kind": "station", "id": "st9", "received": 1}]})
         if request.url.path == "/v1/public/stats":
             return httpx.Response(200, json={"region_code": REGION, "generated_at": "2026-03-05T10:00:00+08:00",
                                              "months": [{"month": "2026-03", "received": 12, "ack_decided": 10,
@@ -356,6 +400,8 @@ class Services:
 
     def identity(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request)
+        if request.url.path in self.down:
+            return problem(503, "down")
         if request.url.path in ("/v1/deputies", "/v1/stations"):
             items = [{"id": "d1", "name": "王丽娟"}] if request.url.path == "/v1/deputies" else []
             return httpx.Response(200, json={"items": items, "next": None})
@@ -405,9 +451,18 @@ def csrf_of(html: str) -> str:
 
 
 async def test_every_page_renders_and_passes_the_staff_token(client: httpx.AsyncClient, services: Services) -> None:
-    overview_text = text_of(page(await client.get("/console/overview?year=2026")))
+    overview_html = page(await client.get("/console/overview?year=2026"))
+    overview_text = text_of(overview_html)
     assert "12 收到反映" in overview_text and "90.0% 按时受理（9/10）" in overview_text
     assert "3800.00 元" in overview_text and "住房和城乡建设局" in overview_text
+    # Each deputy and station with its year's rates, named from identity's directory (an id where it has none).
+    row = re.search(r'<tr id="t-deputy-d1">(.*?)</tr>', overview_html, re.S)
+    assert row and text_of(row.group(1)) == "王丽娟 3 50.0% 1/2 100% 2/2 100% 1/1 1", row
+    assert '<a href="/console/reports?deputy=d1&amp;year=2026">王丽娟</a>' in row.group(1)
+    assert text_of(re.search(r'<tr id="t-station-st9">(.*?)</tr>', overview_html, re.S).group(1)) == \
+        "st9 1 — 0/0 — 0/0 — 0/0 0"
+    asked = [c for c in services.calls if c.url.path == "/v1/stats/targets"]
+    assert [parse_qs(c.url.query.decode()) for c in asked] == [{"region_code": [REGION], "year": ["2026"]}]
     listed = text_of(page(await client.get("/console/suggestions")))
     assert "拟重点督办" not in listed and "重点督办" in listed and "王丽娟" in listed
     page(await client.get("/console/suggestions/s3"))
@@ -423,6 +478,19 @@ async def test_every_page_renders_and_passes_the_staff_token(client: httpx.Async
     asked = [c for c in services.calls if c.url.path == "/v1/suggestions"][-1]
     assert parse_qs(asked.url.query.decode()) == {"year": ["2025"], "unit_id": ["u-road"], "key": ["true"],
                                                   "carried": ["true"], "limit": ["21"], "offset": ["0"]}
+
+
+async def test_the_overview_shows_what_it_can_read_when_a_service_is_down(client: httpx.AsyncClient,
+                                                                         services: Services) -> None:
+    services.down |= {"/v1/stats/targets", "/v1/reports"}
+    text = text_of(page(await client.get("/console/overview?year=2026")))
+    assert "暂时无法读取：按代表和联络站的统计、超期反映。" in text
+    assert "暂时无法读取按代表和联络站的统计。" in text and "超期未办结" not in text
+    assert "12 收到反映" in text and "3800.00 元" in text
+    # Names missing too: the figures stand under the ids.
+    services.down = {"/v1/deputies", "/v1/stations"}
+    shown = page(await client.get("/console/overview?year=2026"))
+    assert re.search(r'<tr id="t-deputy-d1">\s*<th scope="row"><a href="[^"]+">d1</a>', shown)
 
 
 async def test_assigning_many_reports_each_refusal_next_to_its_row(client: httpx.AsyncClient,

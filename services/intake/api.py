@@ -348,7 +348,9 @@ async def report_for(session: AsyncSession, who: Principal, report_id: str, *, h
 # ---- lists and detail ---------------------------------------------------------------------------
 
 
-def _overdue_now(now: datetime) -> tuple[Any, Any]:
+def overdue_now(now: datetime) -> tuple[Any, Any]:
+    """(late to be taken up, late to be answered) as `overdue=true` lists them: past the deadline now, or
+    marked late by the clocks in this round. Staff's figures by deputy and station count with the same."""
     ack = or_(Report.ack_overdue, and_(Report.acknowledged_at.is_(None), Report.status != "closed",
                                         Report.ack_due < now))
     reply = or_(Report.reply_overdue, and_(Report.status.in_(domain.OPEN_STATUSES), Report.reply_due < now))
@@ -440,7 +442,7 @@ async def list_reports(
         if received_to:
             where.append(Report.received_at < received_to)
         if overdue is not None:
-            ack_late, reply_late = _overdue_now(now)
+            ack_late, reply_late = overdue_now(now)
             late = or_(ack_late, reply_late)
             where.append(late if overdue else ~late)
         due_at = case((Report.acknowledged_at.is_(None), Report.ack_due), else_=Report.reply_due)

@@ -12,6 +12,7 @@ from services.intake import (
     scan_api,
     stats_api,
     supports_api,
+    target_stats_api,
     timers,
 )
 from services.intake.models import Base
@@ -29,7 +30,7 @@ SPEC = ServiceSpec(
     stream=STREAMS["intake"],
     events=EVENTS["intake"],
     routers=(api.router, receipts_api.router, attachments_api.router, calendar_api.router, stats_api.router,
-             scan_api.router, reminders_api.router, supports_api.router),
+             scan_api.router, reminders_api.router, supports_api.router, target_stats_api.router),
     subscriptions=handlers.subscriptions,
     workers=handlers.workers,
     uses_temporal=False,

@@ -1,6 +1,7 @@
-"""Monthly figures of citizens' reports for a public board: the month window and what each count means.
+"""Figures of citizens' reports: the public board's months, staff's year, and what each count means.
 
-Plain values, no I/O; the counting itself is one grouped query (services/intake/stats_api.py).
+Plain values, no I/O; the counting itself is one grouped query (services/intake/stats_api.py, and
+by deputy and station services/intake/target_stats_api.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def month_window(now: datetime, months: int) -> Window:
     first = current - months + 1
     return Window(months=[f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first, current + 1)],
                   start=_month_start(first), end=_month_start(current + 1))
+
+
+def year_window(year: int) -> tuple[datetime, datetime]:
+    """The first instant of `year` and of the next in Asia/Shanghai: reports received within count for it."""
+    return datetime(year, 1, 1, tzinfo=SHANGHAI), datetime(year + 1, 1, 1, tzinfo=SHANGHAI)
 
 
 def fill(window: Window, counted: Mapping[str, Mapping[str, int]]) -> list[dict[str, int | str]]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 
 from services.intake import clock, stats
 from services.intake.api import RuntimeDep, flood_guard, local
@@ -48,12 +48,14 @@ _DESCRIPTION = (
 )
 
 
-def _counts(now: datetime) -> list[Any]:
+def conditions(now: datetime) -> dict[str, ColumnElement[bool]]:
+    """Each count of `stats.DEFINITIONS` but `received` as a condition on a report, at `now`. Staff's
+    figures by deputy and station (target_stats_api.py) count with the same ones."""
     acknowledged = Report.acknowledged_at.is_not(None)
     answered = Report.answered_at.is_not(None)
     ack_late_open = and_(not_(acknowledged), Report.ack_due < now)
     reply_late_open = and_(not_(answered), Report.reply_due < now)
-    conditions = {
+    return {
         "ack_decided": or_(acknowledged, ack_late_open),
         "ack_on_time": and_(acknowledged, Report.acknowledged_at <= Report.ack_due),
         "reply_decided": or_(answered, reply_late_open),
@@ -63,8 +65,11 @@ def _counts(now: datetime) -> list[Any]:
         "closed": Report.status == "closed",
         "open_overdue": and_(Report.status != "closed", or_(ack_late_open, reply_late_open)),
     }
+
+
+def _counts(now: datetime) -> list[Any]:
     return [func.count().label("received"),
-            *(func.count().filter(condition).label(name) for name, condition in conditions.items())]
+            *(func.count().filter(condition).label(name) for name, condition in conditions(now).items())]
 
 
 @router.get("/stats", response_model=RegionStats, summary="Monthly figures of citizens' reports in a region (no token)",

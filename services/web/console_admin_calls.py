@@ -1,11 +1,12 @@
 """What the administrator's console pages ask of the services, as the signed-in administrator.
 
 Identity: the stations and deputies of a region with their live QR codes, issuing and revoking
-codes (the region tree is public, read through `Upstreams` and cached for every page).
-Suggestions: the handling units, reading and saving one. Routing: the grid platforms and their
-health. Intake: a year's holiday calendar and the regions' clock rules. Every call but the public
-ones carries the administrator's own token, so the pages see and change exactly what the services
-allow an administrator of that region.
+codes, reading and saving a station or a deputy, adding a region (the region tree is public, read
+through `Upstreams` and cached for every page). Suggestions: the handling units, reading and saving
+one. Routing: the grid platforms and their health, reading and registering one, and which report
+categories a platform may take. Intake: a year's holiday calendar and the regions' clock rules.
+Every call but the public ones carries the administrator's own token, so the pages see and change
+exactly what the services allow an administrator of that region.
 """
 
 from __future__ import annotations
@@ -55,6 +56,35 @@ class DeputyPage(Model):
     next: str | None = None
 
 
+class StationDetail(Model):
+    id: str
+    name: str
+    kind: str
+    region_code: str
+    version: int = 0
+
+
+class DeputyDetail(Model):
+    """A deputy as identity gives it to an administrator: the phone only masked, never whole."""
+
+    id: str
+    name: str
+    level: str
+    region_code: str
+    station_ids: list[str] = Field(default_factory=list)
+    district_id: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    phone_masked: str | None = None
+    version: int = 0
+
+
+class RegionSaved(Model):
+    code: str
+    name: str
+    level: str
+    parent_code: str | None = None
+
+
 class IssuedCode(Model):
     code: str
     url: str
@@ -81,6 +111,12 @@ class Platform(Model):
     queued: int = 0
 
 
+class GridCategory(Model):
+    code: str
+    label: str
+    grid: bool = False
+
+
 class CalendarYear(Model):
     year: int
     source: str
@@ -100,6 +136,7 @@ class ClockRule(Model):
 _UNITS = TypeAdapter(list[Unit])
 _PLATFORMS = TypeAdapter(list[Platform])
 _RULES = TypeAdapter(list[ClockRule])
+_CATEGORIES = TypeAdapter(list[GridCategory])
 
 
 class AdminCalls:
@@ -167,6 +204,33 @@ class AdminCalls:
         body = await self.up.identity.json("GET", path, headers=self._headers(), not_found_ok=True)
         return None if body is None else str(body.get("name", ""))
 
+    async def station(self, station_id: str) -> StationDetail | None:
+        """The station; None when unknown or outside the administrator's region (identity says the same)."""
+        body = await self.up.identity.json("GET", f"/v1/stations/{station_id}", headers=self._headers(),
+                                           not_found_ok=True)
+        return None if body is None else StationDetail.model_validate(body)
+
+    async def save_station(self, station_id: str, body: Mapping[str, Any]) -> StationDetail:
+        answer = await self.up.identity.json("PUT", f"/v1/stations/{station_id}", json=dict(body),
+                                             headers=self._headers())
+        return StationDetail.model_validate(answer)
+
+    async def deputy(self, deputy_id: str) -> DeputyDetail | None:
+        body = await self.up.identity.json("GET", f"/v1/deputies/{deputy_id}", headers=self._headers(),
+                                           not_found_ok=True)
+        return None if body is None else DeputyDetail.model_validate(body)
+
+    async def save_deputy(self, deputy_id: str, body: Mapping[str, Any]) -> DeputyDetail:
+        # The phone travels in this body only, to identity, which encrypts it: never in a URL or a log.
+        answer = await self.up.identity.json("PUT", f"/v1/deputies/{deputy_id}", json=dict(body),
+                                             headers=self._headers())
+        return DeputyDetail.model_validate(answer)
+
+    async def save_region(self, code: str, name: str, parent_code: str | None) -> RegionSaved:
+        answer = await self.up.identity.json("PUT", f"/v1/regions/{code}", headers=self._headers(),
+                                             json={"name": name, "parent_code": parent_code})
+        return RegionSaved.model_validate(answer)
+
     @staticmethod
     def _code_path(kind: str, target_id: str) -> str:
         return f"/v1/{'deputies' if kind == 'deputy' else 'stations'}/{target_id}/code"
@@ -202,6 +266,22 @@ class AdminCalls:
     async def platforms(self) -> list[Platform]:
         return _PLATFORMS.validate_python(await self.up.routing.json("GET", "/v1/grid-platforms",
                                                                      headers=self._headers()))
+
+    async def platform(self, platform_id: str) -> Platform | None:
+        body = await self.up.routing.json("GET", f"/v1/grid-platforms/{platform_id}", headers=self._headers(),
+                                          not_found_ok=True)
+        return None if body is None else Platform.model_validate(body)
+
+    async def save_platform(self, platform_id: str, body: Mapping[str, Any]) -> Platform:
+        # The body holds the shared secret: it goes to routing, which seals it, and nowhere else.
+        answer = await self.up.routing.json("PUT", f"/v1/grid-platforms/{platform_id}", json=dict(body),
+                                            headers=self._headers())
+        return Platform.model_validate(answer)
+
+    async def grid_categories(self) -> list[GridCategory]:
+        """The categories a grid platform may take (routing's public list, those marked `grid`)."""
+        found = _CATEGORIES.validate_python(await self.up.routing.json("GET", "/v1/categories"))
+        return [c for c in found if c.grid]
 
     # ---- calendar and clock rules -------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """The administrator's console pages: the directory, QR codes and the calendar.
 
 - `/console/directory`: the region tree (each place a <details> holding the places under it), the
-  region's stations and deputies with their stations, paged by identity, as XLSX or CSV too;
-  `/console/directory/units`: the handling units and a form to add or change one;
-  `/console/directory/platforms`: the grid platforms serving the region and how each is doing.
+  region's stations and deputies with their stations, paged by identity, as XLSX or CSV too, with
+  links to add or change each (the forms, and the grid platforms' page, are `console_admin_keep`);
+  `/console/directory/units`: the handling units and a form to add or change one.
 - `/console/codes`: the stations and deputies of a region with their QR codes, to issue, issue
   again or revoke; `/console/codes/sheet`: every code of a region on A4 sheets to print.
 - `/console/calendar`: a year's holidays and make-up working days, loading a year, and the
@@ -21,100 +21,46 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.web import console_admin_calendar as cal
 from services.web import console_admin_codes as codes
+from services.web import console_admin_common as common
 from services.web import console_admin_directory as directory
+from services.web import console_admin_forms as forms
+from services.web import console_admin_keep as keep
 from services.web import error_pages, unit_export
 from services.web.console_admin_calls import AdminCalls, CalendarYear, ClockRule
-from services.web.console_home import console_nav
+from services.web.console_admin_common import DIRECTORY_TABS, ROLES
+from services.web.console_admin_common import calls as _calls
+from services.web.console_admin_common import children as _children
+from services.web.console_admin_common import csrf_error as _csrf_error
+from services.web.console_admin_common import now as _now
+from services.web.console_admin_common import place as _place
+from services.web.console_admin_common import render as _render
+from services.web.console_admin_common import tree as _tree
 from services.web.context import Web, web_of
 from services.web.signed_in import require
-from services.web.upstreams import Region, RegionPath, Unavailable, UpstreamError
-from services.web.words import SHANGHAI
+from services.web.upstreams import Unavailable, UpstreamError
 from services.web.work_session import WorkSession
 
 log = logging.getLogger("minyi.web.console.admin")
 
 router = APIRouter(include_in_schema=False)
+# The forms that keep the directory (stations, deputies, regions, grid platforms) live in their own module.
+router.include_router(keep.router)
 
-ROLES = ("admin",)
-CSRF_EXPIRED = "页面打开的时间太长了，为了安全请再提交一次。"
-CSRF_BROKEN = "为了安全，请再提交一次（如果一直出现这个提示，请允许浏览器保存 Cookie）。"
-# Places under the one shown whose own places are read for the tree: a province's cities, not more.
-TREE_MAX = 60
-DIRECTORY_TABS = (("/console/directory", "地区、联络站和代表"), ("/console/directory/units", "承办单位"),
-                  ("/console/directory/platforms", "网格平台"))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _calls(request: Request, session: WorkSession) -> AdminCalls:
-    return AdminCalls(web_of(request).upstreams, session)
-
-
-def _render(request: Request, session: WorkSession, template: str, *, status: int = 200, **context: Any) -> Response:
-    """An administrator's page: private, with the CSRF token its forms carry and the console's links."""
-    return web_of(request).pages.render(request, template, status=status, private=True, posts=True,
-                                        session=session, work_nav=console_nav(request, session), **context)
-
-
-def _csrf_error(request: Request, fields: Mapping[str, Any]) -> str | None:
-    token = fields.get("csrf")
-    valid, expired = web_of(request).pages.csrf_ok(request, token if isinstance(token, str) and token else None)
-    return None if valid else CSRF_EXPIRED if expired else CSRF_BROKEN
 
 
 async def _fields(request: Request, *, files: int = 0) -> tuple[dict[str, str], dict[str, bytes]]:
     """The form's text fields (the first of each name) and its files' contents by field."""
-    try:
-        form = await request.form(max_files=files, max_fields=20, max_part_size=64 * 1024)
-    except MultiPartException:
-        return {}, {}
-    fields: dict[str, str] = {}
-    uploads: dict[str, bytes] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if value.filename:
-                uploads[name] = await value.read(cal.MAX_FILE_BYTES + 1)
-        elif name not in fields:
-            fields[name] = value
-    await form.close()
-    return fields, uploads
-
-
-def _now() -> datetime:
-    return datetime.now(SHANGHAI)
-
-
-# ---- the region tree, shared by the directory and the codes pages ------------------------------
-
-
-async def _children(web: Web, code: str) -> list[Region]:
-    found = await web.public.get(("regions", code), lambda: web.upstreams.regions(code or None))
-    return list(found)  # type: ignore[call-overload]
-
-
-async def _place(web: Web, code: str) -> RegionPath | None:
-    if not code:
-        return None
-    found = await web.public.get(("region-path", code), lambda: web.upstreams.region(code))
-    return found  # type: ignore[return-value]
-
-
-async def _tree(web: Web, focus: str) -> tuple[RegionPath | None, list[directory.TreeNode]]:
-    path, children = await asyncio.gather(_place(web, focus), _children(web, focus))
-    opened = [c for c in children if c.has_children][:TREE_MAX]
-    below = await asyncio.gather(*(_children(web, c.code) for c in opened))
-    return path, directory.tree(children, {c.code: b for c, b in zip(opened, below, strict=True)})
+    form = await common.posted(request, files=files, file_bytes=cal.MAX_FILE_BYTES)
+    return form.first, form.files
 
 
 # ---- directory: regions, stations and deputies --------------------------------------------------
@@ -126,14 +72,16 @@ async def directory_page(request: Request) -> Response:
     web = web_of(request)
     query = directory.read_query(request.query_params, session.region)
     calls = _calls(request, session)
-    (path, nodes), stations, deputies = await asyncio.gather(
+    (path, nodes), stations, deputies, saved = await asyncio.gather(
         _tree(web, query.region),
         calls.stations(query.region, q=query.q, after=query.stations_after, limit=directory.PAGE_SIZE),
-        calls.deputies(query.region, q=query.q, after=query.deputies_after, limit=directory.PAGE_SIZE))
+        calls.deputies(query.region, q=query.q, after=query.deputies_after, limit=directory.PAGE_SIZE),
+        keep.saved_notice(web, calls, request.query_params))
     return _render(request, session, "console_admin_directory.html", query=query, place=path, nodes=nodes,
                    crumbs=directory.crumbs(path, session.region), stations=stations, deputies=deputies,
                    names=directory.region_names(path, nodes), d=directory, tabs=DIRECTORY_TABS,
-                   missing=bool(query.region) and path is None)
+                   missing=bool(query.region) and path is None, saved=saved,
+                   child_rule=forms.child_rule(query.region) if path is not None or not query.region else None)
 
 
 @router.get("/console/directory/export.{extension}")
@@ -218,20 +166,6 @@ async def save_unit(request: Request) -> Response:
         raise
     back = urlencode({"region": request.query_params.get("region", form.region_code), "saved": form.id})
     return RedirectResponse(f"/console/directory/units?{back}#u-{form.id}", status_code=303)
-
-
-# ---- directory: grid platforms -----------------------------------------------------------------
-
-
-@router.get("/console/directory/platforms")
-async def platforms_page(request: Request) -> Response:
-    session = await require(request, ROLES)
-    web = web_of(request)
-    region = directory.focus_of(request.query_params.get("region"), session.region)
-    path, platforms = await asyncio.gather(_place(web, region), _calls(request, session).platforms())
-    return _render(request, session, "console_admin_platforms.html", region=region, place=path,
-                   crumbs=directory.crumbs(path, session.region), tabs=DIRECTORY_TABS,
-                   rows=directory.platform_rows(platforms, region, _now()))
 
 
 # ---- QR codes ------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Suggestions: the year's list and counts, one suggestion, assignment and the director's decisions,
 supervision topics (convert, close), the micro-suggestion fund. Routing: hotspots, their members,
-split, merge, close. Intake: the region's reports (masked) and monthly figures. Identity: the
-region's deputies and stations by name. Every service: its audit log.
+split, merge, close. Intake: the region's reports (masked), monthly figures and the year's figures by
+deputy and station. Identity: the region's deputies and stations by name. Every service: its audit log.
 
 The services alone decide what staff see: a staff token covers its region, and the pages pass it
 on unchanged, so nothing here can widen it.
@@ -27,8 +27,6 @@ AUDITED = ("suggestions", "routing", "intake", "identity", "scoring")
 # Identity's largest page, and how many of the region's deputies or stations are read at most.
 DIRECTORY_PAGE = 100
 DIRECTORY_MAX = 1000
-# Intake's largest page.
-REPORT_PAGE_MAX = 100
 
 
 class StaffSuggestion(Suggestion):
@@ -155,6 +153,27 @@ class Named(Model):
     name: str
 
 
+class TargetCounts(Model):
+    """A deputy's or station's reports of a year as intake counts them (`GET /v1/stats/targets`)."""
+
+    kind: str
+    id: str
+    received: int = 0
+    ack_decided: int = 0
+    ack_on_time: int = 0
+    reply_decided: int = 0
+    reply_on_time: int = 0
+    rated: int = 0
+    satisfied: int = 0
+    overdue: int = 0
+
+
+class TargetStats(Model):
+    region_code: str
+    year: int
+    targets: list[TargetCounts] = Field(default_factory=list)
+
+
 _SUGGESTIONS = TypeAdapter(list[StaffSuggestion])
 _TOPICS = TypeAdapter(list[Topic])
 _HOTSPOTS = TypeAdapter(list[Hotspot])
@@ -245,18 +264,9 @@ class StaffCalls:
                                          params={**params, "page": page, "page_size": page_size})
         return ReportPage.model_validate(body)
 
-    async def all_reports(self, params: Mapping[str, Any], *, most: int) -> ReportPage:
-        """Up to `most` reports of the filter, intake's largest pages one after another; `total` is intake's."""
-        first = await self.reports(params, page=1, page_size=REPORT_PAGE_MAX)
-        items = list(first.items)
-        page = 1
-        while len(items) < min(first.total, most):
-            page += 1
-            more = await self.reports(params, page=page, page_size=REPORT_PAGE_MAX)
-            if not more.items:
-                break
-            items += more.items
-        return ReportPage(items=items[:most], total=first.total, page=1, page_size=len(items[:most]))
+    async def report_total(self, params: Mapping[str, Any]) -> int:
+        """How many reports the filter holds: intake's total, over a page of one."""
+        return (await self.reports(params, page=1, page_size=1)).total
 
     async def report_briefs(self, report_ids: Sequence[str]) -> dict[str, ReportBrief | None]:
         """Each report's masked view; None for one intake does not show (another region, gone)."""
@@ -273,6 +283,11 @@ class StaffCalls:
 
     async def stats(self, region_code: str, months: int) -> Stats:
         return await self.up.stats(region_code, months)
+
+    async def target_stats(self, region_code: str, year: int) -> TargetStats:
+        body = await self.up.intake.json("GET", "/v1/stats/targets", params={"region_code": region_code, "year": year},
+                                         headers=self._headers())
+        return TargetStats.model_validate(body)
 
     # ---- identity --------------------------------------------------------------------------------
 

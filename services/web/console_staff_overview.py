@@ -9,26 +9,21 @@ board, which hides rates over fewer than ten reports.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from services.web.console_staff_calls import Counts
-from services.web.station_calls import ReportRow
+from services.web.console_staff_calls import Counts, TargetCounts
 from services.web.stats import Rate
 from services.web.unit_view import COLOR, STATUS
 from services.web.upstreams import MonthStats
 
 # Intake's monthly figures reach this many months back (services/intake/stats.py).
 MAX_MONTHS = 36
-# The overdue reports read to count them by deputy and station; a county's are far fewer.
-OVERDUE_READ = 500
-# Rows of "overdue by deputy / station" shown; the list behind each has the rest.
-TOP = 10
 REPORTS_PAGE = 20
-ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Deputy and station ids as identity and intake take them: the overview links to each one's list.
+ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 CHOICE = ("yes", "no")
 REPORT_STATUS = {"submitted": "待受理", "acknowledged": "已受理", "dispatched": "已转办", "answered": "已答复",
                  "closed": "已办结"}
@@ -78,28 +73,47 @@ def suggestions_href(year: int, **filters: object) -> str:
 
 
 @dataclass(frozen=True)
-class Waiting:
-    """Overdue open reports aimed at one deputy or station."""
+class TargetRow:
+    """A deputy's or station's year: the reports aimed at them, their rates, and those overdue now."""
 
     kind: str
     id: str
     name: str
-    count: int
+    received: int
+    ack: Rate
+    reply: Rate
+    satisfaction: Rate
+    overdue: int
     href: str
+    overdue_href: str
 
 
-def overdue_by_target(rows: Sequence[ReportRow], names: Mapping[tuple[str, str], str]
-                      ) -> tuple[list[Waiting], list[Waiting]]:
-    """(deputies, stations), the most overdue first; reports for a place, aimed at nobody, are in neither."""
-    counted = Counter((r.target.kind, r.target.id) for r in rows
-                      if r.target.kind in ("deputy", "station") and r.target.id)
-    out: dict[str, list[Waiting]] = {"deputy": [], "station": []}
-    for (kind, ident), count in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0][1] or "")):
-        assert ident is not None
-        param = "deputy" if kind == "deputy" else "station"
-        out[kind].append(Waiting(kind, ident, names.get((kind, ident), ident), count,
-                                 reports_href(**{param: ident, "open": "yes", "overdue": "yes"})))
-    return out["deputy"][:TOP], out["station"][:TOP]
+def _share(rate: Rate) -> float:
+    # Nothing decided yet is nothing to answer for: such a row goes after every rate, however low.
+    return rate.value if rate.value is not None else 2.0
+
+
+def _worst_first(row: TargetRow) -> tuple[int, float, float, float, int, str, str]:
+    """Overdue now first (what staff can still chase), then the on-time answer, take-up and satisfaction
+    rates, lowest first; more reports before fewer; then by name."""
+    return (-row.overdue, _share(row.reply), _share(row.ack), _share(row.satisfaction), -row.received, row.name,
+            row.id)
+
+
+def target_rows(targets: Sequence[TargetCounts], names: Mapping[tuple[str, str], str], year: int
+                ) -> tuple[list[TargetRow], list[TargetRow]]:
+    """(deputies, stations) with reports received in `year`, the worst first; a name identity did not give
+    is shown as the id. Each links to its reports of the year, the overdue count to those overdue now."""
+    out: dict[str, list[TargetRow]] = {"deputy": [], "station": []}
+    for t in targets:
+        if t.kind not in out:
+            continue
+        mine = {t.kind: t.id, "year": year}
+        out[t.kind].append(TargetRow(
+            t.kind, t.id, names.get((t.kind, t.id), t.id), t.received, Rate(t.ack_on_time, t.ack_decided, 1),
+            Rate(t.reply_on_time, t.reply_decided, 1), Rate(t.satisfied, t.rated, 1), t.overdue,
+            reports_href(**mine), reports_href(**mine, open="yes", overdue="yes")))
+    return sorted(out["deputy"], key=_worst_first), sorted(out["station"], key=_worst_first)
 
 
 @dataclass(frozen=True)

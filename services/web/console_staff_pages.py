@@ -127,6 +127,13 @@ async def _deputy_names(calls: StaffCalls) -> dict[str, str]:
     return {d.id: d.name for d in await _or_empty(calls.directory("deputies"), [], "deputy names")}
 
 
+async def _target_names(calls: StaffCalls) -> dict[tuple[str, str], str]:
+    """(kind, id) → name of the region's deputies and stations, two directory reads however many rows."""
+    deputies, stations = await asyncio.gather(_or_empty(calls.directory("deputies"), [], "deputy names"),
+                                              _or_empty(calls.directory("stations"), [], "station names"))
+    return {**{("deputy", d.id): d.name for d in deputies}, **{("station", s.id): s.name for s in stations}}
+
+
 async def _categories(request: Request) -> dict[str, str]:
     web = web_of(request)
     found = await _or_empty(web.categories.get("all", web.upstreams.categories), [], "categories")
@@ -160,27 +167,25 @@ async def overview_page(request: Request) -> Response:
         return await web.public.get(("stats", session.region, months),  # type: ignore[return-value]
                                     lambda: calls.stats(session.region, months))
 
-    results = await settled(
-        stats(), calls.all_reports({"open": "true", "overdue": "true"}, most=overview.OVERDUE_READ),
-        calls.counts(year), calls.hotspots(state="open", days=365), calls.topics("open"),
-        calls.fund(session.region, year), _unit_names(request, calls, session.region))
+    results, names = await asyncio.gather(settled(
+        stats(), calls.target_stats(session.region, year),
+        calls.report_total({"open": "true", "overdue": "true"}), calls.counts(year),
+        calls.hotspots(state="open", days=365), calls.topics("open"), calls.fund(session.region, year),
+        _unit_names(request, calls, session.region)), _target_names(calls))
     _raise_unexpected(results)
-    figures, overdue, counts, hotspots, topics, fund, units = (None if failed(r) else r for r in results)
-    waiting: tuple[list[overview.Waiting], list[overview.Waiting]] = ([], [])
-    if overdue is not None:
-        names = await _or_empty(station_calls.names_of(web.upstreams, session, overdue.items), {}, "target names")
-        waiting = overview.overdue_by_target(overdue.items, names)
+    figures, targets, overdue, counts, hotspots, topics, fund, units = (None if failed(r) else r for r in results)
+    deputies, stations = overview.target_rows(targets.targets, names, year) if targets is not None else ([], [])
     return _render(
         request, session, "console_staff_overview.html", year=year, years=suggestion_view.years(now.year),
         reports=overview.report_figures(figures.months, year) if figures is not None else None,
-        stats_missing=months is None, overdue=overdue, by_deputy=waiting[0], by_station=waiting[1],
+        stats_missing=months is None, overdue=overdue, targets=targets, by_deputy=deputies, by_station=stations,
         counts=counts, colors=overview.color_figures(counts) if counts else [],
         statuses=overview.status_figures(counts) if counts else [],
         units=overview.unit_figures(counts, units or {}) if counts else [],
         hotspots=hotspots, topics=topics, fund=fund, o=overview,
         unavailable=[what for what, r in zip(
-            ("群众反映统计", "超期反映", "建议统计", "共性事项", "监督议题", "微建议资金", "承办单位名称"),
-            results, strict=True) if failed(r)])
+            ("群众反映统计", "按代表和联络站的统计", "超期反映", "建议统计", "共性事项", "监督议题", "微建议资金",
+             "承办单位名称"), results, strict=True) if failed(r)])
 
 
 @router.get("/console/reports")
