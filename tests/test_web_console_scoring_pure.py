@@ -14,7 +14,6 @@ import copy
 import io
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from console_fakes import csrf_of, page, staff_client, text_of
 from openpyxl import load_workbook
 
 from services.web import console_elections_view as ev
@@ -30,9 +30,6 @@ from services.web import console_scoring_rules as rv
 from services.web import console_scoring_view as sv
 from services.web.console_elections_calls import Finding, Reconciliation
 from services.web.console_scoring_calls import RankRow, TalkRow
-from services.web.service import build_app
-from services.web.work_session import SESSION_COOKIE, SessionCodec, WorkSession
-from shared.settings import Settings
 
 REGION = "330106"
 TOKEN = "staff-token"
@@ -337,35 +334,12 @@ def services() -> Services:
 
 @pytest.fixture
 async def client(tmp_path: Path, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(Settings(home=tmp_path, dev_secrets=True), transports={
+    async with staff_client(tmp_path, {
         "identity": httpx.MockTransport(services.identity), "scoring": httpx.MockTransport(services.scoring),
         "suggestions": httpx.MockTransport(services.suggestions),
         "intake": httpx.MockTransport(lambda r: httpx.Response(404)),
-        "routing": httpx.MockTransport(lambda r: httpx.Response(404))})
-    secret = (tmp_path / "keys" / "web-secret.bin").read_bytes()
-    staff = WorkSession(sub="m-npc_staff", roles=("npc_staff",), region=REGION, access_token=TOKEN,
-                        expires_at=time.time() + 3600, name="周敏")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver",
-                                 cookies={SESSION_COOKIE: SessionCodec(secret).seal(staff)}) as http:
+        "routing": httpx.MockTransport(lambda r: httpx.Response(404))}, region=REGION, token=TOKEN) as http:
         yield http
-    await app.state.web.upstreams.close()
-
-
-def text_of(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
-
-
-def page(response: httpx.Response, status: int = 200) -> str:
-    assert response.status_code == status, response.text[:1500]
-    assert response.headers["content-type"].startswith("text/html")
-    assert "style=" not in response.text and not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    return response.text
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page holds no form token"
-    return found.group(1)
 
 
 def form_fields(html: str, form_id: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from console_fakes import csrf_of, page, staff_client, text_of
 from starlette.datastructures import FormData
 
 from services.web import console_staff_audit as audit
@@ -32,11 +32,8 @@ from services.web.console_staff_calls import (
     StaffSuggestion,
     TargetCounts,
 )
-from services.web.service import build_app
 from services.web.upstreams import MonthStats
 from services.web.words import SHANGHAI
-from services.web.work_session import SESSION_COOKIE, SessionCodec, WorkSession
-from shared.settings import Settings
 
 REGION = "330199"
 UNITS = [{"id": "u-road", "name": "交通运输局", "region_code": REGION},
@@ -421,33 +418,10 @@ def services() -> Services:
 
 @pytest.fixture
 async def client(tmp_path: Path, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(Settings(home=tmp_path, dev_secrets=True), transports={
-        name: httpx.MockTransport(getattr(services, name))
-        for name in ("identity", "routing", "intake", "scoring", "suggestions")})
-    secret = (tmp_path / "keys" / "web-secret.bin").read_bytes()
-    staff = WorkSession(sub="m-npc_staff", roles=("npc_staff",), region=REGION, access_token="token",
-                        expires_at=time.time() + 3600, name="周敏")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver",
-                                 cookies={SESSION_COOKIE: SessionCodec(secret).seal(staff)}) as http:
+    transports = {name: httpx.MockTransport(getattr(services, name))
+                  for name in ("identity", "routing", "intake", "scoring", "suggestions")}
+    async with staff_client(tmp_path, transports, region=REGION, token="token") as http:
         yield http
-    await app.state.web.upstreams.close()
-
-
-def text_of(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
-
-
-def page(response: httpx.Response, status: int = 200) -> str:
-    assert response.status_code == status, response.text[:1500]
-    assert response.headers["content-type"].startswith("text/html")
-    assert "style=" not in response.text and not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    return response.text
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the page holds no form token"
-    return found.group(1)
 
 
 async def test_every_page_renders_and_passes_the_staff_token(client: httpx.AsyncClient, services: Services) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
-from services.web.upstreams import Model, Unit, Upstreams
-from services.web.work_session import WorkSession
+from services.web.signed_calls import SignedInCalls
+from services.web.upstreams import Model, Unit
 
 # Identity's largest page; the sheet and the exports read this many rows at most.
 IDENTITY_PAGE = 100
@@ -139,18 +139,8 @@ _RULES = TypeAdapter(list[ClockRule])
 _CATEGORIES = TypeAdapter(list[GridCategory])
 
 
-class AdminCalls:
+class AdminCalls(SignedInCalls):
     """The calls of one signed-in administrator, each with their token."""
-
-    def __init__(self, up: Upstreams, session: WorkSession) -> None:
-        self.up = up
-        self.session = session
-
-    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = dict(self.session.bearer)
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return headers
 
     # ---- stations, deputies and their codes ---------------------------------------------------
 
@@ -168,13 +158,13 @@ class AdminCalls:
     async def stations(self, region: str, *, q: str = "", after: str | None = None,
                        limit: int = 20) -> StationPage:
         body = await self.up.identity.json("GET", "/v1/stations", params=self._list_params(region, q, after, limit),
-                                           headers=self._headers())
+                                           headers=self.headers())
         return StationPage.model_validate(body)
 
     async def deputies(self, region: str, *, q: str = "", after: str | None = None,
                        limit: int = 20) -> DeputyPage:
         body = await self.up.identity.json("GET", "/v1/deputies", params=self._list_params(region, q, after, limit),
-                                           headers=self._headers())
+                                           headers=self.headers())
         return DeputyPage.model_validate(body)
 
     async def all_stations(self, region: str, q: str = "", most: int = LIST_MAX) -> tuple[list[StationRow], bool]:
@@ -201,33 +191,33 @@ class AdminCalls:
     async def name_of(self, kind: str, target_id: str) -> str | None:
         """A station's or deputy's name as identity has it; None when unknown or outside the region."""
         path = f"/v1/{'deputies' if kind == 'deputy' else 'stations'}/{target_id}"
-        body = await self.up.identity.json("GET", path, headers=self._headers(), not_found_ok=True)
+        body = await self.up.identity.json("GET", path, headers=self.headers(), not_found_ok=True)
         return None if body is None else str(body.get("name", ""))
 
     async def station(self, station_id: str) -> StationDetail | None:
         """The station; None when unknown or outside the administrator's region (identity says the same)."""
-        body = await self.up.identity.json("GET", f"/v1/stations/{station_id}", headers=self._headers(),
+        body = await self.up.identity.json("GET", f"/v1/stations/{station_id}", headers=self.headers(),
                                            not_found_ok=True)
         return None if body is None else StationDetail.model_validate(body)
 
     async def save_station(self, station_id: str, body: Mapping[str, Any]) -> StationDetail:
         answer = await self.up.identity.json("PUT", f"/v1/stations/{station_id}", json=dict(body),
-                                             headers=self._headers())
+                                             headers=self.headers())
         return StationDetail.model_validate(answer)
 
     async def deputy(self, deputy_id: str) -> DeputyDetail | None:
-        body = await self.up.identity.json("GET", f"/v1/deputies/{deputy_id}", headers=self._headers(),
+        body = await self.up.identity.json("GET", f"/v1/deputies/{deputy_id}", headers=self.headers(),
                                            not_found_ok=True)
         return None if body is None else DeputyDetail.model_validate(body)
 
     async def save_deputy(self, deputy_id: str, body: Mapping[str, Any]) -> DeputyDetail:
         # The phone travels in this body only, to identity, which encrypts it: never in a URL or a log.
         answer = await self.up.identity.json("PUT", f"/v1/deputies/{deputy_id}", json=dict(body),
-                                             headers=self._headers())
+                                             headers=self.headers())
         return DeputyDetail.model_validate(answer)
 
     async def save_region(self, code: str, name: str, parent_code: str | None) -> RegionSaved:
-        answer = await self.up.identity.json("PUT", f"/v1/regions/{code}", headers=self._headers(),
+        answer = await self.up.identity.json("PUT", f"/v1/regions/{code}", headers=self.headers(),
                                              json={"name": name, "parent_code": parent_code})
         return RegionSaved.model_validate(answer)
 
@@ -237,11 +227,11 @@ class AdminCalls:
 
     async def issue_code(self, kind: str, target_id: str, *, idempotency_key: str) -> IssuedCode:
         body = await self.up.identity.json("POST", self._code_path(kind, target_id),
-                                           headers=self._headers(idempotency_key))
+                                           headers=self.headers(idempotency_key))
         return IssuedCode.model_validate(body)
 
     async def revoke_code(self, kind: str, target_id: str) -> None:
-        await self.up.identity.call("DELETE", self._code_path(kind, target_id), headers=self._headers())
+        await self.up.identity.call("DELETE", self._code_path(kind, target_id), headers=self.headers())
 
     # ---- handling units -----------------------------------------------------------------------
 
@@ -252,30 +242,30 @@ class AdminCalls:
         return _UNITS.validate_python(await self.up.suggestions.json("GET", "/v1/public/units", params=params))
 
     async def unit(self, unit_id: str) -> UnitDetail | None:
-        body = await self.up.suggestions.json("GET", f"/v1/units/{unit_id}", headers=self._headers(),
+        body = await self.up.suggestions.json("GET", f"/v1/units/{unit_id}", headers=self.headers(),
                                               not_found_ok=True)
         return None if body is None else UnitDetail.model_validate(body)
 
     async def save_unit(self, unit_id: str, body: Mapping[str, Any]) -> UnitDetail:
         answer = await self.up.suggestions.json("PUT", f"/v1/units/{unit_id}", json=dict(body),
-                                                headers=self._headers())
+                                                headers=self.headers())
         return UnitDetail.model_validate(answer)
 
     # ---- grid platforms -----------------------------------------------------------------------
 
     async def platforms(self) -> list[Platform]:
         return _PLATFORMS.validate_python(await self.up.routing.json("GET", "/v1/grid-platforms",
-                                                                     headers=self._headers()))
+                                                                     headers=self.headers()))
 
     async def platform(self, platform_id: str) -> Platform | None:
-        body = await self.up.routing.json("GET", f"/v1/grid-platforms/{platform_id}", headers=self._headers(),
+        body = await self.up.routing.json("GET", f"/v1/grid-platforms/{platform_id}", headers=self.headers(),
                                           not_found_ok=True)
         return None if body is None else Platform.model_validate(body)
 
     async def save_platform(self, platform_id: str, body: Mapping[str, Any]) -> Platform:
         # The body holds the shared secret: it goes to routing, which seals it, and nowhere else.
         answer = await self.up.routing.json("PUT", f"/v1/grid-platforms/{platform_id}", json=dict(body),
-                                            headers=self._headers())
+                                            headers=self.headers())
         return Platform.model_validate(answer)
 
     async def grid_categories(self) -> list[GridCategory]:
@@ -287,18 +277,18 @@ class AdminCalls:
 
     async def calendar(self, year: int) -> CalendarYear:
         """The year's calendar; a 404 UpstreamError, with intake's words, when it is neither built in nor loaded."""
-        body = await self.up.intake.json("GET", f"/v1/calendar/{year}", headers=self._headers())
+        body = await self.up.intake.json("GET", f"/v1/calendar/{year}", headers=self.headers())
         return CalendarYear.model_validate(body)
 
     async def load_calendar(self, year: int, holidays: list[str], workdays: list[str]) -> CalendarYear:
-        body = await self.up.intake.json("PUT", f"/v1/calendar/{year}", headers=self._headers(),
+        body = await self.up.intake.json("PUT", f"/v1/calendar/{year}", headers=self.headers(),
                                          json={"holidays": holidays, "workdays": workdays})
         return CalendarYear.model_validate(body)
 
     async def clock_rules(self) -> list[ClockRule]:
-        return _RULES.validate_python(await self.up.intake.json("GET", "/v1/clock-rules", headers=self._headers()))
+        return _RULES.validate_python(await self.up.intake.json("GET", "/v1/clock-rules", headers=self.headers()))
 
     async def save_clock_rule(self, prefix: str, body: Mapping[str, Any]) -> ClockRule:
         answer = await self.up.intake.json("PUT", f"/v1/clock-rules/{prefix}", json=dict(body),
-                                           headers=self._headers())
+                                           headers=self.headers())
         return ClockRule.model_validate(answer)

@@ -5,7 +5,7 @@ token, rendering with the CSRF token and the console's links, reading a form, an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,16 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.web import console_admin_directory as directory
+from services.web import console_admin_forms as forms
 from services.web.console_admin_calls import AdminCalls
 from services.web.console_home import console_nav
 from services.web.context import Web, web_of
-from services.web.upstreams import Region, RegionPath
+from services.web.upstreams import Region, RegionPath, UpstreamError
 from services.web.words import SHANGHAI
 from services.web.work_session import WorkSession
 
 ROLES = ("admin",)
 CSRF_EXPIRED = "页面打开的时间太长了，为了安全请再提交一次。"
 CSRF_BROKEN = "为了安全，请再提交一次（如果一直出现这个提示，请允许浏览器保存 Cookie）。"
+NOT_SAVED = "保存没有成功，请检查后再试。"
 # Places under the one shown whose own places are read for the tree: a province's cities, not more.
 TREE_MAX = 60
 DIRECTORY_TABS = (("/console/directory", "地区、联络站和代表"), ("/console/directory/units", "承办单位"),
@@ -36,6 +38,13 @@ MAX_PART_BYTES = 64 * 1024
 
 def calls(request: Request, session: WorkSession) -> AdminCalls:
     return AdminCalls(web_of(request).upstreams, session)
+
+
+def refused(exc: UpstreamError, field_of: Callable[[str], str], *, top: str = "form",
+            fallback: str = NOT_SAVED) -> dict[str, str]:
+    """A service's refusal of a form's values by the form's fields, the first message for each; when it names
+    no field, its detail (or `fallback`) on `top`, so the person always sees why."""
+    return forms.errors_by_field(exc.field_errors(), field_of) or {top: exc.detail or fallback}
 
 
 def render(request: Request, session: WorkSession, template: str, *, status: int = 200, **context: Any) -> Response:

@@ -16,7 +16,7 @@ page or put in a URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.web import words
@@ -64,9 +64,14 @@ def form_field(service_field: str, known: Sequence[str], aliases: Mapping[str, s
 def service_errors(errors: Mapping[str, str], known: Sequence[str],
                    aliases: Mapping[str, str] | None = None) -> dict[str, str]:
     """A service's field errors by the form's fields, the first for each field kept."""
+    return errors_by_field(errors, lambda name: form_field(name, known, aliases))
+
+
+def errors_by_field(errors: Mapping[str, str], field_of: Callable[[str], str]) -> dict[str, str]:
+    """A service's field errors under the form's field `field_of` names for each, the first for each kept."""
     mapped: dict[str, str] = {}
     for name, message in errors.items():
-        mapped.setdefault(form_field(name, known, aliases), message)
+        mapped.setdefault(field_of(name), message)
     return mapped
 
 

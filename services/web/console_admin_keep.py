@@ -40,7 +40,6 @@ router = APIRouter(include_in_schema=False)
 # Deputy form: its fields and up to STATION_CHOICES ticked stations.
 DEPUTY_MOST_FIELDS = forms.STATION_CHOICES + 20
 PLATFORM_MOST_FIELDS = 60
-NOT_SAVED = "保存没有成功，请检查后再试。"
 
 
 def _focus(request: Request, session: WorkSession) -> str:
@@ -59,7 +58,7 @@ def _missing(request: Request, what: str, region: str) -> Response:
 
 def _refused(exc: UpstreamError, fields: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> dict[str, str]:
     """A service's refusal of the form's values, by field; its detail at the top when it names none."""
-    return forms.service_errors(exc.field_errors(), fields, aliases) or {"form": exc.detail or NOT_SAVED}
+    return forms.service_errors(exc.field_errors(), fields, aliases) or {"form": exc.detail or common.NOT_SAVED}
 
 
 async def saved_notice(web: Web, calls: AdminCalls, params: Mapping[str, str]) -> tuple[str, str] | None:

@@ -159,10 +159,7 @@ async def save_unit(request: Request) -> Response:
         await calls.save_unit(form.id, directory.unit_body(form))
     except UpstreamError as exc:
         if exc.status in (403, 409, 422):
-            mapped: dict[str, str] = {}
-            for name, message in exc.field_errors().items():
-                mapped.setdefault(directory.unit_field(name), message)
-            return await again(mapped or {"form": exc.detail or "保存没有成功，请检查后再试。"}, status=exc.status)
+            return await again(common.refused(exc, directory.unit_field), status=exc.status)
         raise
     back = urlencode({"region": request.query_params.get("region", form.region_code), "saved": form.id})
     return RedirectResponse(f"/console/directory/units?{back}#u-{form.id}", status_code=303)
@@ -430,10 +427,8 @@ async def load_calendar(request: Request) -> Response:
             load.year, [d.isoformat() for d in load.holidays], [d.isoformat() for d in load.workdays])
     except UpstreamError as exc:
         if exc.status in (409, 422):
-            mapped: dict[str, str] = {}
-            for name, message in exc.field_errors().items():
-                mapped.setdefault(cal.calendar_field(name), message)
-            return await again(mapped or {"year": exc.detail or "导入没有成功，请检查后再试。"}, status=exc.status)
+            refusal = common.refused(exc, cal.calendar_field, top="year", fallback="导入没有成功，请检查后再试。")
+            return await again(refusal, status=exc.status)
         raise
     query = urlencode({"year": load.year, "loaded": 1, "recomputed": done.recomputed})
     return RedirectResponse(f"/console/calendar?{query}#year-shown", status_code=303)
@@ -458,11 +453,7 @@ async def save_rule(request: Request) -> Response:
         await _calls(request, session).save_clock_rule(form.region_prefix, values)
     except UpstreamError as exc:
         if exc.status in (403, 422):
-            mapped: dict[str, str] = {}
-            for name, message in exc.field_errors().items():
-                mapped.setdefault(cal.rule_field(name), message)
-            return await again(mapped or {"region_prefix": exc.detail or "保存没有成功，请检查后再试。"},
-                               status=exc.status)
+            return await again(common.refused(exc, cal.rule_field, top="region_prefix"), status=exc.status)
         raise
     year = request.query_params.get("year", "")
     query = urlencode({**({"year": year} if year.isdigit() else {}), "saved_rule": form.region_prefix})

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.web.upstreams import Model, Upstreams
-from services.web.work_session import WorkSession
+from services.web.signed_calls import SignedInCalls
+from services.web.upstreams import Model
 
 # identity's largest page number: a page this far out holds no findings, whatever the election.
 BEYOND_LAST_PAGE = 100_000
@@ -71,25 +71,22 @@ class Reconciliation(Model):
     items: list[Finding] = Field(default_factory=list)
 
 
-class ElectionCalls:
-    def __init__(self, upstreams: Upstreams, session: WorkSession) -> None:
-        self.up = upstreams.identity
-        self.session = session
-
+class ElectionCalls(SignedInCalls):
     async def elections(self, after: str | None, limit: int) -> ElectionPage:
         params: dict[str, str | int] = {"limit": limit}
         if after:
             params["after"] = after
-        return ElectionPage.model_validate(await self.up.json("GET", "/v1/elections", params=params,
-                                                              headers=self.session.bearer))
+        body = await self.up.identity.json("GET", "/v1/elections", params=params, headers=self.headers())
+        return ElectionPage.model_validate(body)
 
     async def election(self, election_id: str) -> Election | None:
-        body = await self.up.json("GET", f"/v1/elections/{election_id}", headers=self.session.bearer,
-                                  not_found_ok=True)
+        body = await self.up.identity.json("GET", f"/v1/elections/{election_id}", headers=self.headers(),
+                                           not_found_ok=True)
         return None if body is None else Election.model_validate(body)
 
     async def start(self, election_id: str) -> str:
-        body = await self.up.json("POST", f"/v1/elections/{election_id}/reconciliation", headers=self.session.bearer)
+        body = await self.up.identity.json("POST", f"/v1/elections/{election_id}/reconciliation",
+                                           headers=self.headers())
         return str(body["job_id"])
 
     async def findings(self, election_id: str, kind: str | None, page: int) -> Reconciliation | None:
@@ -97,8 +94,8 @@ class ElectionCalls:
         params: dict[str, str | int] = {"page": page}
         if kind:
             params["kind"] = kind
-        body = await self.up.json("GET", f"/v1/elections/{election_id}/reconciliation", params=params,
-                                  headers=self.session.bearer, not_found_ok=True)
+        body = await self.up.identity.json("GET", f"/v1/elections/{election_id}/reconciliation", params=params,
+                                           headers=self.headers(), not_found_ok=True)
         return None if body is None else Reconciliation.model_validate(body)
 
     async def progress(self, election_id: str) -> Reconciliation | None:

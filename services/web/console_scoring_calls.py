@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import Field, TypeAdapter
 
 from services.web.deputy_calls import Score
-from services.web.upstreams import BoardRow, Model, Upstreams
-from services.web.work_session import WorkSession
+from services.web.signed_calls import SignedInCalls
+from services.web.upstreams import BoardRow, Model
 
 # Rows per call when an export reads the whole ranking: scoring's largest page.
 RANKING_BATCH = 1000
@@ -66,15 +66,9 @@ class RuleSetDoc(Model):
     board: dict[str, Any] = Field(default_factory=dict)
 
 
-class UnitName(Model):
-    id: str
-    name: str
-
-
 _RANK_ROWS = TypeAdapter(list[RankRow])
 _TALKS = TypeAdapter(list[TalkRow])
 _BOARD = TypeAdapter(list[BoardRow])
-_UNITS = TypeAdapter(list[UnitName])
 
 
 def rules_path(region_code: str) -> str:
@@ -82,11 +76,7 @@ def rules_path(region_code: str) -> str:
     return f"/v1/rules/{region_code or 'default'}"
 
 
-class ScoringCalls:
-    def __init__(self, upstreams: Upstreams, session: WorkSession) -> None:
-        self.up = upstreams
-        self.session = session
-
+class ScoringCalls(SignedInCalls):
     def _params(self, year: int, region_code: str, level: str | None, **more: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"year": year, "region_code": region_code, **more}
         if level:
@@ -95,7 +85,7 @@ class ScoringCalls:
 
     async def ranking(self, year: int, region_code: str, level: str | None, *, limit: int,
                       offset: int) -> RankingPage:
-        response = await self.up.scoring.call("GET", "/v1/rankings", headers=self.session.bearer,
+        response = await self.up.scoring.call("GET", "/v1/rankings", headers=self.headers(),
                                               params=self._params(year, region_code, level, limit=limit,
                                                                   offset=offset))
         assert response is not None
@@ -118,35 +108,29 @@ class ScoringCalls:
         return RankingPage(rows=rows, total=first.total, published_at=first.published_at, ranked_at=first.ranked_at)
 
     async def publish(self, year: int, region_code: str, level: str | None) -> Publication:
-        body = await self.up.scoring.json("POST", "/v1/rankings/publications", headers=self.session.bearer,
+        body = await self.up.scoring.json("POST", "/v1/rankings/publications", headers=self.headers(),
                                           json={"year": year, "region_code": region_code, "level": level})
         return Publication.model_validate(body)
 
     async def talks(self, year: int, region_code: str, level: str | None) -> list[TalkRow]:
         return _TALKS.validate_python(await self.up.scoring.json(
-            "GET", "/v1/talks", headers=self.session.bearer, params=self._params(year, region_code, level)))
+            "GET", "/v1/talks", headers=self.headers(), params=self._params(year, region_code, level)))
 
     async def board(self, year: int, region_code: str) -> list[BoardRow]:
         return _BOARD.validate_python(await self.up.scoring.json(
-            "GET", "/v1/units/board", headers=self.session.bearer, params={"year": year, "region_code": region_code}))
-
-    async def unit_names(self, region_code: str) -> dict[str, str]:
-        # The suggestions service lists units by county (six digits) at most.
-        found = _UNITS.validate_python(await self.up.suggestions.json(
-            "GET", "/v1/public/units", params={"region_code": region_code[:6]}))
-        return {u.id: u.name for u in found}
+            "GET", "/v1/units/board", headers=self.headers(), params={"year": year, "region_code": region_code}))
 
     async def score(self, deputy_id: str, year: int) -> Score:
-        body = await self.up.scoring.json("GET", f"/v1/deputies/{deputy_id}/score", headers=self.session.bearer,
+        body = await self.up.scoring.json("GET", f"/v1/deputies/{deputy_id}/score", headers=self.headers(),
                                           params={"year": year})
         return Score.model_validate(body)
 
     async def rules(self, region_code: str, on: str | None = None) -> RuleSetDoc:
-        body = await self.up.scoring.json("GET", rules_path(region_code), headers=self.session.bearer,
+        body = await self.up.scoring.json("GET", rules_path(region_code), headers=self.headers(),
                                           params={"on": on} if on else None)
         return RuleSetDoc.model_validate(body)
 
     async def put_rules(self, region_code: str, doc: Mapping[str, Any]) -> RuleSetDoc:
-        body = await self.up.scoring.json("PUT", rules_path(region_code), headers=self.session.bearer,
+        body = await self.up.scoring.json("PUT", rules_path(region_code), headers=self.headers(),
                                           json=dict(doc))
         return RuleSetDoc.model_validate(body)

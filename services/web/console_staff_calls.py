@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
+from services.web.signed_calls import SignedInCalls
 from services.web.station_calls import ReportPage
 from services.web.unit_calls import Fund, Suggestion
-from services.web.upstreams import Model, Stats, Unavailable, Unit, Upstream, UpstreamError, Upstreams
-from services.web.work_session import WorkSession
+from services.web.upstreams import Model, Stats, Unavailable, Upstream, UpstreamError
 
 # The services whose audit logs the console reads, in the order its selector lists them.
 AUDITED = ("suggestions", "routing", "intake", "identity", "scoring")
@@ -177,90 +177,74 @@ class TargetStats(Model):
 _SUGGESTIONS = TypeAdapter(list[StaffSuggestion])
 _TOPICS = TypeAdapter(list[Topic])
 _HOTSPOTS = TypeAdapter(list[Hotspot])
-_UNITS = TypeAdapter(list[Unit])
 
 
-class StaffCalls:
+class StaffCalls(SignedInCalls):
     """The calls of one signed-in member of congress staff."""
-
-    def __init__(self, up: Upstreams, session: WorkSession) -> None:
-        self.up = up
-        self.session = session
-
-    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = dict(self.session.bearer)
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return headers
 
     # ---- suggestions -----------------------------------------------------------------------------
 
     async def suggestions(self, params: Mapping[str, Any], *, limit: int, offset: int) -> list[StaffSuggestion]:
-        body = await self.up.suggestions.json("GET", "/v1/suggestions", headers=self._headers(),
+        body = await self.up.suggestions.json("GET", "/v1/suggestions", headers=self.headers(),
                                               params={**params, "limit": limit, "offset": offset})
         return _SUGGESTIONS.validate_python(body)
 
     async def suggestion(self, suggestion_id: str) -> StaffSuggestion:
-        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self._headers())
+        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self.headers())
         return StaffSuggestion.model_validate(body)
 
     async def counts(self, year: int) -> Counts:
         body = await self.up.suggestions.json("GET", "/v1/suggestion-counts", params={"year": year},
-                                              headers=self._headers())
+                                              headers=self.headers())
         return Counts.model_validate(body)
 
     async def act(self, suggestion_id: str, action: str, body: Mapping[str, Any], idempotency_key: str) -> None:
         """assignment, director-decision, extension: the service takes each whole or not at all."""
         await self.up.suggestions.call("POST", f"/v1/suggestions/{suggestion_id}/{action}", json=dict(body),
-                                       headers=self._headers(idempotency_key))
-
-    async def units(self, region_code: str) -> dict[str, str]:
-        """The region's handling units, id to name (a public list)."""
-        body = await self.up.suggestions.json("GET", "/v1/public/units", params={"region_code": region_code[:6]})
-        return {u.id: u.name for u in _UNITS.validate_python(body)}
+                                       headers=self.headers(idempotency_key))
 
     async def fund(self, region_code: str, year: int) -> Fund:
         body = await self.up.suggestions.json("GET", f"/v1/micro-funds/{region_code}/{year}",
-                                              headers=self._headers())
+                                              headers=self.headers())
         return Fund.model_validate(body)
 
     async def topics(self, status: str | None = None) -> list[Topic]:
         params = {"status": status} if status else None
         body = await self.up.suggestions.json("GET", "/v1/supervision-topics", params=params,
-                                              headers=self._headers())
+                                              headers=self.headers())
         return _TOPICS.validate_python(body)
 
     async def convert(self, topic_id: str, body: Mapping[str, Any], idempotency_key: str) -> str:
         """The topic made a suggestion to be assigned as a key one; answers the suggestion's id."""
         answer = await self.up.suggestions.json("POST", f"/v1/supervision-topics/{topic_id}/conversion",
-                                                json=dict(body), headers=self._headers(idempotency_key))
+                                                json=dict(body), headers=self.headers(idempotency_key))
         return str(answer["suggestion"]["id"])
 
     async def close_topic(self, topic_id: str, note: str) -> None:
         await self.up.suggestions.call("POST", f"/v1/supervision-topics/{topic_id}/closure", json={"note": note},
-                                       headers=self._headers())
+                                       headers=self.headers())
 
     # ---- routing ---------------------------------------------------------------------------------
 
     async def hotspots(self, *, state: str | None, days: int) -> list[Hotspot]:
         params: dict[str, Any] = {"days": days, **({"state": state} if state else {})}
-        body = await self.up.routing.json("GET", "/v1/hotspots", params=params, headers=self._headers())
+        body = await self.up.routing.json("GET", "/v1/hotspots", params=params, headers=self.headers())
         return _HOTSPOTS.validate_python(body)
 
     async def hotspot(self, hotspot_id: str) -> HotspotDetail:
-        body = await self.up.routing.json("GET", f"/v1/hotspots/{hotspot_id}", headers=self._headers())
+        body = await self.up.routing.json("GET", f"/v1/hotspots/{hotspot_id}", headers=self.headers())
         return HotspotDetail.model_validate(body)
 
     async def correct(self, hotspot_id: str, action: str, body: Mapping[str, Any]) -> HotspotDetail:
         """split (answers the new hotspot), merge or closure (answer this one)."""
         answer = await self.up.routing.json("POST", f"/v1/hotspots/{hotspot_id}/{action}", json=dict(body),
-                                            headers=self._headers())
+                                            headers=self.headers())
         return HotspotDetail.model_validate(answer)
 
     # ---- intake ----------------------------------------------------------------------------------
 
     async def reports(self, params: Mapping[str, Any], *, page: int, page_size: int) -> ReportPage:
-        body = await self.up.intake.json("GET", "/v1/reports", headers=self._headers(),
+        body = await self.up.intake.json("GET", "/v1/reports", headers=self.headers(),
                                          params={**params, "page": page, "page_size": page_size})
         return ReportPage.model_validate(body)
 
@@ -273,7 +257,7 @@ class StaffCalls:
 
         async def one(report_id: str) -> tuple[str, ReportBrief | None]:
             try:
-                body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self._headers(),
+                body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self.headers(),
                                                  not_found_ok=True)
             except UpstreamError:
                 return report_id, None
@@ -286,7 +270,7 @@ class StaffCalls:
 
     async def target_stats(self, region_code: str, year: int) -> TargetStats:
         body = await self.up.intake.json("GET", "/v1/stats/targets", params={"region_code": region_code, "year": year},
-                                         headers=self._headers())
+                                         headers=self.headers())
         return TargetStats.model_validate(body)
 
     # ---- identity --------------------------------------------------------------------------------
@@ -297,7 +281,7 @@ class StaffCalls:
         after: str | None = None
         while len(found) < DIRECTORY_MAX:
             params: dict[str, Any] = {"limit": DIRECTORY_PAGE, **({"after": after} if after else {})}
-            body = await self.up.identity.json("GET", f"/v1/{kind}", params=params, headers=self._headers())
+            body = await self.up.identity.json("GET", f"/v1/{kind}", params=params, headers=self.headers())
             found += [Named.model_validate(item) for item in body["items"]]
             after = body.get("next")
             if after is None:
@@ -308,7 +292,7 @@ class StaffCalls:
 
     async def audit(self, service: str, params: Mapping[str, Any]) -> AuditPage:
         upstream: Upstream = getattr(self.up, service)
-        body = await upstream.json("GET", "/v1/audit", params=dict(params), headers=self._headers())
+        body = await upstream.json("GET", "/v1/audit", params=dict(params), headers=self.headers())
         return AuditPage.model_validate(body)
 
 

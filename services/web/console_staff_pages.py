@@ -118,7 +118,7 @@ async def _or_empty(load: Awaitable[T], empty: T, what: str) -> T:
 
 
 async def _unit_names(request: Request, calls: StaffCalls, region: str) -> dict[str, str]:
-    names = await _or_empty(web_of(request).public.get(("unit-names", region[:6]), lambda: calls.units(region)),
+    names = await _or_empty(web_of(request).public.get(("unit-names", region[:6]), lambda: calls.unit_names(region)),
                             {}, "unit names")
     return dict(names)  # type: ignore[call-overload]
 

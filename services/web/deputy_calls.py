@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
-from services.web.upstreams import Model, Upstreams
-from services.web.work_session import WorkSession
+from services.web.signed_calls import SignedInCalls
+from services.web.upstreams import Model
 
 REPORT_STATUSES = ("submitted", "acknowledged", "dispatched", "answered", "closed")
 # Statuses in which the deputy still owes the citizen something.
@@ -202,19 +202,14 @@ _SUGGESTIONS = TypeAdapter(list[Suggestion])
 _LISTED = TypeAdapter(DeputyListing)
 
 
-class DeputyCalls:
+class DeputyCalls(SignedInCalls):
     """What the deputy's pages ask the services, on the deputy's behalf."""
-
-    def __init__(self, upstreams: Upstreams, session: WorkSession) -> None:
-        self.up = upstreams
-        self.session = session
-        self.headers = session.bearer
 
     # ---- reports (intake) ------------------------------------------------------------------------
 
     async def _page(self, params: Mapping[str, str], page: int, page_size: int) -> InboxPage:
         body = await self.up.intake.json("GET", "/v1/reports", params={**params, "page": page, "page_size": page_size},
-                                         headers=self.headers)
+                                         headers=self.headers())
         return InboxPage.model_validate(body)
 
     async def inbox(self, params: Mapping[str, str], offset: int, size: int) -> InboxPage:
@@ -239,26 +234,26 @@ class DeputyCalls:
         return {key: page.total for key, page in zip(keys, pages, strict=True)}
 
     async def report(self, report_id: str) -> ReportDetail:
-        body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self.headers)
+        body = await self.up.intake.json("GET", f"/v1/reports/{report_id}", headers=self.headers())
         return ReportDetail.model_validate(body)
 
     async def acknowledge(self, report_id: str) -> ReportDetail:
-        body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/acknowledge", headers=self.headers)
+        body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/acknowledge", headers=self.headers())
         return ReportDetail.model_validate(body)
 
     async def reply(self, report_id: str, content: str, *, idempotency_key: str) -> ReportDetail:
         body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/reply", json={"content": content},
-                                         headers={**self.headers, "Idempotency-Key": idempotency_key})
+                                         headers=self.headers(idempotency_key))
         return ReportDetail.model_validate(body)
 
     async def unmask(self, report_id: str, reason: str) -> Reporter:
         body = await self.up.intake.json("POST", f"/v1/reports/{report_id}/reporter/unmask",
-                                         json={"reason": reason}, headers=self.headers)
+                                         json={"reason": reason}, headers=self.headers())
         return Reporter.model_validate(body)
 
     async def attachment(self, report_id: str, attachment_id: str) -> tuple[bytes, str]:
         response = await self.up.intake.call("GET", f"/v1/reports/{report_id}/attachments/{attachment_id}",
-                                             headers=self.headers)
+                                             headers=self.headers())
         assert response is not None
         return response.content, response.headers.get("content-type", "application/octet-stream")
 
@@ -272,25 +267,26 @@ class DeputyCalls:
         if color:
             params["color"] = color
         return _SUGGESTIONS.validate_python(await self.up.suggestions.json("GET", "/v1/suggestions", params=params,
-                                                                           headers=self.headers))
+                                                                           headers=self.headers()))
 
     async def suggestion(self, suggestion_id: str) -> Suggestion:
-        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self.headers)
+        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self.headers())
         return Suggestion.model_validate(body)
 
     async def submit_suggestion(self, body: dict[str, Any], *, idempotency_key: str) -> Suggestion:
         answer = await self.up.suggestions.json("POST", "/v1/suggestions", json=body,
-                                                headers={**self.headers, "Idempotency-Key": idempotency_key})
+                                                headers=self.headers(idempotency_key))
         return Suggestion.model_validate(answer)
 
     async def evaluate(self, suggestion_id: str, result: str, comment: str | None, *,
                        idempotency_key: str) -> None:
         await self.up.suggestions.call("POST", f"/v1/suggestions/{suggestion_id}/evaluation",
                                        json={"result": result, "comment": comment},
-                                       headers={**self.headers, "Idempotency-Key": idempotency_key})
+                                       headers=self.headers(idempotency_key))
 
-    async def unit_names(self) -> dict[str, str]:
-        return {u.id: u.name for u in await self.up.units(self.session.region[:6])} if self.session.region else {}
+    async def region_unit_names(self) -> dict[str, str]:
+        """The deputy's own region's units; none for a deputy without a region."""
+        return await self.unit_names(self.session.region) if self.session.region else {}
 
     async def find_deputies(self, q: str, limit: int) -> list[DeputyName]:
         """Deputies of the deputy's region whose name holds `q` (the first ones by name when empty), from
@@ -298,7 +294,7 @@ class DeputyCalls:
         params: dict[str, Any] = {"limit": max(1, min(limit, DIRECTORY_PAGE))}
         if q.strip():
             params["q"] = q.strip()
-        body = await self.up.identity.json("GET", "/v1/deputies", params=params, headers=self.headers)
+        body = await self.up.identity.json("GET", "/v1/deputies", params=params, headers=self.headers())
         return _LISTED.validate_python(body).names()
 
     async def region_deputies(self) -> list[DeputyName]:
@@ -308,7 +304,7 @@ class DeputyCalls:
         while len(found) < DIRECTORY_MAX:
             params: dict[str, Any] = {"limit": DIRECTORY_PAGE, **({"after": after} if after else {})}
             page = _LISTED.validate_python(await self.up.identity.json("GET", "/v1/deputies", params=params,
-                                                                       headers=self.headers))
+                                                                       headers=self.headers()))
             found += page.names()
             after = page.next
             if after is None:
@@ -319,5 +315,5 @@ class DeputyCalls:
 
     async def score(self, year: int) -> Score:
         body = await self.up.scoring.json("GET", f"/v1/deputies/{self.session.deputy_id}/score",
-                                          params={"year": year}, headers=self.headers)
+                                          params={"year": year}, headers=self.headers())
         return Score.model_validate(body)

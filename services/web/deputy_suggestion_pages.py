@@ -86,7 +86,7 @@ async def _matches(calls: DeputyCalls, query: str, leave_out: set[str]) -> tuple
 async def _unit_names(request: Request, calls: DeputyCalls) -> dict[str, str]:
     web = web_of(request)
     try:
-        found = await web.public.get(("deputy-units", calls.session.region[:6]), calls.unit_names)
+        found = await web.public.get(("deputy-units", calls.session.region[:6]), calls.region_unit_names)
     except (Unavailable, UpstreamError) as exc:
         log.warning("no unit names: %s", exc)
         return {}

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from services.web.upstreams import Model, Unit, Upstream
-from services.web.work_session import WorkSession
+from services.web.signed_calls import SignedInCalls
+from services.web.upstreams import Model
 
 
 class Entry(Model):
@@ -126,21 +126,10 @@ class Fund(Model):
 
 
 _SUGGESTIONS = TypeAdapter(list[Suggestion])
-_UNITS = TypeAdapter(list[Unit])
 
 
-class UnitCalls:
+class UnitCalls(SignedInCalls):
     """The calls of one signed-in unit, each with its token."""
-
-    def __init__(self, suggestions: Upstream, session: WorkSession) -> None:
-        self.up = suggestions
-        self.session = session
-
-    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = dict(self.session.bearer)
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return headers
 
     async def list(self, *, status: str | None, color: str | None, year: int | None, limit: int,
                    offset: int) -> list[Suggestion]:
@@ -151,25 +140,20 @@ class UnitCalls:
         for name, value in (("status", status), ("color", color), ("year", year)):
             if value is not None:
                 params[name] = value
-        return _SUGGESTIONS.validate_python(await self.up.json("GET", "/v1/suggestions", params=params,
-                                                               headers=self._headers()))
+        body = await self.up.suggestions.json("GET", "/v1/suggestions", params=params, headers=self.headers())
+        return _SUGGESTIONS.validate_python(body)
 
     async def get(self, suggestion_id: str) -> Suggestion:
-        body = await self.up.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self._headers())
+        body = await self.up.suggestions.json("GET", f"/v1/suggestions/{suggestion_id}", headers=self.headers())
         return Suggestion.model_validate(body)
-
-    async def units(self, region_code: str) -> dict[str, str]:
-        """Unit ids to names, for the handling units of a region (public)."""
-        found = _UNITS.validate_python(await self.up.json("GET", "/v1/public/units",
-                                                          params={"region_code": region_code[:6]}))
-        return {u.id: u.name for u in found}
 
     async def act(self, suggestion_id: str, action: str, body: Mapping[str, Any], idempotency_key: str) -> None:
         """One action on the suggestion (meetings, assisting-views, replies, extension-request, progress)."""
-        await self.up.call("POST", f"/v1/suggestions/{suggestion_id}/{action}", json=dict(body),
-                           headers=self._headers(idempotency_key))
+        await self.up.suggestions.call("POST", f"/v1/suggestions/{suggestion_id}/{action}", json=dict(body),
+                                       headers=self.headers(idempotency_key))
 
     async def spend(self, suggestion_id: str, amount: str, note: str, idempotency_key: str) -> Fund:
-        body = await self.up.json("POST", f"/v1/suggestions/{suggestion_id}/spending",
-                                  json={"amount": amount, "note": note}, headers=self._headers(idempotency_key))
+        body = await self.up.suggestions.json("POST", f"/v1/suggestions/{suggestion_id}/spending",
+                                              json={"amount": amount, "note": note},
+                                              headers=self.headers(idempotency_key))
         return Fund.model_validate(body)

@@ -63,14 +63,14 @@ FIELDS = {
 
 
 def _calls(request: Request, session: WorkSession) -> UnitCalls:
-    return UnitCalls(web_of(request).upstreams.suggestions, session)
+    return UnitCalls(web_of(request).upstreams, session)
 
 
 async def _unit_names(request: Request, calls: UnitCalls, region_code: str) -> dict[str, str]:
     """Names of the region's units, for "主办 / 协办" columns; ids stand in when the list is out of reach."""
     web = web_of(request)
     try:
-        names = await web.public.get(("unit-names", region_code[:6]), lambda: calls.units(region_code))
+        names = await web.public.get(("unit-names", region_code[:6]), lambda: calls.unit_names(region_code))
     except (Unavailable, UpstreamError) as exc:
         log.warning("no unit names: %s", exc)
         return {}
