@@ -218,6 +218,13 @@ async def test_the_directory_tree_people_exports_and_grid_platforms(site: Site, 
     await no_serious_violations(page)
     await shot(page, "console-admin-directory")
 
+    # A province's administrator holds the scope `33`: the tree opens at the province, 330000.
+    province = await admin(browser, site, region=COUNTY[:2])
+    response = await province.goto("/console/directory")
+    assert response.status == 200
+    assert await province.locator(f"#region-{COUNTY[:4]}00 details").count() == 1  # the city, to open
+    await province.context.close()
+
     await village_link.click()
     await page.wait_for_url(re.compile(rf"region={VILLAGE}$"))
     assert await page.inner_text("[aria-current=location]") == "宝石社区"

@@ -429,3 +429,11 @@ def test_clock_rules_are_checked_before_they_are_sent() -> None:
     assert cal.rule_form_of(ClockRule(region_prefix=COUNTY, ack_days=3, reply_days=9), COUNTY).reply_days == "9"
     assert cal.rule_form_of(None, "") == cal.RuleForm()
     assert cal.rule_form_of(None, COUNTY).region_prefix == COUNTY
+
+
+def test_a_province_or_city_scope_opens_its_region_in_the_tree() -> None:
+    assert directory.region_code_of("33") == "330000"
+    assert directory.region_code_of("3301") == "330100"
+    assert directory.region_code_of("330106") == "330106"
+    assert directory.region_code_of("330106001") == "330106001"
+    assert directory.region_code_of("") == ""

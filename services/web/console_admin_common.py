@@ -94,6 +94,7 @@ def now() -> datetime:
 
 
 async def children(web: Web, code: str) -> list[Region]:
+    code = directory.region_code_of(code)
     found = await web.public.get(("regions", code), lambda: web.upstreams.regions(code or None))
     return list(found)  # type: ignore[call-overload]
 
@@ -101,6 +102,7 @@ async def children(web: Web, code: str) -> list[Region]:
 async def place(web: Web, code: str) -> RegionPath | None:
     if not code:
         return None
+    code = directory.region_code_of(code)
     found = await web.public.get(("region-path", code), lambda: web.upstreams.region(code))
     return found  # type: ignore[return-value]
 

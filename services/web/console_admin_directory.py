@@ -32,6 +32,12 @@ def within(session_region: str, code: str) -> bool:
     return code.startswith(session_region)
 
 
+def region_code_of(scope: str) -> str:
+    """The region a scope names, as identity codes regions: a province's or city's scope is the
+    start of its codes (`33`, `3301`), its own code is six digits (330000, 330100)."""
+    return scope.ljust(6, "0") if scope.isdigit() and len(scope) < 6 else scope
+
+
 def focus_of(value: str | None, session_region: str) -> str:
     """The region to show: the one asked for when it is inside the administrator's, else their own."""
     value = (value or "").strip()
