@@ -52,6 +52,7 @@ async def test_staff_and_administrators_each_see_their_sections(site: Site, brow
     assert await staff.inner_text(".brand") == "民意 · 控制台"
     nav = await staff.get_attribute("header nav", "aria-label")
     assert nav == "控制台栏目"
+    assert "控制台" in await staff.inner_text("footer") and "工作台" not in await staff.inner_text("footer")
     await no_serious_violations(staff)
     await shot(staff, "console-home")
 
