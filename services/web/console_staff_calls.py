@@ -20,7 +20,7 @@ from pydantic import Field, TypeAdapter
 from services.web.signed_calls import SignedInCalls
 from services.web.station_calls import ReportPage
 from services.web.unit_calls import Fund, Suggestion
-from services.web.upstreams import Model, Stats, Unavailable, Upstream, UpstreamError
+from services.web.upstreams import Model, ReportCounts, Stats, Unavailable, Upstream, UpstreamError
 
 # The services whose audit logs the console reads, in the order its selector lists them.
 AUDITED = ("suggestions", "routing", "intake", "identity", "scoring")
@@ -153,18 +153,11 @@ class Named(Model):
     name: str
 
 
-class TargetCounts(Model):
+class TargetCounts(ReportCounts):
     """A deputy's or station's reports of a year as intake counts them (`GET /v1/stats/targets`)."""
 
     kind: str
     id: str
-    received: int = 0
-    ack_decided: int = 0
-    ack_on_time: int = 0
-    reply_decided: int = 0
-    reply_on_time: int = 0
-    rated: int = 0
-    satisfied: int = 0
     overdue: int = 0
 
 

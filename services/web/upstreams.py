@@ -200,8 +200,9 @@ class PublicReplies(Model):
     next: str | None = None
 
 
-class MonthStats(Model):
-    month: str
+class ReportCounts(Model):
+    """What intake counts of a set of reports: received, decided on time or not, rated."""
+
     received: int = 0
     ack_decided: int = 0
     ack_on_time: int = 0
@@ -209,6 +210,10 @@ class MonthStats(Model):
     reply_on_time: int = 0
     rated: int = 0
     satisfied: int = 0
+
+
+class MonthStats(ReportCounts):
+    month: str
     closed: int = 0
     open_overdue: int = 0
 
