@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from faststream.specification import AsyncAPI
 
+from minyi import event_docs
 from shared.service import ServiceSpec, build_app
 from shared.settings import SERVICES, Settings
 
@@ -25,12 +26,16 @@ def render() -> dict[Path, str]:
     settings = Settings(database_url="postgresql+asyncpg://docs@localhost/docs", nats_url="nats://localhost:4222")
     out: dict[Path, str] = {}
     brokers = []
+    subscribers: dict[str, list[str]] = {}
     for service in SERVICES:
         app = build_app(_spec(service), settings)
         out[DOCS / "openapi" / f"{service}.json"] = (
             json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
         )
         brokers.append(app.state.runtime.broker)
+        for sub in app.state.runtime.subscriptions:
+            for event_type in event_docs.types_on(sub.subject):
+                subscribers.setdefault(event_type, []).append(f"{service} ({sub.durable})")
         if app.state.runtime.batch_consumers:
             brokers.append(app.state.runtime.described)
     asyncapi = AsyncAPI(
@@ -42,8 +47,9 @@ def render() -> dict[Path, str]:
     )
     # FastStream orders channels by hash; sorted keys keep the document stable between runs.
     out[DOCS / "asyncapi.yaml"] = yaml.safe_dump(
-        asyncapi.to_specification().to_jsonable(), sort_keys=True, allow_unicode=True, width=110
+        event_docs.enrich(asyncapi.to_specification().to_jsonable()), sort_keys=True, allow_unicode=True, width=110
     )
+    out[DOCS / "events.md"] = event_docs.catalogue(subscribers)
     return out
 
 

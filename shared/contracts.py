@@ -1,4 +1,5 @@
-"""What other systems rely on: the streams and event types of CONTRACT.md, in one place."""
+"""What other systems rely on: the streams and event types (docs/integrators.md), in one place; the
+events' fields are in shared/events.py."""
 
 from __future__ import annotations
 

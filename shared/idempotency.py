@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for POSTs that create something (CONTRACT.md, common rules).
+"""`Idempotency-Key` for POSTs that create something (docs/integrators.md, "Idempotency").
 
 The key is claimed inside the same transaction as the effect, so a retry either finds the
 finished answer (and gets it again) or, when it races the first attempt, waits on the row lock

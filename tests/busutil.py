@@ -15,6 +15,8 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared import events
+
 
 def unique_name(prefix: str = "probe") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
@@ -82,9 +84,24 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def event_body(event_id: str, event_type: str, data: dict[str, Any]) -> bytes:
+def conforming(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the fields its model requires and the test leaves out taken from the model's example
+    (shared/events.py): consumers refuse an event of the catalogue that lacks one. Optional fields
+    stay as the test has them, absent included."""
+    model = events.MODELS.get(event_type)
+    if model is None:
+        return data
+    example = events.example(model)
+    required = {name: example[name] for name, field in model.model_fields.items()
+                if field.is_required() and name not in data}
+    return {**required, **data}
+
+
+def event_body(event_id: str, event_type: str, data: dict[str, Any], *, complete: bool = True) -> bytes:
+    """A CloudEvent as a producer would publish it; `complete=False` sends `data` exactly as given."""
     return json.dumps(
-        {"specversion": "1.0", "id": event_id, "source": "/tests", "type": event_type, "data": data}
+        {"specversion": "1.0", "id": event_id, "source": "/tests", "type": event_type,
+         "data": conforming(event_type, data) if complete else data}
     ).encode()
 
 

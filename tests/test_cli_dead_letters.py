@@ -223,7 +223,8 @@ async def test_a_replay_cut_short_before_the_removal_does_not_apply_the_event_tw
 
 
 async def test_what_cannot_be_replayed_is_said_and_can_be_discarded(stack: Stack, intake: None) -> None:
-    # No version: the consumer refuses it as a bad event at once; and bytes that are no event at all.
+    # No version: its model (shared/events.py) refuses it at once, naming the field; and bytes that are
+    # no event at all.
     await publish(stack.nats_url, "identity.deputy.updated", deputy_event("ev-noversion", "D-X", version=None),
                   "ev-noversion")
     await publish(stack.nats_url, "identity.deputy.updated", b"{not json", "garbage")
@@ -237,14 +238,15 @@ async def test_what_cannot_be_replayed_is_said_and_can_be_discarded(stack: Stack
                                        say=lambda line: found.append(json.loads(line)))
     assert code == 0
     bad, garbage = found[0]
-    assert bad["deliveries"] == 1 and bad["error"].startswith("BadEvent: ")
+    assert bad["deliveries"] == 1 and bad["error"].startswith("malformed: identity.deputy.updated ev-noversion")
+    assert "DeputyUpdated: version:" in bad["error"]
     assert garbage["event_id"] is None and garbage["error"].startswith("malformed: ")
 
     out: list[str] = []
     code = await dead_letters.run_replay(stack.settings, "intake", [bad["id"], garbage["id"]], every=False,
                                          consumer_name=None, dry_run=False, say=out.append)
     assert code == 1
-    assert "failed, kept: BadEvent: identity.deputy.updated ev-noversion lacks version" in out[0]
+    assert "failed, kept: PayloadError: identity.deputy.updated ev-noversion: DeputyUpdated: version:" in out[0]
     assert "failed, kept: not an event (not JSON" in out[1] and out[1].endswith("discard it")
     assert len(await stack.letters()) == 2
 

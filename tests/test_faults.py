@@ -395,9 +395,10 @@ POISON_FORGED_STATUS = "fault-poison-forged-status"
 EXPECTED_DEAD = {
     ("routing", POISON_NOT_JSON): "malformed: not JSON",
     ("scoring", POISON_NOT_JSON): "malformed: not JSON",
-    ("routing", POISON_NO_REPORT): "has no report_id",
-    ("scoring", POISON_NO_REPORT): "has no region_code",
-    ("intake", POISON_BAD_STATUS): "unknown status",
+    # Refused by the event's model (shared/events.py), naming the field, before any handler runs.
+    ("routing", POISON_NO_REPORT): "ReportSubmitted: report_id: Field required",
+    ("scoring", POISON_NO_REPORT): "ReportSubmitted: report_id: Field required",
+    ("intake", POISON_BAD_STATUS): "status: Input should be",
     # An outside system speaking for the platform without its secret.
     ("routing", POISON_FORGED_STATUS): f"not signed by platform {PLATFORM}",
 }
@@ -461,15 +462,18 @@ async def inject(http: httpx.AsyncClient, stack: Stack, load: Load) -> Injected:
                       {"Nats-Msg-Id": POISON_NOT_JSON})
     await publish_raw(stack.nats_url, "intake.report.submitted",
                       event_body(POISON_NO_REPORT, "intake.report.submitted",
-                                 {"deputy_id": DEPUTY, "content": "没有编号的反映"}),
+                                 {"deputy_id": DEPUTY, "content": "没有编号的反映"}, complete=False),
                       {"Nats-Msg-Id": POISON_NO_REPORT})
     await publish_raw(stack.nats_url, "routing.ticket.updated",
                       event_body(POISON_BAD_STATUS, "routing.ticket.updated",
-                                 {"ticket_id": "t-unknown", "report_id": answers[0]["id"], "status": "exploded"}),
+                                 {"ticket_id": "t-unknown", "report_id": answers[0]["id"], "status": "exploded"},
+                                 complete=False),
                       {"Nats-Msg-Id": POISON_BAD_STATUS})
     await publish_raw(stack.nats_url, f"grid.{PLATFORM}.events",
                       event_body(POISON_FORGED_STATUS, f"grid.{PLATFORM}.events",
-                                 {"ticket_id": "t-forged", "status": "resolved", "note": "已办结（伪造）"}),
+                                 {"ticket_id": "t-forged", "status": "resolved", "note": "已办结（伪造）",
+                                  "at": "2026-12-05T10:00:00+08:00"},
+                                 complete=False),
                       {"Nats-Msg-Id": POISON_FORGED_STATUS})
     # A provincial registry's "empty" date between two good records: only it is dead-lettered.
     seqs = [await publish_registry_record(stack.nats_url, registry_record(REGION, f"fault-registry-{n}", 700 + n,

@@ -1,7 +1,7 @@
 """Elections, voter registration and reconciliation on real PostgreSQL and NATS.
 
 The reconciliation job runs as SQL inside PostgreSQL; these tests check it finds each problem kind
-of CONTRACT.md in a hand-made county, and exactly what the plain-Python rules find on a random one.
+of docs/integrators.md in a hand-made county, and exactly what the plain-Python rules find on a random one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Voter-roll reconciliation rules (CONTRACT.md, identity): one test per rule, no I/O.
+"""Voter-roll reconciliation rules (docs/integrators.md, "Reconciliation rules"): one test per rule, no I/O.
 
 The election below has three districts (选区) in Funing county, Jiangsu:
 

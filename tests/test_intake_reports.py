@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from busutil import event_body
 from conftest import Servers
 from intakeutil import Intake, bearer, directory, intake_events, intake_stack, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+
+from shared.ids import new_id
 
 REGION = "340602"
 
@@ -308,11 +311,8 @@ async def test_routing_events_dispatch_resolve_and_return_reports(intake: Intake
 
 
 def _event(kind: str, data: dict[str, object]) -> bytes:
-    import json
-    import uuid
-
-    return json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/minyi/routing", "type": kind,
-                       "time": "2026-11-20T10:00:00+08:00", "data": data}).encode()
+    """Routing's event as it publishes it: what the test leaves out comes from its model's example."""
+    return event_body(new_id(), kind, dict(data))
 
 
 async def _status(intake: Intake, rid: object, status: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import nats
 import pytest
-from busutil import consumer_state
+from busutil import conforming, consumer_state
 from conftest import Servers
 from intakeutil import Intake, bearer, directory, intake_stack, wait_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,7 +37,7 @@ async def intake(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> 
 async def _publish(intake: Intake, kind: str, data: dict[str, Any]) -> int:
     """One routing event on the real stream, under a fresh id; its stream sequence."""
     body = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/minyi/routing", "type": kind,
-                       "time": "2026-11-20T10:00:00+08:00", "data": data}).encode()
+                       "time": "2026-11-20T10:00:00+08:00", "data": conforming(kind, data)}).encode()
     nc = await nats.connect(intake.runtime.settings.nats_url)
     try:
         ack = await nc.jetstream().publish(kind, body, timeout=5)

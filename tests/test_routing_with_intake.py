@@ -94,8 +94,8 @@ async def test_ticket_events_carry_the_version_of_each_change(stack: tuple[Intak
     await eventually(resolved, timeout=30, what="routing.ticket.updated resolved for the report")
     told = sorted((data["version"], subject, data.get("status")) for subject, data in events
                   if subject.startswith("routing.ticket."))
-    # Opened queued (1), sent (2), then each status the platform called back.
-    assert told == [(2, "routing.ticket.created", None), (3, "routing.ticket.updated", "accepted"),
+    # Opened queued (1), sent (2), then each status the platform called back: one versioned status each.
+    assert told == [(2, "routing.ticket.created", "sent"), (3, "routing.ticket.updated", "accepted"),
                     (4, "routing.ticket.updated", "in_progress"), (5, "routing.ticket.updated", "resolved")], told
 
 

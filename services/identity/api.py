@@ -1,4 +1,4 @@
-"""HTTP API of the identity service (paths under /v1, see CONTRACT.md)."""
+"""HTTP API of the identity service (paths under /v1, see docs/integrators.md)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ PAGE_SIZE: Final = 50
 VOTER_ID_CONTEXT: Final = "identity.voter.id_number"
 VOTER_NAME_CONTEXT: Final = "identity.voter.name"
 
-# CONTRACT: congress staff only; voter rolls carry personal data an operator account has no need for.
+# Who may call: congress staff only; voter rolls carry personal data an operator account has no need for.
 NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ElectionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="opaque id chosen by the caller")]

@@ -210,7 +210,8 @@ class ReconciliationItem(Base):
 
 
 class RegistryPerson(Base):
-    """The registries merged per person (CONTRACT rules), kept current by every registry write."""
+    """The registries merged per person (the reconciliation rules of docs/integrators.md), kept current by
+    every registry write."""
 
     __tablename__ = "registry_persons"
 

@@ -1,8 +1,8 @@
 """Voter-roll reconciliation rules (错登、重登、漏登), as plain functions.
 
 The job itself runs as set-based SQL inside PostgreSQL (`reconciliation_sql.py`); this module is
-the readable statement of the same rules from CONTRACT.md, used by the unit tests and by the
-integration test that checks the SQL finds exactly what these functions find.
+the readable statement of the same rules (docs/integrators.md, "Reconciliation rules"), used by the
+unit tests and by the integration test that checks the SQL finds exactly what these functions find.
 
 Merging sources, matched on the ID number:
 - hukou region, status and political rights come from the latest `population` record;

@@ -7,6 +7,7 @@ behind, while a single bad record is only rejected with its reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -30,7 +31,7 @@ MAX_LISTED_REJECTIONS: Final = 10_000
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                                  "application/x-jsonlines", "application/json-seq"})
 
-# CONTRACT: integration only (an operator account is no registry feed).
+# Who may call: integration only (an operator account is no registry feed).
 Integration = Annotated[Principal, Depends(require_roles("integration"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SourcePath = Annotated[str, Path(pattern="^(population|social_security|migrant)$",
@@ -53,6 +54,17 @@ RECORD_SCHEMA: Final[dict[str, Any]] = {
         "updated_at": {"type": "string", "format": "date-time", "description": "later wins; no offset = +08:00"},
     },
 }
+
+
+# Two records of a population register (made-up people; the ID numbers' check digits are right).
+EXAMPLE: Final[list[dict[str, Any]]] = [
+    {"record_id": "P-2026-000101", "id_number": "330106198005010010", "name": "张三", "hukou_region_code": "330106",
+     "residence_region_code": "330106", "status": "active", "political_rights": True,
+     "updated_at": "2026-02-01T08:00:00+08:00"},
+    {"record_id": "P-2026-000102", "id_number": "330106199003120026", "name": "李四", "hukou_region_code": "330106",
+     "residence_region_code": "330106001", "status": "active", "political_rights": True,
+     "updated_at": "2026-02-01T08:00:00+08:00"},
+]
 
 
 class Rejection(BaseModel):
@@ -140,8 +152,12 @@ def _parse_line(line: bytes) -> Any:
     response_model=BatchResult,
     summary="Load registry records in bulk (JSON array or NDJSON, streamed)",
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "array", "items": RECORD_SCHEMA}},
-        "application/x-ndjson": {"schema": {"type": "string", "description": "one record per line"}},
+        "application/json": {"schema": {"type": "array", "items": RECORD_SCHEMA},
+                             "examples": {"population": {"summary": "two people of a county", "value": EXAMPLE}}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one record per line"},
+                                 "examples": {"population": {"summary": "the same, a line each",
+                                                             "value": "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                                              for r in EXAMPLE)}}},
     }}},
     responses=problems((400, "the body is not valid JSON; nothing was stored"),
                        (403, "not an integration, or the token's `sources` claim does not name this source"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 
 from prometheus_client import Counter
 from sqlalchemy import event as orm_event
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from services.intake import clock, hotspot_news, lifecycle, timers
 from services.intake.models import DeputyView, Report
+from shared import events
 from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
@@ -37,39 +37,13 @@ log = logging.getLogger("minyi.intake.handlers")
 GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned", "failed"})
 
 
-def _field(event: CloudEvent, name: str) -> str:
-    value = event.data.get(name)
-    if not isinstance(value, str) or not value:
-        raise BadEvent(f"{event.type} {event.id} has no {name}")
-    return value
-
-
-def _time(event: CloudEvent) -> datetime:
-    raw = event.data.get("at")
-    if isinstance(raw, str):
-        try:
-            return datetime.fromisoformat(raw)
-        except ValueError as exc:
-            raise BadEvent(f"{event.type} {event.id}: 'at' is not a time") from exc
-    return event.time
-
-
-def _version(event: CloudEvent) -> int | None:
-    raw = event.data.get("version")
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        raise BadEvent(f"{event.type} {event.id}: 'version' is not a positive integer")
-    return raw
-
-
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
     stale_news = Counter("minyi_stale_ticket_news", "Routing ticket events set aside: an equal or newer version "
                          "of the ticket's news was applied before", ["event"], registry=runtime.metrics.registry)
 
-    async def old_news(event: CloudEvent, session: AsyncSession, report: Report) -> bool:
+    async def old_news(event: CloudEvent, ticket: events.TicketEvent, session: AsyncSession, report: Report) -> bool:
         """Whether the event is older than the ticket news already applied (then it is only logged)."""
-        ticket_id, version = _field(event, "ticket_id"), _version(event)
+        ticket_id, version = ticket.ticket_id, ticket.version
         newer = await lifecycle.superseded_by(session, report, ticket_id, version)
         if newer is None:
             return False
@@ -84,13 +58,9 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         return True
 
     async def deputy_updated(event: CloudEvent, session: AsyncSession) -> None:
-        deputy_id = _field(event, "id")
-        version = event.data.get("version")
-        stations = event.data.get("station_ids") or []
-        if not isinstance(version, int) or not isinstance(stations, list):
-            raise BadEvent(f"identity.deputy.updated {event.id} lacks version or station_ids")
-        stmt = insert(DeputyView).values(id=deputy_id, region_code=_field(event, "region_code"),
-                                         station_ids=[str(s) for s in stations], version=version)
+        deputy = event.payload(events.DeputyUpdated)
+        stmt = insert(DeputyView).values(id=deputy.id, region_code=deputy.region_code,
+                                         station_ids=list(deputy.station_ids), version=deputy.version)
         # Events can arrive out of order after a redelivery; the higher version wins.
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["id"], set_={"region_code": stmt.excluded.region_code,
@@ -99,42 +69,39 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         ))
 
     async def classified(event: CloudEvent, session: AsyncSession) -> None:
-        category = _field(event, "category")
-        await session.execute(update(Report).where(Report.id == _field(event, "report_id"))
-                              .values(category=category))
+        decision = event.payload(events.ReportClassified)
+        await session.execute(update(Report).where(Report.id == decision.report_id)
+                              .values(category=decision.category))
 
     async def ticket_created(event: CloudEvent, session: AsyncSession) -> None:
-        report = await lifecycle.lock(session, _field(event, "report_id"))
+        ticket = event.payload(events.TicketCreated)
+        report = await lifecycle.lock(session, ticket.report_id)
         if report is None:
             raise BadEvent(f"routing.ticket.created {event.id} names an unknown report")
-        if await old_news(event, session, report):
+        if await old_news(event, ticket, session, report):
             return
-        platform = event.data.get("platform_id")
-        await lifecycle.dispatch(runtime, session, report, ticket_id=_field(event, "ticket_id"),
-                                 platform_id=platform if isinstance(platform, str) else None, at=_time(event))
+        await lifecycle.dispatch(runtime, session, report, ticket_id=ticket.ticket_id,
+                                 platform_id=ticket.platform_id, at=ticket.at)
 
     async def ticket_updated(event: CloudEvent, session: AsyncSession) -> None:
-        status = _field(event, "status")
+        ticket = event.payload(events.TicketUpdated)
+        status = ticket.status
         if status not in GRID_STATUSES:
-            raise BadEvent(f"routing.ticket.updated {event.id} has unknown status {status!r}")
-        report = await lifecycle.lock(session, _field(event, "report_id"))
+            raise BadEvent(f"routing.ticket.updated {event.id} has status {status!r}, which is no platform's news")
+        report = await lifecycle.lock(session, ticket.report_id)
         if report is None:
             raise BadEvent(f"routing.ticket.updated {event.id} names an unknown report")
-        if await old_news(event, session, report):
+        if await old_news(event, ticket, session, report):
             return
-        ticket_id, at = _field(event, "ticket_id"), _time(event)
         if report.ticket_id is None and status != "failed":
             # routing.ticket.created comes through another consumer and can come later; the platform's
             # word proves the ticket reached it (a refused ticket never did).
-            platform = event.data.get("platform_id")
-            await lifecycle.dispatch(runtime, session, report, ticket_id=ticket_id,
-                                     platform_id=platform if isinstance(platform, str) else None, at=at)
-        note = event.data.get("note")
+            await lifecycle.dispatch(runtime, session, report, ticket_id=ticket.ticket_id,
+                                     platform_id=ticket.platform_id, at=ticket.at)
         # The book through this session: a handler holding a connection and the report's lock must not
         # wait for a second connection from a pool its peers, waiting for that lock, may have emptied.
         await lifecycle.grid_update(runtime, session, report, await clock.book(runtime, session),
-                                    ticket_id=ticket_id, status=status,
-                                    note_text=note if isinstance(note, str) else None, at=at)
+                                    ticket_id=ticket.ticket_id, status=status, note_text=ticket.note, at=ticket.at)
 
     async def hotspot_progressed(event: CloudEvent, session: AsyncSession) -> None:
         await hotspot_news.apply(session, event)

@@ -50,6 +50,7 @@ async def insert_report(runtime: Runtime, session: AsyncSession, report: Report,
                         timers: dict[str, datetime], event_data: dict[str, Any]) -> str:
     """Write `report` (a transient ORM object, never added to the session) and what comes with it."""
     event_type = "intake.report.submitted"
+    runtime.check_event(event_type, event_data)
     event = new_event(runtime.spec.name, event_type, event_data, report.id)
     row = outbox_row(event, stream=runtime.stream_for(event_type))
     params: dict[str, Any] = {c: getattr(report, c) for c in _COLUMNS}

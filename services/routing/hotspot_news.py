@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import clustering, hotspot_life, hotspots
 from services.routing.models import Hotspot, HotspotCorrection, HotspotReport, HotspotSupport, RoutingDecision
+from shared import events
 from shared.bus.consumer import BadEvent
 from shared.bus.envelope import CloudEvent
 from shared.service import Runtime
@@ -80,19 +81,12 @@ async def suggestion_event(runtime: Runtime, session: AsyncSession, event: Cloud
 
 async def topic_closed(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
     """`suggestions.topic.closed`: staff decided the hotspot's topic is not taken up."""
-    topic_id = event.data.get("id")
-    if not isinstance(topic_id, str) or not topic_id:
-        raise BadEvent(f"{event.type} {event.id} has no id")
-    raw_at = event.data.get("at")
-    try:
-        at = hotspot_life.parse_time(raw_at, "at") if raw_at is not None else event.time
-    except hotspot_life.Malformed as exc:
-        raise BadEvent(f"{event.type} {event.id}: {exc}") from exc
-    note = event.data.get("note")
-    hotspot = await _locked(session, topic_id)
+    closed = event.payload(events.TopicClosed)
+    at = closed.at
+    hotspot = await _locked(session, closed.id)
     if hotspot is None:
         return
-    change = hotspot_life.on_topic_closed(hotspots.life_of(hotspot), note if isinstance(note, str) else None, at)
+    change = hotspot_life.on_topic_closed(hotspots.life_of(hotspot), closed.note, at)
     if change is None:
         return
     hotspots.set_life(hotspot, change.life)
@@ -104,9 +98,8 @@ async def topic_closed(runtime: Runtime, session: AsyncSession, event: CloudEven
 async def report_supported(session: AsyncSession, event: CloudEvent) -> None:
     """`intake.report.supported`: one more supporter for the hotspot holding the report, once per
     support (its id), whatever id the event came under."""
-    report_id, support_id = event.data.get("report_id"), event.data.get("support_id")
-    if not isinstance(report_id, str) or not report_id or not isinstance(support_id, str) or not support_id:
-        raise BadEvent(f"{event.type} {event.id} lacks report_id or support_id")
+    support = event.payload(events.ReportSupported)
+    report_id, support_id = support.report_id, support.support_id
     member = await session.get(HotspotReport, report_id)
     if member is None:
         if await session.get(RoutingDecision, report_id) is None:

@@ -78,7 +78,7 @@ async def delivered(runtime: Runtime, session: AsyncSession, ticket: Ticket, at:
     await runtime.emit(session, "routing.ticket.created", {
         "ticket_id": ticket.id, "report_id": ticket.report_id, "platform_id": ticket.platform_id,
         "region_code": ticket.region_code, "category": ticket.category, "at": at.isoformat(),
-        "version": ticket.version,
+        "status": str(ticket.status), "version": ticket.version,
     }, subject=ticket.report_id)
 
 

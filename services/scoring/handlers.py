@@ -4,15 +4,16 @@ from suggestions, the units' board from suggestions' replies and evaluations."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring import domain, ledger
+from services.scoring.facts import Facts, report_facts, suggestion_facts
 from services.scoring.models import DeputyRow
-from shared.bus.consumer import BadEvent, Delivered, Subscription, one_by_one
+from shared import events
+from shared.bus.consumer import Delivered, Subscription, one_by_one
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
@@ -23,68 +24,24 @@ DEPUTIES, REPORTS, SUGGESTIONS = "scoring-deputies", "scoring-reports", "scoring
 BATCH = 64
 
 
-def _text(event: CloudEvent, data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise BadEvent(f"{event.type} {event.id} has no {name}")
-    return value
-
-
-def _time(event: CloudEvent, value: Any) -> datetime:
-    try:
-        at = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise BadEvent(f"{event.type} {event.id}: {value!r} is not a time with a zone")
-    return at
-
-
 async def deputy_updated(event: CloudEvent, session: AsyncSession) -> None:
-    d = event.data
-    version = d.get("version")
-    if not isinstance(version, int):
-        raise BadEvent(f"identity.deputy.updated {event.id} lacks a version")
-    stmt = insert(DeputyRow).values(id=_text(event, d, "id"), name=_text(event, d, "name"),
-                                    level=_text(event, d, "level"), region_code=_text(event, d, "region_code"),
-                                    version=version)
+    d = event.payload(events.DeputyUpdated)
+    stmt = insert(DeputyRow).values(id=d.id, name=d.name, level=d.level, region_code=d.region_code, version=d.version)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["id"], set_={k: stmt.excluded[k] for k in ("name", "level", "region_code", "version")},
         where=DeputyRow.version < stmt.excluded.version))
 
 
-def report_facts(event: CloudEvent) -> tuple[dict[str, Any], dict[domain.Role, list[str]], datetime, str] | None:
-    """What a report event says to the rules: its data, its deputy, when, and its region."""
-    d = event.data
-    deputy_id = d.get("deputy_id")
-    if not deputy_id:
-        return None  # a report to a station scores no deputy
-    # Not every report event says when (a submission does not): the envelope's time stands in.
-    at = _time(event, d["at"]) if d.get("at") else event.time
-    return d, {domain.Role.DEPUTY: [str(deputy_id)]}, at, _text(event, d, "region_code")
-
-
-def suggestion_facts(event: CloudEvent) -> tuple[dict[str, Any], dict[domain.Role, list[str]], datetime, str]:
-    d = event.data
-    step = d.get("step")
-    if not isinstance(step, dict):
-        raise BadEvent(f"{event.type} {event.id} has no step")
-    facts = {**d, **(step.get("data") or {}), "from_topic": bool(d.get("topic_id"))}
-    people = {domain.Role.LEAD: [_text(event, d, "lead_deputy_id")],
-              domain.Role.CO_SIGNER: [str(c) for c in d.get("co_signer_ids") or []]}
-    return facts, people, _time(event, step.get("at")), _text(event, d, "region_code")
-
-
-def unit_fact(event: CloudEvent, facts: dict[str, Any], at: datetime, region_code: str) -> dict[str, Any] | None:
+def unit_fact(event: CloudEvent, found: Facts) -> dict[str, Any] | None:
     """What a reply or an evaluation says about its lead unit, for the board."""
-    unit_id = event.data.get("lead_unit_id")
+    suggestion = event.payload(events.SuggestionEvent)
     kind = event.type.rsplit(".", 1)[1]
-    if not unit_id or kind not in ("replied", "evaluated"):
+    if not suggestion.lead_unit_id or kind not in ("replied", "evaluated"):
         return None
+    facts = found.values
     good = bool(facts.get("on_time", True)) if kind == "replied" else facts.get("result") in SATISFIED
-    return {"event_id": event.id, "unit_id": str(unit_id), "at": at, "region_code": region_code,
-            "suggestion_id": _text(event, event.data, "id"), "kind": "reply" if kind == "replied" else "evaluation",
-            "good": good}
+    return {"event_id": event.id, "unit_id": suggestion.lead_unit_id, "at": found.at, "region_code": found.region_code,
+            "suggestion_id": suggestion.id, "kind": "reply" if kind == "replied" else "evaluation", "good": good}
 
 
 class Scorer:
@@ -99,11 +56,10 @@ class Scorer:
         self.suggestion_event = one_by_one(self.suggestions)
 
     @staticmethod
-    def _entries(sets: list[domain.RuleSet], event: CloudEvent, facts: dict[str, Any],
-                 people: dict[domain.Role, list[str]], at: datetime, region_code: str) -> list[ledger.NewEntry]:
-        rules = domain.in_force(sets, region_code, ledger.day_of(at))
-        awards = domain.awards(rules, event.type, facts, people, event.id)
-        return ledger.entries_of(rules, awards, at, event.type, event.id) if awards else []
+    def _entries(sets: list[domain.RuleSet], event: CloudEvent, found: Facts) -> list[ledger.NewEntry]:
+        rules = domain.in_force(sets, found.region_code, ledger.day_of(found.at))
+        awards = domain.awards(rules, event.type, found.values, found.people, event.id)
+        return ledger.entries_of(rules, awards, found.at, event.type, event.id) if awards else []
 
     async def reports(self, batch: Sequence[Delivered], session: AsyncSession) -> None:
         sets = await self.rules(session)
@@ -111,16 +67,16 @@ class Scorer:
         for d in batch:
             found = report_facts(d.event)
             if found is not None:
-                entries += self._entries(sets, d.event, *found)
+                entries += self._entries(sets, d.event, found)
         await ledger.record(self.runtime, session, entries, {d.event.id: d.trace for d in batch})
 
     async def suggestions(self, batch: Sequence[Delivered], session: AsyncSession) -> None:
         sets = await self.rules(session)
         entries: list[ledger.NewEntry] = []
         for d in batch:
-            facts, people, at, region_code = suggestion_facts(d.event)
-            entries += self._entries(sets, d.event, facts, people, at, region_code)
-            fact = unit_fact(d.event, facts, at, region_code)
+            found = suggestion_facts(d.event)
+            entries += self._entries(sets, d.event, found)
+            fact = unit_fact(d.event, found)
             if fact is not None:
                 await ledger.add_fact(session, **fact)
         await ledger.record(self.runtime, session, entries, {d.event.id: d.trace for d in batch})

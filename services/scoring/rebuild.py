@@ -21,7 +21,7 @@ from services.scoring import domain, ledger, rankings_store
 from services.scoring.handlers import DEPUTIES, REPORTS, SUGGESTIONS, Scorer, deputy_updated
 from services.scoring.models import INBOX
 from shared.bus import inbox
-from shared.bus.consumer import BadEvent
+from shared.bus.consumer import POISON
 from shared.bus.envelope import CloudEvent
 from shared.bus.replay import Progress, Replayed, replay
 from shared.contracts import STREAMS
@@ -57,7 +57,7 @@ async def rebuild(db: Database, js: JetStreamContext, progress: Progress | None 
                     try:
                         async with session.begin_nested():
                             await handler(event, session)
-                    except BadEvent as exc:  # the live consumer dead-lettered it too
+                    except POISON as exc:  # the live consumer dead-lettered it too
                         done.malformed += 1
                         log.warning("rebuild: %s %s skipped: %s", event.type, event.id, exc)
         return apply

@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.suggestions import topics
 from services.suggestions.models import DeputyView, SupervisionTopic
+from shared import events
 from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
 
 
-def _text(event: CloudEvent, name: str) -> str:
-    value = event.data.get(name)
-    if not isinstance(value, str) or not value:
-        raise BadEvent(f"{event.type} {event.id} has no {name}")
-    return value
-
-
-def _when(event: CloudEvent) -> datetime:
-    raw = event.data.get("at")
-    try:
-        at = datetime.fromisoformat(raw) if isinstance(raw, str) else event.time
-    except ValueError as exc:
-        raise BadEvent(f"{event.type} {event.id}: 'at' is not a time") from exc
-    if at.tzinfo is None:
-        raise BadEvent(f"{event.type} {event.id}: 'at' has no offset")
-    return at
-
-
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
     async def deputy_updated(event: CloudEvent, session: AsyncSession) -> None:
-        version = event.data.get("version")
-        if not isinstance(version, int):
-            raise BadEvent(f"identity.deputy.updated {event.id} lacks a version")
-        stmt = insert(DeputyView).values(id=_text(event, "id"), name=_text(event, "name"),
-                                         region_code=_text(event, "region_code"), version=version)
+        deputy = event.payload(events.DeputyUpdated)
+        stmt = insert(DeputyView).values(id=deputy.id, name=deputy.name, region_code=deputy.region_code,
+                                         version=deputy.version)
         # A redelivered older event must not undo a newer one.
         await session.execute(stmt.on_conflict_do_update(
             index_elements=["id"],
@@ -49,36 +29,28 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
             where=DeputyView.version < stmt.excluded.version))
 
     async def hotspot_detected(event: CloudEvent, session: AsyncSession) -> None:
-        data = event.data
-        try:
-            first_at, last_at = (datetime.fromisoformat(_text(event, k)) for k in ("first_at", "last_at"))
-        except ValueError as exc:
-            raise BadEvent(f"routing.hotspot.detected {event.id}: first_at/last_at are not times") from exc
-        keywords, report_ids, count = data.get("keywords"), data.get("report_ids"), data.get("count")
-        if not isinstance(keywords, list) or not isinstance(report_ids, list) or not isinstance(count, int):
-            raise BadEvent(f"routing.hotspot.detected {event.id} lacks keywords, report_ids or count")
+        hotspot = event.payload(events.HotspotDetected)
         stmt = insert(SupervisionTopic).values(
-            id=_text(event, "id"), region_code=_text(event, "region_code"), category=_text(event, "category"),
-            count=count, keywords=[str(k)[:40] for k in keywords], report_ids=[str(r) for r in report_ids],
-            first_at=first_at, last_at=last_at, status="open")
+            id=hotspot.id, region_code=hotspot.region_code, category=hotspot.category, count=hotspot.count,
+            keywords=[k[:40] for k in hotspot.keywords], report_ids=list(hotspot.report_ids),
+            first_at=hotspot.first_at, last_at=hotspot.last_at, status="open")
         # A hotspot is announced once; a replay of the announcement changes nothing staff decided.
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
     async def hotspot_progressed(event: CloudEvent, session: AsyncSession) -> None:
-        if event.data.get("step") != "joined":
+        progress = event.payload(events.HotspotProgressed)
+        if progress.step != "joined":
             return  # the other steps are this service's own doing, told back
-        report_ids, count = event.data.get("report_ids"), event.data.get("count")
         # Ids as the topic's column holds them (36 characters); anything else could never be stored.
-        if not isinstance(report_ids, list) or not all(isinstance(r, str) and 0 < len(r) <= 36 for r in report_ids):
-            raise BadEvent(f"routing.hotspot.progressed {event.id} lacks report_ids")
-        topic = await session.get(SupervisionTopic, _text(event, "hotspot_id"), with_for_update=True)
+        if not all(0 < len(r) <= 36 for r in progress.report_ids):
+            raise BadEvent(f"routing.hotspot.progressed {event.id}: a report id is not one of intake's")
+        topic = await session.get(SupervisionTopic, progress.hotspot_id, with_for_update=True)
         if topic is None:
             return  # not a topic yet: routing.hotspot.detected brings every member when it is
-        update = topics.joined(topic.report_ids, topic.count, report_ids,
-                               count if isinstance(count, int) and not isinstance(count, bool) else None)
+        update = topics.joined(topic.report_ids, topic.count, list(progress.report_ids), progress.count)
         if update is not None:
             topic.report_ids, topic.count = update
-            topic.last_at = max(topic.last_at, _when(event))
+            topic.last_at = max(topic.last_at, progress.at)
 
     return (
         Subscription("routing.hotspot.detected", STREAMS["routing"].name, "suggestions-hotspots", hotspot_detected,

@@ -44,6 +44,7 @@ from shared.bus.envelope import CloudEvent, MalformedEvent, parse_event
 from shared.bus.outbox import Publish, current_trace
 from shared.bus.streams import dead_letter_stream, dead_letter_subject
 from shared.db import unreachable
+from shared.events import PayloadError, RegistryRecord, model_for
 
 log = logging.getLogger("minyi.consumer")
 tracer = trace.get_tracer("minyi.consumer")
@@ -74,6 +75,24 @@ def one_by_one(batch: BatchHandler) -> Handler:
 
 class BadEvent(ValueError):
     """An event that lacks what the handler needs: retrying cannot help, so it goes to dead letters."""
+
+
+# What retrying cannot fix: the event itself is wrong.
+POISON = (BadEvent, PayloadError)
+
+
+def read_event(raw: bytes, subject: str, headers: dict[str, str]) -> CloudEvent:
+    """Parse an envelope and read its data through its type's model (shared/events.py), so a malformed
+    event is refused here, naming the field, before any handler sees it. Registry records are read
+    one by one by identity, which refuses a bad record alone."""
+    event = parse_event(raw, subject=subject, headers=headers)
+    model = model_for(event.type, subject)
+    if model is not None and model is not RegistryRecord:
+        try:
+            event.payload(model)
+        except PayloadError as exc:
+            raise MalformedEvent(str(exc)) from None
+    return event
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,7 @@ async def patiently(ctx: ConsumerContext, sub: Subscription, msgs: Sequence[Msg]
         try:
             return await work()
         except Exception as exc:
-            if isinstance(exc, BadEvent) or not unreachable(exc) or stopping():
+            if isinstance(exc, POISON) or not unreachable(exc) or stopping():
                 raise
             attempt += 1
             delay = min(retry_delay(ctx, attempt), ctx.ack_wait_seconds / 2, HOLD_MAX_SECONDS)
@@ -176,8 +195,8 @@ async def process_batch(ctx: ConsumerContext, sub: Subscription, batch: Sequence
 async def on_failure(ctx: ConsumerContext, sub: Subscription, raw: Msg, exc: Exception) -> float | None:
     """Dead-letter what retrying cannot fix, or what has used its last delivery (None); otherwise
     the delay before the message is delivered again."""
-    if isinstance(exc, BadEvent):
-        await dead_letter(ctx, sub, raw, f"BadEvent: {exc}")
+    if isinstance(exc, POISON):
+        await dead_letter(ctx, sub, raw, f"{type(exc).__name__}: {exc}")
         return None
     delivery = raw.metadata.num_delivered if raw.metadata else 1
     error = f"{type(exc).__name__}: {exc}"
@@ -263,7 +282,7 @@ class BatchConsumer:
                                      attributes={"messaging.system": "nats", "messaging.destination.name": raw.subject,
                                                  "messaging.consumer.group.name": self.sub.durable})
             try:
-                event = parse_event(raw.data, subject=raw.subject, headers=headers)
+                event = read_event(raw.data, raw.subject, headers)
             except MalformedEvent as exc:
                 await self._settle(raw, span, f"malformed: {exc}")
                 continue
@@ -417,7 +436,7 @@ def register(broker: NatsBroker, ctx: ConsumerContext, sub: Subscription) -> Non
         msg: NatsMessage = broker.context.get_local("message")
         raw = msg.raw_message
         try:
-            event = parse_event(raw.data, subject=raw.subject, headers=dict(raw.headers or {}))
+            event = read_event(raw.data, raw.subject, dict(raw.headers or {}))
         except MalformedEvent as exc:
             await dead_letter(ctx, sub, raw, f"malformed: {exc}")
             return
