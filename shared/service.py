@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp
 
-from shared import audit, idempotency, problems
+from shared import audit, events, idempotency, openapi_doc, problems
 from shared.auth import Principal
 from shared.body_limit import BodyLimit
 from shared.bus import consumer, inbox, streams
@@ -189,10 +189,18 @@ class Runtime:
 
     async def emit_many(self, session: AsyncSession, events: Sequence[Outgoing]) -> list[str]:
         """Stage many events with one statement; see `emit`."""
+        for e in events:
+            self.check_event(e.type, e.data)
         made = [(new_event(self.spec.name, e.type, e.data, e.subject), e) for e in events]
         await add_rows(session, self.outbox, [outbox_row(event, stream=self.stream_for(e.type), trace_headers=e.trace)
                                               for event, e in made])
         return [event.id for event, _ in made]
+
+    def check_event(self, event_type: str, data: dict[str, Any]) -> None:
+        """Refuse an event of Minyi's catalogue whose data its model does not describe exactly (a bug
+        in the producer, found before anything is written rather than by a consumer later)."""
+        if event_type in events.MODELS or any(e.type == event_type for e in self.spec.events):
+            events.check_outgoing(event_type, data)
 
     def stream_for(self, subject: str) -> str:
         for spec in self.spec.produced_streams:
@@ -547,6 +555,7 @@ def build_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
     problems.declare_component(app)
+    openapi_doc.install(app, spec)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:

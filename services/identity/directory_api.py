@@ -44,7 +44,11 @@ AfterQuery = Annotated[str | None, Query(max_length=MAX_CURSOR, description="the
                                                                              "with the same filters")]
 
 
-class StationRef(BaseModel):
+# Not `StationRef`: the code resolver's has the kind too, and two schemas of one name in a document make
+# client generators drop one of them.
+class AttachedStation(BaseModel):
+    """A station a listed deputy is attached to."""
+
     id: str
     name: str
 
@@ -54,7 +58,8 @@ class DeputyListed(BaseModel):
     name: str
     level: str
     region_code: str
-    stations: list[StationRef] = Field(description="the stations the deputy is attached to, in the caller's region")
+    stations: list[AttachedStation] = Field(description="the stations the deputy is attached to, in the caller's "
+                                                        "region")
     code: str | None = Field(default=None, description="the live QR code; for station staff, congress staff "
                                                        "and admins only, null when none is issued")
 
@@ -126,7 +131,7 @@ async def list_deputies(who: Colleague, runtime: RuntimeDep, region_code: Region
     items = [DeputyListed(
         id=d.id, name=d.name, level=d.level, region_code=d.region_code, code=codes.get(d.id),
         # A deputy of this region may also sit at a station of the next county: that one is not named here.
-        stations=[StationRef(id=s, name=stations[s][0]) for s in d.station_ids
+        stations=[AttachedStation(id=s, name=stations[s][0]) for s in d.station_ids
                   if s in stations and who.can_see(stations[s][1])]) for d in page]
     last = page[-1] if len(deputies) > limit else None
     return DeputyList(items=items, next=cursors.encode(last.name, last.id) if last is not None else None)

@@ -63,6 +63,13 @@ class LocationIn(Strict):
 
 
 class ReportIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"channel": "h5", "code": "1YXP1BVGDH3RQ8E7XWHZ0", "content": "小区门口路灯坏了一个月，晚上出行很不方便。",
+         "anonymous": False, "reporter": {"name": "张三", "phone": "13900000002"}},
+        {"channel": "miniprogram", "region_code": "330106", "content": "文三路公交站台的雨棚破损漏雨。",
+         "category": "交通出行", "anonymous": True, "location": {"lat": 30.2741, "lon": 120.1551}},
+    ]})
+
     channel: domain.Channel
     code: str | None = Field(default=None, max_length=64, description="the scanned QR code (亮码)")
     region_code: str | None = Field(default=None, pattern=REGION_PATTERN,
@@ -85,6 +92,12 @@ class TargetOut(BaseModel):
 
 
 class ReportCreated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "527b153a-3016-460a-9b32-d2c91a32e5f9", "receipt_code": "72PWR65B8E8S", "status": "submitted",
+        "target": {"kind": "deputy", "id": "D001", "region_code": "330106"},
+        "ack_due": "2026-03-04T23:59:59+08:00", "reply_due": "2026-03-11T23:59:59+08:00", "due_provisional": False,
+    }]})
+
     id: str
     receipt_code: str = Field(description="lets the citizen follow the report and rate the answer without an account")
     status: domain.Status

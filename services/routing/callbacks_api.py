@@ -55,6 +55,15 @@ def _unauthorized(detail: str) -> Problem:
 
 @router.post("/grid/callbacks", response_model=CallbackOut,
              summary="A grid platform's status for one of its tickets (signed)",
+             description="The body is read raw, since the signature covers its bytes: X-Minyi-Signature is "
+                         "`sha256=` and the hex HMAC-SHA256, under the platform's secret, of X-Minyi-Timestamp, "
+                         "a dot, and the body. Fields other than these are ignored.",
+             # Read by hand (see above), so FastAPI cannot see the body: the document says what it is.
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": CallbackIn.model_json_schema(),
+                 "examples": {"resolved": {"summary": "the platform solved the matter", "value": {
+                     "ticket_id": "3f0c2d9e-8b1a-4c7e-9f25-6a4d1e8b2c70", "status": "resolved",
+                     "note": "路灯已由市政养护单位修复。", "at": "2026-03-06T16:20:00+08:00"}}}}}}},
              responses=problems((401, "unsigned, stale, wrongly signed, or an unknown ticket")))
 async def callback(request: Request, runtime: RuntimeDep,
                    x_minyi_timestamp: Annotated[str | None, Header()] = None,

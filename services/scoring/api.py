@@ -1,4 +1,4 @@
-"""HTTP API of the scoring service (paths under /v1, see CONTRACT.md)."""
+"""HTTP API of the scoring service (paths under /v1, see docs/integrators.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring import domain, ledger, public_limits
+from services.scoring import domain, facts, ledger, public_limits
+from services.scoring.api_schemas import ActivityRecorded, DeputyScore, RuleSetOut, ScoredEntry, UnitOnBoard
 from services.scoring.models import IDEMPOTENCY, DeputyRow, Entry, RuleSetRow, UnitFact
 from shared import idempotency
 from shared.auth import Principal, require_region, require_roles
@@ -31,7 +32,7 @@ RegionPath = Annotated[str, Path(pattern=r"^(\d{6,12}|default)$",
                                  description="an administrative code, or `default` for the rules everywhere")]
 Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
 Recorders = Annotated[Principal, Depends(require_roles("admin", "npc_staff", "station_staff"))]
-# CONTRACT: a deputy's score for the deputy and npc_staff, the rules for npc_staff; not admin.
+# Who may call: a deputy's score for the deputy and npc_staff, the rules for npc_staff; not admin.
 Readers = Annotated[Principal, Depends(require_roles("deputy", "npc_staff"))]
 NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -91,7 +92,8 @@ def _rules_region(region: str) -> str:
     return "" if region == "default" else region
 
 
-@router.put("/rules/{region_code}", summary="The points rules of a region from a date (a new version)")
+@router.put("/rules/{region_code}", response_model=RuleSetOut,
+            summary="The points rules of a region from a date (a new version)")
 async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runtime: RuntimeDep) -> dict[str, Any]:
     region = _rules_region(region_code)
     if region:
@@ -113,6 +115,11 @@ async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runti
             rs = domain.rule_set_of(region, body.effective_from, version, doc)
         except domain.RuleError as exc:
             raise invalid(exc.field or "rules", exc.message) from None
+        unknown = facts.unknown_match_fields(rs)
+        if unknown:
+            index, key = unknown[0]
+            raise invalid(f"rules[{index}].match.{key}",
+                          f"匹配条件“{key}”不是事件 {rs.rules[index].on} 的字段，此规则永远不会生效；字段见事件目录。")
         await ledger.store_rule_set(session, rs, who.sub)
         out = domain.rule_set_doc(rs)
         await runtime.emit(session, "scoring.rules.changed", {**out, "recorded_by": who.sub}, subject=region)
@@ -123,7 +130,8 @@ async def put_rules(region_code: RegionPath, body: RulesIn, who: NpcStaff, runti
     return out
 
 
-@router.get("/rules/{region_code}", summary="The rules in force in a region on a day (default: today)",
+@router.get("/rules/{region_code}", response_model=RuleSetOut,
+            summary="The rules in force in a region on a day (default: today)",
             responses=problems(429))
 async def get_rules(request: Request, region_code: RegionPath, runtime: RuntimeDep, who: public_limits.Caller,
                     on: date | None = None) -> dict[str, Any]:
@@ -156,7 +164,8 @@ def _entry_out(e: Entry) -> dict[str, Any]:
             "evidence": e.evidence, "reverses": e.reverses}
 
 
-@router.get("/deputies/{deputy_id}/score", summary="A deputy's year: base, bonus, stars, grade, five dimensions",
+@router.get("/deputies/{deputy_id}/score", response_model=DeputyScore,
+            summary="A deputy's year: base, bonus, stars, grade, five dimensions",
             responses=problems(404))
 async def deputy_score(deputy_id: EntityId, year: Year, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.sessions()() as session:
@@ -197,7 +206,8 @@ class ActivityIn(Strict):
         return value
 
 
-@router.post("/activities", status_code=201, summary="A duty staff record (attendance, reception day, 述职 …)",
+@router.post("/activities", status_code=201, response_model=ActivityRecorded,
+             summary="A duty staff record (attendance, reception day, 述职 …)",
              responses=problems((404, "unknown deputy"), (409, "the Idempotency-Key was used for another body")))
 async def record_activity(body: ActivityIn, who: Recorders, runtime: RuntimeDep,
                           idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -231,7 +241,8 @@ class ReversalIn(Strict):
     reason: str = Field(min_length=2, max_length=500)
 
 
-@router.post("/entries/{entry_id}/reversal", status_code=201, summary="Correct an entry: a new one that reverses it",
+@router.post("/entries/{entry_id}/reversal", status_code=201, response_model=ScoredEntry,
+             summary="Correct an entry: a new one that reverses it",
              responses=problems((404, "unknown entry"), (409, "reversed already, or itself a reversal")))
 async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.transaction() as session:
@@ -259,7 +270,8 @@ async def reverse(entry_id: EntityId, body: ReversalIn, who: Staff, runtime: Run
 # ---- the handling units' board ------------------------------------------------------------------
 
 
-@router.get("/units/board", summary="红黄黑榜: each unit's on-time reply and satisfaction rates for a year",
+@router.get("/units/board", response_model=list[UnitOnBoard],
+            summary="红黄黑榜: each unit's on-time reply and satisfaction rates for a year",
             responses=problems(429))
 async def unit_board(request: Request, year: Year, runtime: RuntimeDep, who: public_limits.Caller,
                      region_code: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from services.scoring import domain, ledger, public_limits, rankings_store
 from services.scoring.api import Level, RuntimeDep, Staff, Strict, Year
+from services.scoring.api_schemas import PublicationOut, RankedDeputy, TalkListed
 from services.scoring.models import Publication
 from services.scoring.publication import page_events
 from services.scoring.ranking_cache import LIVE_SECONDS, Ranked, RankingCache
@@ -31,6 +32,13 @@ DEFAULT_PAGE, MAX_PAGE = 500, 1000
 MAX_OFFSET = 1_000_000
 _CACHE_KEY = "scoring.rankings"
 
+_TIME = {"type": "string", "format": "date-time"}
+RANKING_HEADERS = {
+    "Minyi-Total-Count": {"description": "rows in the whole ranking", "required": True,
+                          "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "Minyi-Ranked-At": {"description": "when a ranking not yet published was made", "schema": _TIME},
+    "Minyi-Published-At": {"description": "when the ranking was published", "schema": _TIME},
+}
 PAGING = (f"Paged: `limit` rows (default {DEFAULT_PAGE}, at most {MAX_PAGE}) from `offset`; the header "
           "`Minyi-Total-Count` says how many there are in all. ")
 
@@ -44,11 +52,13 @@ def _json(row: dict[str, Any]) -> bytes:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@router.get("/rankings", summary="Deputies ranked by the year's total; ties share a rank; frozen once published",
+@router.get("/rankings", response_model=list[RankedDeputy],
+            summary="Deputies ranked by the year's total; ties share a rank; frozen once published",
             description=PAGING + "Until published, the ranking is made again at most every "
             f"{LIVE_SECONDS:g} seconds (header `Minyi-Ranked-At`: when this one was made); once published, "
             "it is the published one (header `Minyi-Published-At`).",
-            responses=problems(429))
+            responses={200: {"description": "a page of the ranking, highest first", "headers": RANKING_HEADERS},
+                       **problems(429)})
 async def get_ranking(request: Request, year: Year, runtime: RuntimeDep, who: public_limits.Caller,
                       region_code: RegionQuery, level: Level | None = None,
                       limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
@@ -78,7 +88,7 @@ class PublicationIn(Strict):
     level: Level | None = None
 
 
-@router.post("/rankings/publications", status_code=201,
+@router.post("/rankings/publications", status_code=201, response_model=PublicationOut,
              summary="Publish a ranking (scoring.ranking.published); it stays as published from then on",
              description="Published as one `scoring.ranking.published` event per page of rows (each well under "
              "NATS's message limit), every page with the publication's `deputies`, `pages` and `digest`. The "
@@ -110,7 +120,8 @@ async def publish(body: PublicationIn, who: Staff, runtime: RuntimeDep) -> dict[
     return {**header, "deputies": len(ranked), "pages": len(events), "digest": events[0]["digest"]}
 
 
-@router.get("/talks", summary="约谈: the bottom of the year's ranking; two years in a row are flagged")
+@router.get("/talks", response_model=list[TalkListed],
+            summary="约谈: the bottom of the year's ranking; two years in a row are flagged")
 async def talks(year: Year, who: Staff, runtime: RuntimeDep, region_code: RegionQuery,
                 level: Level | None = None) -> list[dict[str, Any]]:
     require_region(who, region_code)

@@ -1,4 +1,4 @@
-"""HTTP API of the suggestions service (paths under /v1, see CONTRACT.md): units, suggestions and their handling.
+"""HTTP API of the suggestions service (paths under /v1; docs/integrators.md): units, suggestions and their handling.
 
 Reads come from the projection; every action is an update of the suggestion's workflow, which
 checks the rules, records the step and answers with the new state.
@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from services.suggestions import access, domain, lifecycle, micro_funds
 from services.suggestions.access import require_region
 from services.suggestions.activities import row_values
+from services.suggestions.api_schemas import SchemeOut, Suggestion, SuggestionDetail, SuggestionListed
 from services.suggestions.lifecycle import Start
 from services.suggestions.models import IDEMPOTENCY, DeputyView, OutcomeScheme, SuggestionRow, TimelineEntry, Unit
 from services.suggestions.projection import view
@@ -41,12 +42,12 @@ router = APIRouter(prefix="/v1", tags=["suggestions"], responses=COMMON)
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id")]
 RegionCode = Annotated[str, Path(pattern=r"^\d{2,12}$", description="administrative code prefix")]
 Staff = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
-# CONTRACT: assignment and extension are congress staff's alone.
+# Who may call: assignment and extension are congress staff's alone.
 NpcStaff = Annotated[Principal, Depends(require_roles("npc_staff"))]
 Authors = Annotated[Principal, Depends(require_roles("deputy", "npc_staff"))]
 Units = Annotated[Principal, Depends(require_roles("unit"))]
 Deputies = Annotated[Principal, Depends(require_roles("deputy"))]
-# CONTRACT: deputy, unit, npc_staff; not admin.
+# Who may call: deputy, unit, npc_staff; not admin.
 Readers = Annotated[Principal, Depends(require_roles("deputy", "unit", "npc_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -75,7 +76,14 @@ class UnitIn(Strict):
     parent_id: str | None = Field(default=None, max_length=64)
 
 
-@router.put("/units/{unit_id}", summary="A handling unit (承办单位)")
+class UnitOut(BaseModel):
+    id: str
+    name: str
+    region_code: str
+    parent_id: str | None = Field(description="the unit it belongs to, if any")
+
+
+@router.put("/units/{unit_id}", response_model=UnitOut, summary="A handling unit (承办单位)")
 async def put_unit(unit_id: EntityId, body: UnitIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     require_region(who, body.region_code)
     after = body.model_dump()
@@ -93,13 +101,6 @@ async def put_unit(unit_id: EntityId, body: UnitIn, who: Staff, runtime: Runtime
             await runtime.record_audit(session, who, "unit.changed", subject_type="unit", subject_id=unit_id,
                                        region_code=body.region_code, detail={"before": before, "after": after})
     return {"id": unit_id, **after}
-
-
-class UnitOut(BaseModel):
-    id: str
-    name: str
-    region_code: str
-    parent_id: str | None = Field(description="the unit it belongs to, if any")
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, summary="A handling unit (承办单位), with its parent unit",
@@ -125,7 +126,8 @@ class SchemeIn(Strict):
     classes: list[OutcomeClassIn] = Field(min_length=1, max_length=8)
 
 
-@router.put("/outcome-schemes/{region_code}", summary="The reply outcome classes of a region (A/B/C, A/B/C/D …)")
+@router.put("/outcome-schemes/{region_code}", response_model=SchemeOut,
+            summary="The reply outcome classes of a region (A/B/C, A/B/C/D …)")
 async def put_scheme(region_code: RegionCode, body: SchemeIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     require_region(who, region_code)
     classes = [domain.OutcomeClass(**c.model_dump()) for c in body.classes]
@@ -161,6 +163,10 @@ async def scheme_for(session: Any, region_code: str) -> list[domain.OutcomeClass
 
 
 class SuggestionIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "title": "关于老旧小区加装电梯的建议", "content": "建议加快老旧小区加装电梯，简化审批流程，方便老年人出行。",
+        "lead_deputy_id": "D001", "co_signer_ids": ["D002"], "year": 2026, "kind": "session"}]})
+
     title: str = Field(min_length=2, max_length=200)
     content: str = Field(min_length=10, max_length=20000)
     lead_deputy_id: str = Field(min_length=1, max_length=64)
@@ -175,7 +181,7 @@ def _suggestion_id(who: Principal, key: str | None) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{who.sub}\n{key}")) if key else str(uuid.uuid4())
 
 
-@router.post("/suggestions", status_code=201, summary="A deputy's suggestion (代表建议)",
+@router.post("/suggestions", status_code=201, response_model=Suggestion, summary="A deputy's suggestion (代表建议)",
              responses=problems((409, "the Idempotency-Key was used for another body"),
                                 (422, "unknown deputies, or invalid input"), UNAVAILABLE))
 async def submit(body: SuggestionIn, who: Authors, runtime: RuntimeDep,
@@ -250,6 +256,10 @@ async def _start(runtime: Runtime, s: lifecycle.Suggestion) -> None:
 
 
 class AssignmentIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"lead_unit_id": "U-ZJJ", "assisting_unit_ids": ["U-CZJ"]},
+        {"lead_unit_id": "U-ZJJ", "key": True, "supervisor": "王副县长"}]})
+
     lead_unit_id: str = Field(min_length=1, max_length=64)
     assisting_unit_ids: list[str] = Field(default_factory=list, max_length=20)
     key: bool = Field(default=False, description="重点建议, supervised by a named leader")
@@ -277,6 +287,10 @@ class AssistingViewIn(Strict):
 
 
 class ReplyIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "unit_id": "U-ZJJ", "content": "已将该小区列入今年加装电梯计划，预计年底前完工。", "outcome": "B",
+        "planned_year": 2026, "public": True}]})
+
     unit_id: str = Field(min_length=1, max_length=64)
     content: str = Field(min_length=1, max_length=50000)
     outcome: str = Field(pattern=r"^[A-Z]{1,2}$")
@@ -285,6 +299,9 @@ class ReplyIn(Strict):
 
 
 class EvaluationIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"result": "satisfied"}, {"result": "dissatisfied", "comment": "答复未说明资金来源。"}]})
+
     result: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -347,7 +364,8 @@ def _problem(cause: BaseException | None) -> Problem:
     return Problem(500, "办理失败。")
 
 
-@router.post("/suggestions/{suggestion_id}/assignment", summary="交办: to a lead unit and assisting units",
+@router.post("/suggestions/{suggestion_id}/assignment", response_model=Suggestion,
+             summary="交办: to a lead unit and assisting units",
              responses=ACTION_PROBLEMS)
 async def assign(suggestion_id: EntityId, body: AssignmentIn, who: NpcStaff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -364,7 +382,8 @@ async def assign(suggestion_id: EntityId, body: AssignmentIn, who: NpcStaff, run
     return await _update(runtime, who, suggestion_id, "assign", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/extension", summary="One extension, to at most six months after assignment",
+@router.post("/suggestions/{suggestion_id}/extension", response_model=Suggestion,
+             summary="One extension, to at most six months after assignment",
              responses=ACTION_PROBLEMS)
 async def extend(suggestion_id: EntityId, body: ExtensionIn, who: NpcStaff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -373,7 +392,7 @@ async def extend(suggestion_id: EntityId, body: ExtensionIn, who: NpcStaff, runt
                          idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/extension-request",
+@router.post("/suggestions/{suggestion_id}/extension-request", response_model=Suggestion,
              summary="The lead unit asks congress staff for the one extension (they grant it with /extension)",
              responses=problems((403, "not the suggestion's lead unit"),
                                 (404, "unknown suggestion"),
@@ -390,7 +409,8 @@ async def request_extension(suggestion_id: EntityId, body: ExtensionRequestIn, w
                          body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/meetings", summary="三见面: before, during or after handling",
+@router.post("/suggestions/{suggestion_id}/meetings", response_model=Suggestion,
+             summary="三见面: before, during or after handling",
              responses=ACTION_PROBLEMS)
 async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime: RuntimeDep,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -401,7 +421,8 @@ async def meeting(suggestion_id: EntityId, body: MeetingIn, who: Units, runtime:
     return await _update(runtime, who, suggestion_id, "meeting", payload, idempotency_key, body.model_dump(mode="json"))
 
 
-@router.post("/suggestions/{suggestion_id}/assisting-views", summary="An assisting unit's view to the lead unit",
+@router.post("/suggestions/{suggestion_id}/assisting-views", response_model=Suggestion,
+             summary="An assisting unit's view to the lead unit",
              responses=ACTION_PROBLEMS)
 async def assisting_view(suggestion_id: EntityId, body: AssistingViewIn, who: Units, runtime: RuntimeDep,
                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -409,7 +430,8 @@ async def assisting_view(suggestion_id: EntityId, body: AssistingViewIn, who: Un
     return await _update(runtime, who, suggestion_id, "assisting_view", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/replies", summary="答复 with an outcome class", responses=ACTION_PROBLEMS)
+@router.post("/suggestions/{suggestion_id}/replies", response_model=Suggestion,
+             summary="答复 with an outcome class", responses=ACTION_PROBLEMS)
 async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: RuntimeDep,
                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
     payload = lifecycle.ReplyInput(who.sub, _own_unit(who, body.unit_id), body.content, body.outcome,
@@ -417,7 +439,8 @@ async def reply(suggestion_id: EntityId, body: ReplyIn, who: Units, runtime: Run
     return await _update(runtime, who, suggestion_id, "reply", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/evaluation", summary="The lead deputy's evaluation of the reply",
+@router.post("/suggestions/{suggestion_id}/evaluation", response_model=Suggestion,
+             summary="The lead deputy's evaluation of the reply",
              responses=ACTION_PROBLEMS)
 async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, runtime: RuntimeDep,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -427,7 +450,8 @@ async def evaluate(suggestion_id: EntityId, body: EvaluationIn, who: Deputies, r
     return await _update(runtime, who, suggestion_id, "evaluate", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/progress", summary="回头看: the yearly progress of a B/C item",
+@router.post("/suggestions/{suggestion_id}/progress", response_model=Suggestion,
+             summary="回头看: the yearly progress of a B/C item",
              responses=ACTION_PROBLEMS)
 async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtime: RuntimeDep,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -435,7 +459,7 @@ async def progress(suggestion_id: EntityId, body: ProgressIn, who: Units, runtim
     return await _update(runtime, who, suggestion_id, "progress", payload, idempotency_key, body.model_dump())
 
 
-@router.post("/suggestions/{suggestion_id}/director-decision",
+@router.post("/suggestions/{suggestion_id}/director-decision", response_model=Suggestion,
              summary="主任会议: the decision after a second dissatisfaction", responses=ACTION_PROBLEMS)
 async def decide(suggestion_id: EntityId, body: DecisionIn, who: Staff, runtime: RuntimeDep,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -454,7 +478,8 @@ def _out(row: SuggestionRow, now: datetime) -> dict[str, Any]:
     return state
 
 
-@router.get("/suggestions/{suggestion_id}", summary="A suggestion, its color and its timeline",
+@router.get("/suggestions/{suggestion_id}", response_model=SuggestionDetail,
+            summary="A suggestion, its color and its timeline",
             responses=problems((404, "unknown suggestion"), UNAVAILABLE))
 async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: RuntimeDep) -> dict[str, Any]:
     row = await suggestion_row(runtime, suggestion_id)
@@ -476,7 +501,8 @@ async def get_suggestion(suggestion_id: EntityId, who: Readers, runtime: Runtime
         for e in entries]}
 
 
-@router.get("/suggestions", summary="Suggestions on a year's list, by status, unit or color")
+@router.get("/suggestions", response_model=list[SuggestionListed], response_model_exclude_unset=True,
+            summary="Suggestions on a year's list, by status, unit or color")
 async def list_suggestions(who: Readers, runtime: RuntimeDep,
                            year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
                            status: Annotated[domain.Status | None, Query()] = None,

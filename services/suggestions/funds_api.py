@@ -25,6 +25,7 @@ from services.suggestions.api import (
     Strict,
     suggestion_row,
 )
+from services.suggestions.api_schemas import FundReport
 from services.suggestions.models import IDEMPOTENCY, MicroFund, MicroSpending
 from shared import idempotency
 from shared.auth import Principal, require_roles
@@ -73,7 +74,8 @@ async def _report(session: Any, region_code: str, year: int) -> dict[str, Any]:
                        "recorded_by": i.recorded_by, "recorded_at": i.recorded_at.isoformat()} for i in items]}
 
 
-@router.put("/micro-funds/{region_code}/{year}", summary="Set a region's micro-suggestion fund for a year",
+@router.put("/micro-funds/{region_code}/{year}", response_model=FundReport,
+            summary="Set a region's micro-suggestion fund for a year",
             responses=problems((409, "less than what is spent already")))
 async def put_fund(region_code: RegionCode, year: Year, body: FundIn, who: Staff, runtime: RuntimeDep
                    ) -> dict[str, Any]:
@@ -99,14 +101,15 @@ async def put_fund(region_code: RegionCode, year: Year, body: FundIn, who: Staff
         return await _report(session, region_code, year)
 
 
-@router.get("/micro-funds/{region_code}/{year}", summary="Balance and use of a region's micro-suggestion fund")
+@router.get("/micro-funds/{region_code}/{year}", response_model=FundReport,
+            summary="Balance and use of a region's micro-suggestion fund")
 async def get_fund(region_code: RegionCode, year: Year, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
     require_region(who, region_code)
     async with runtime.sessions()() as session:
         return await _report(session, region_code, year)
 
 
-@router.post("/suggestions/{suggestion_id}/spending", status_code=201,
+@router.post("/suggestions/{suggestion_id}/spending", status_code=201, response_model=FundReport,
              summary="Money spent from the fund on a micro-suggestion",
              responses=problems((404, "unknown suggestion"),
                                 (409, "not a micro-suggestion, no fund for its year and region, not enough left, or "

@@ -53,7 +53,8 @@ class PublicUnit(BaseModel):
 @router.get("/public/replies", response_model=PublicReplies,
             summary="Public replies to suggestions: no deputy, no phone, no ID number")
 async def public_replies(runtime: RuntimeDep, year: Annotated[int, Query(ge=2000, le=2100)],
-                         region_code: Annotated[str, Query(pattern=r"^\d{2,12}$")] = "",
+                         region_code: Annotated[str | None, Query(pattern=r"^\d{2,12}$", description=(
+                             "replies of regions whose code starts with it; all when absent"))] = None,
                          q: Annotated[str | None, Query(max_length=50, description=(
                              "words in the title or the reply, any case; matched against the text as published, "
                              "with phone and ID numbers masked"))] = None,
@@ -66,7 +67,8 @@ async def public_replies(runtime: RuntimeDep, year: Annotated[int, Query(ge=2000
     order = (SuggestionRow.replied_at.desc(), SuggestionRow.id.desc())
     query = (select(SuggestionRow, Unit.name).outerjoin(Unit, Unit.id == SuggestionRow.lead_unit_id)
              .where(SuggestionRow.reply_public.is_(True), SuggestionRow.year == year,
-                    SuggestionRow.replied_at.is_not(None), SuggestionRow.region_code.startswith(region_code))
+                    SuggestionRow.replied_at.is_not(None),
+                    SuggestionRow.region_code.startswith(region_code or ""))
              .order_by(*order).limit(limit + 1))
     if after is not None:
         if offset:

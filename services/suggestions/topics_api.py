@@ -21,6 +21,7 @@ from services.suggestions.api import (
     SuggestionIn,
     create,
 )
+from services.suggestions.api_schemas import Conversion, TopicOut
 from services.suggestions.models import SupervisionTopic
 from shared.errors import conflict, forbidden, not_found
 from shared.problems import COMMON, problems
@@ -34,7 +35,8 @@ def _out(t: SupervisionTopic) -> dict[str, Any]:
             "last_at": t.last_at.isoformat(), "status": t.status, "note": t.note, "suggestion_id": t.suggestion_id}
 
 
-@router.get("/supervision-topics", summary="Hotspots waiting for congress supervision, and what became of them")
+@router.get("/supervision-topics", response_model=list[TopicOut],
+            summary="Hotspots waiting for congress supervision, and what became of them")
 async def list_topics(who: Staff, runtime: RuntimeDep,
                       status: Annotated[Literal["open", "converted", "closed"] | None, Query()] = None
                       ) -> list[dict[str, Any]]:
@@ -71,7 +73,7 @@ async def _open_topic(session: Any, topic_id: str, who: Any) -> SupervisionTopic
     return topic
 
 
-@router.post("/supervision-topics/{topic_id}/conversion", status_code=201,
+@router.post("/supervision-topics/{topic_id}/conversion", status_code=201, response_model=Conversion,
              summary="Make the topic a suggestion to be assigned as a key one (重点督办)",
              responses=problems((404, "unknown topic"), (409, "converted or closed already"), UNAVAILABLE))
 async def convert(topic_id: EntityId, body: ConversionIn, who: Staff, runtime: RuntimeDep,
@@ -91,7 +93,7 @@ async def convert(topic_id: EntityId, body: ConversionIn, who: Staff, runtime: R
         return {"topic": _out(topic), "suggestion": created}
 
 
-@router.post("/supervision-topics/{topic_id}/closure",
+@router.post("/supervision-topics/{topic_id}/closure", response_model=TopicOut,
              summary="Close the topic with a note; the note reaches the citizens whose reports made it",
              responses=problems((404, "unknown topic"), (409, "converted or closed already")))
 async def close(topic_id: EntityId, body: ClosureIn, who: Staff, runtime: RuntimeDep) -> dict[str, Any]:
