@@ -144,6 +144,7 @@ async def set_up(s: Stack) -> None:
                  assisting_unit=f"az-U2-{tag}", stranger_unit=f"az-U3-{tag}")
     await directory(s)
     await reports_and_tickets(s)
+    s.ctx["open311_token"] = await open311_token(s)
     s.ctx.update(await fresh_hotspot(s))
     await election(s)
     await suggestions(s)
@@ -186,6 +187,14 @@ async def submit_report(s: Stack, **extra: Any) -> dict[str, Any]:
 
 async def fresh_report(s: Stack) -> dict[str, Any]:
     return {"report": (await submit_report(s))["id"]}
+
+
+async def open311_token(s: Stack) -> str:
+    """A city system's Open311 submission in the region: its token, for the tokens rows."""
+    form = {"jurisdiction_id": INSIDE, "service_code": "greenery", "description": "公园里的树倒了，挡住了步道。"}
+    made = checked(await s.intake.post("/open311/v2/requests.json", data=form,
+                                       headers=bearer("integration", INSIDE)), 201)
+    return str(made[0]["token"])
 
 
 async def answered_report(s: Stack) -> dict[str, Any]:
@@ -398,6 +407,9 @@ async def request(s: Stack, case: Case) -> httpx.Response:
         return await client.request(row.method, path, content=raw, headers=headers)
     if row.call.upload:
         return await client.request(row.method, path, files={"file": ("p.png", png(), "image/png")}, headers=headers)
+    if row.call.form is not None:
+        return await client.request(row.method, path, params=params, data=fill(dict(row.call.form), ctx),
+                                    headers=headers)
     return await client.request(row.method, path, params=params, json=body, headers=headers)
 
 
