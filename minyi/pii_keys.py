@@ -80,6 +80,7 @@ CATALOG: tuple[Table, ...] = (
     )),
     Table("routing", "grid_platforms", (("id", "text"),), (
         Column("secret", "routing.grid_platforms.secret"),
+        Column("api_key", "routing.grid_platforms.api_key"),
     )),
     Table("identity", "deputies", (("id", "text"),), (
         Column("phone_encrypted", "identity.deputy.phone"),

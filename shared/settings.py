@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     grid_retry_max_seconds: float = Field(default=60.0, gt=0)
     grid_lease_seconds: float = Field(default=60.0, gt=0)
     grid_dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    # How often the statuses of open tickets are read back from platforms on the open311 transport.
+    grid_open311_poll_seconds: float = Field(default=60.0, gt=0)
     # Where platform URLs may lead (services/routing/destinations.py), comma-separated CIDRs or host
     # names: allowed ones may be internal addresses, denied ones are never reached. Loopback, private,
     # link-local (cloud metadata) and other non-public addresses are refused unless allowed here;

@@ -323,7 +323,7 @@ def test_the_catalog_names_every_encrypted_column_with_the_context_its_service_u
     from services.identity.registry import ID_CONTEXT, NAME_CONTEXT
     from services.intake.api import PII_CONTEXT
     from services.intake.supports_api import PII_CONTEXT as SUPPORT_CONTEXT
-    from services.routing.platforms import SECRET_CONTEXT
+    from services.routing.platforms import API_KEY_CONTEXT, SECRET_CONTEXT
 
     catalog = {f"{t.qualified}.{c.name}": c.context for t in pk.CATALOG for c in t.columns}
     binary: set[str] = set()
@@ -343,6 +343,7 @@ def test_the_catalog_names_every_encrypted_column_with_the_context_its_service_u
         "intake.report_supports.supporter_name": SUPPORT_CONTEXT["name"],
         "intake.report_supports.supporter_phone": SUPPORT_CONTEXT["phone"],
         "routing.grid_platforms.secret": SECRET_CONTEXT,
+        "routing.grid_platforms.api_key": API_KEY_CONTEXT,
         "identity.deputies.phone_encrypted": "identity.deputy.phone",
         "identity.registry_records.id_number_encrypted": ID_CONTEXT,
         "identity.registry_records.name_encrypted": NAME_CONTEXT,

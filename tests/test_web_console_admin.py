@@ -4,8 +4,9 @@ as a phone would, each leading to its station's report page; issue again and rev
 address becomes the friendly "cannot read this code" page; the same without JavaScript; the region
 tree, stations, deputies with their stations, the exports, the handling units' form and the grid
 platforms' health; keeping the directory without JavaScript (a region, a station, a deputy at it with
-a phone that is never shown whole nor silently dropped, a grid platform whose secret is never shown);
-a year's holidays loaded as typed and as a file, and a region's own limits; who may not do any of it."""
+a phone that is never shown whole nor silently dropped, a grid platform whose secret is never shown, one
+on Open311 with its API key, service codes and updates feed); a year's holidays loaded as typed and as a
+file, and a region's own limits; who may not do any of it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ EAST_DEPUTY = f"adm-{COUNTY}-dep-lin"
 EAST_PLATFORM = f"adm-gp-{COUNTY}-donghu"
 PHONE = "13900000017"
 SECRET = "donghu-grid-secret-0001"
+OPEN311_PLATFORM = f"adm-gp-{VILLAGE}-311"
+API_KEY = "baoshi-georeport-key-0001"
 NOT_FOUND = "这个二维码无法识别"
 
 
@@ -465,6 +468,68 @@ async def test_keep_the_directory_without_javascript(site: Site, browser: Any) -
                                                              headers=ADMIN)).json()
     assert (registered["region_prefixes"], registered["transport"]) == ([EAST], "http") and registered["categories"]
     await no_serious_violations(page)
+    await page.context.close()
+
+
+async def test_an_open311_platform_without_javascript(site: Site, browser: Any) -> None:
+    routing = site.services["routing"].client
+    page = await admin(browser, site, js=False)
+    await page.goto(f"/console/directory/platforms?region={VILLAGE}")
+    assert "Open311 平台无需回调密钥" in await page.inner_text("#secret-hint")
+    await page.fill("#id", OPEN311_PLATFORM)
+    await page.fill("#name", "宝石社区12345")
+    await page.check("#transport-open311")
+    await page.fill("#url", "http://10.0.0.7/open311/v2")
+    await page.fill("#api_key", API_KEY)
+    await page.fill("#jurisdiction_id", "baoshi.example.cn")
+    await page.fill("#service_codes", "roads_traffic=DL-02\n停车管理=TC-01")
+    await page.uncheck("#service_request_updates")
+    await page.click("#save-platform")
+    # A line naming no grid category is said on the mapping's field, before routing is asked.
+    assert "第 2 行的“停车管理”不是网格平台受理的事项类别" in await page.inner_text("#service_codes-error")
+    await page.fill("#service_codes", "roads_traffic=DL-02\n市政设施=SZ-01")
+    await page.fill("#api_key", API_KEY)
+    await page.click("#save-platform")
+    # Routing refuses the intranet address: its words beside the address, everything else as typed but the key.
+    assert "不是公网地址" in await page.inner_text("#url-error")
+    assert "service_codes-error" not in await page.content()
+    assert await page.is_checked("#transport-open311") and not await page.is_checked("#service_request_updates")
+    assert (await page.input_value("#name"), await page.input_value("#jurisdiction_id")) == (
+        "宝石社区12345", "baoshi.example.cn")
+    assert await page.input_value("#service_codes") == "roads_traffic=DL-02\n市政设施=SZ-01"
+    assert await page.input_value("#api_key") == "" and API_KEY not in await page.content()
+    assert "为了安全，刚才填写的 API 密钥没有保留" in await page.inner_text("#api_key-hint")
+    await no_serious_violations(page)
+    await shot(page, "console-admin-platform-open311")
+    await page.fill("#url", "http://127.0.0.1:9/open311/v2")
+    await page.fill("#api_key", API_KEY)
+    await page.click("#save-platform")
+    await page.wait_for_url(re.compile(rf"saved={OPEN311_PLATFORM}"))
+    row = await page.inner_text(f"#p-{OPEN311_PLATFORM}")
+    assert "宝石社区12345" in row and "Open311（GeoReport v2）" in row and "http://127.0.0.1:9/open311/v2" in row
+    assert "jurisdiction_id：baoshi.example.cn" in row and API_KEY not in await page.content()
+    registered = (await routing.get(f"/v1/grid-platforms/{OPEN311_PLATFORM}", headers=ADMIN)).json()
+    assert (registered["transport"], registered["region_prefixes"], registered["jurisdiction_id"]) == (
+        "open311", [VILLAGE], "baoshi.example.cn")
+    assert registered["service_codes"] == {"roads_traffic": "DL-02", "municipal_facilities": "SZ-01"}
+    assert registered["service_request_updates"] is False and "api_key" not in registered
+
+    # Changed: the form shows what routing holds but the key, which every save needs again.
+    await page.click(f"#p-{OPEN311_PLATFORM} a[aria-label^='修改']")
+    assert await page.is_checked("#transport-open311") and await page.input_value("#api_key") == ""
+    assert await page.input_value("#service_codes") == "municipal_facilities=SZ-01\nroads_traffic=DL-02"
+    assert not await page.is_checked("#service_request_updates")
+    await page.fill("#name", "宝石社区12345热线")
+    await page.check("#service_request_updates")
+    await page.click("#save-platform")
+    assert "请填写平台分配的 API 密钥" in await page.inner_text("#api_key-error")
+    assert await page.input_value("#name") == "宝石社区12345热线" and await page.is_checked("#service_request_updates")
+    await page.fill("#api_key", API_KEY)
+    await page.click("#save-platform")
+    await page.wait_for_url(re.compile(rf"saved={OPEN311_PLATFORM}"))
+    registered = (await routing.get(f"/v1/grid-platforms/{OPEN311_PLATFORM}", headers=ADMIN)).json()
+    assert (registered["name"], registered["version"], registered["service_request_updates"]) == (
+        "宝石社区12345热线", 2, None)
     await page.context.close()
 
 

@@ -243,39 +243,105 @@ def test_a_child_region_is_written_as_its_parent_s_level_wants() -> None:
     assert set(forms.check_region(forms.RegionForm("", ""), COUNTY, COUNTY)) == {"code", "name"}
 
 
+GRID = {"road": "道路交通", "sanitation": "环境卫生", "water": "供水排水"}
+
+
 def test_the_platform_form_reads_prefixes_and_never_holds_the_secret() -> None:
-    grid = ["road", "sanitation", "water"]
-    form, secret = forms.read_platform_form(
+    grid = GRID
+    form, keys = forms.read_platform_form(
         {"id": "gp-1", "name": " 演示区 四平台 ", "region_prefixes": f"{COUNTY}001，{COUNTY}002 {COUNTY}001、",
          "transport": "http", "url": " https://grid.example.gov.cn/minyi ", "secret": "s" * 16, "editing": "0"},
         {"categories": ["water", "road", "water"]})
-    assert secret == "s" * 16 and "s" * 16 not in repr(form)
+    assert keys.secret == "s" * 16 and "s" * 16 not in repr(form) and "s" * 16 not in repr(keys)
     assert (form.name, form.region_prefixes, form.categories) == ("演示区 四平台", f"{COUNTY}001 {COUNTY}002",
                                                                  ["water", "road"])
-    assert forms.check_platform(form, secret, COUNTY, grid) == {}
-    assert forms.platform_body(form, secret) == {
+    assert forms.check_platform(form, keys, COUNTY, grid) == {}
+    assert forms.platform_body(form, keys, grid) == {
         "name": "演示区 四平台", "region_prefixes": [f"{COUNTY}001", f"{COUNTY}002"], "transport": "http",
         "url": "https://grid.example.gov.cn/minyi", "secret": "s" * 16, "categories": ["road", "water"]}
     # NATS needs no address: one typed before switching is not sent.
     nats = forms.PlatformForm(id="gp-2", name="平台", region_prefixes=COUNTY, transport="nats", url="http://x",
                               categories=["road"])
-    assert forms.check_platform(nats, "k" * 20, COUNTY, grid) == {}
-    assert forms.platform_body(nats, "k" * 20)["url"] is None
+    assert forms.check_platform(nats, forms.PlatformKeys(secret="k" * 20), COUNTY, grid) == {}
+    assert forms.platform_body(nats, forms.PlatformKeys(secret="k" * 20), grid)["url"] is None
     errors = forms.check_platform(forms.PlatformForm(id="gp 3", region_prefixes="33 x1", transport="http",
-                                                     categories=["parking"]), "", COUNTY, grid)
+                                                     categories=["parking"]), forms.PlatformKeys(), COUNTY, grid)
     assert set(errors) == {"id", "name", "region_prefixes", "url", "secret", "categories"}
     assert errors["id"] == "平台编号只能用字母、数字和短横线、下划线，最多 64 个字符。"
     assert errors["region_prefixes"] == "“x1”不是地区编码前缀：应为 2 到 12 位数字。"
     assert "HTTP 方式请填写" in errors["url"] and errors["secret"] == forms.SECRET_NEEDED
     assert errors["categories"] == "请从列表中勾选事项类别。"
+    key16 = forms.PlatformKeys(secret="k" * 16)
     internal = forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, url="ftp://x", categories=["road"])
-    assert "以 http:// 或 https:// 开头" in forms.check_platform(internal, "k" * 16, COUNTY, grid)["url"]
+    assert "以 http:// 或 https:// 开头" in forms.check_platform(internal, key16, COUNTY, grid)["url"]
     wide = forms.PlatformForm(id="gp", name="省平台", region_prefixes="33", transport="nats", categories=["road"])
-    assert forms.check_platform(wide, "k" * 16, COUNTY, grid) == {"region_prefixes": "地区 33 不在您的管辖范围内。"}
-    assert "16 到 200 个字符" in forms.check_platform(wide, "short", "", grid)["secret"]
+    assert forms.check_platform(wide, key16, COUNTY, grid) == {"region_prefixes": "地区 33 不在您的管辖范围内。"}
+    assert "16 到 200 个字符" in forms.check_platform(wide, forms.PlatformKeys(secret="short"), "", grid)["secret"]
     assert forms.check_platform(forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, transport="ftp",
-                                                   categories=[]), "k" * 16, COUNTY, grid).keys() == {
+                                                   categories=[]), key16, COUNTY, grid).keys() == {
         "transport", "categories"}
+
+
+def open311_posted(**changes: str) -> dict[str, str]:
+    return {"id": "gp-311", "name": "鼓楼区12345", "region_prefixes": COUNTY, "transport": "open311",
+            "url": " https://12345.example.gov.cn/open311/v2 ", "api_key": " georeport-key ", "secret": "",
+            "jurisdiction_id": " gulou.example.cn ", "service_codes": "road=DL-02\r\n\r\n 供水排水 ＝ GS-01 \n",
+            "service_request_updates": "1", "editing": "0", **changes}
+
+
+def test_an_open311_platform_s_key_mapping_and_feed_are_read_checked_and_sent() -> None:
+    form, keys = forms.read_platform_form(open311_posted(), {"categories": ["road", "water"]})
+    assert keys.api_key == "georeport-key" and "georeport-key" not in repr(form) + repr(keys)
+    assert (form.url, form.jurisdiction_id, form.updates_feed) == (
+        "https://12345.example.gov.cn/open311/v2", "gulou.example.cn", True)
+    # Needs no shared secret: routing keeps one nobody knows.
+    assert forms.check_platform(form, keys, COUNTY, GRID) == {}
+    assert forms.platform_body(form, keys, GRID) == {
+        "name": "鼓楼区12345", "region_prefixes": [COUNTY], "transport": "open311",
+        "url": "https://12345.example.gov.cn/open311/v2", "api_key": "georeport-key",
+        "jurisdiction_id": "gulou.example.cn", "service_codes": {"road": "DL-02", "water": "GS-01"},
+        "service_request_updates": None, "categories": ["road", "water"]}
+
+    # Left empty: routing reads services.json, and no jurisdiction is sent; unticked: the feed is never read.
+    bare, bare_keys = forms.read_platform_form(
+        open311_posted(jurisdiction_id="", service_codes="  ", service_request_updates="", secret="s" * 20),
+        {"categories": ["road"]})
+    body = forms.platform_body(bare, bare_keys, GRID)
+    assert (body["jurisdiction_id"], body["service_codes"], body["service_request_updates"]) == (None, None, False)
+    assert "secret" not in body  # a secret typed before switching to Open311 is not sent
+
+    # The API key is needed with every save, like the secret; the address as for HTTP.
+    missing, none = forms.read_platform_form(open311_posted(api_key="  ", url=""), {"categories": ["road"]})
+    errors = forms.check_platform(missing, none, COUNTY, GRID)
+    assert errors == {"api_key": forms.API_KEY_NEEDED,
+                      "url": "Open311 方式请填写平台 GeoReport v2 接口的地址，例如 https://12345.example.gov.cn/open311/v2。"}
+    long_key = forms.PlatformKeys(api_key="k" * 201)
+    assert forms.check_platform(form, long_key, COUNTY, GRID) == {"api_key": "API 密钥最多 200 个字符，现在是 201 个。"}
+    # The Open311 fields mean nothing to HTTP: none is sent there (routing would refuse them).
+    http = forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, transport="http", url="https://g.example",
+                              jurisdiction_id="x", service_codes="road=DL-02", categories=["road"])
+    assert set(forms.platform_body(http, forms.PlatformKeys(secret="s" * 16, api_key="k"), GRID)) == {
+        "name", "region_prefixes", "transport", "url", "secret", "categories"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("road DL-02", "第 1 行“road DL-02”看不懂：每行写成“类别=服务代码”，例如 roads_traffic=DL-02。"),
+    ("road=DL-02\n=GS-01", "第 2 行“=GS-01”看不懂：每行写成“类别=服务代码”，例如 roads_traffic=DL-02。"),
+    ("road=", "第 1 行“road=”看不懂：每行写成“类别=服务代码”，例如 roads_traffic=DL-02。"),
+    ("\n\nparking=TC-01",
+     "第 3 行的“parking”不是网格平台受理的事项类别：请写类别的代码或名称，例如 roads_traffic 或 道路交通。"),
+    ("road=DL-02\n道路交通=DL-09", "第 2 行又给“道路交通”写了一个服务代码：每类事项只能对应一个服务代码。"),
+    ("water=" + "X" * 101, "第 1 行的服务代码太长：最多 100 个字符。"),
+])
+def test_a_service_code_line_that_cannot_be_read_is_named(text: str, message: str) -> None:
+    assert forms.parse_service_codes(text, GRID) == ({}, message)
+    form = forms.PlatformForm(id="gp", name="平台", region_prefixes=COUNTY, transport="open311",
+                              url="https://g.example/open311/v2", service_codes=text, categories=["road"])
+    assert forms.check_platform(form, forms.PlatformKeys(api_key="k"), COUNTY, GRID) == {"service_codes": message}
+
+
+def test_the_same_code_twice_for_a_category_is_one_line() -> None:
+    assert forms.parse_service_codes("road=DL-02\n道路交通 = DL-02", GRID) == ({"road": "DL-02"}, None)
 
 
 def test_a_platform_form_starts_from_the_region_or_the_platform_and_only_the_administrator_s() -> None:
@@ -288,6 +354,18 @@ def test_a_platform_form_starts_from_the_region_or_the_platform_and_only_the_adm
     assert (form.region_prefixes, form.url, form.editing) == (f"{COUNTY} {COUNTY}001", "https://grid.example", True)
     assert forms.editable(shown, COUNTY) and forms.editable(shown, "")
     assert not forms.editable(platform("wide", ["33", COUNTY]), COUNTY)
+    # An open311 platform: its settings as routing shows them, the mapping one line a category.
+    georeport = Platform(id="gp-311", name="鼓楼区12345", region_prefixes=[COUNTY], transport="open311",
+                         url="https://12345.example.gov.cn/open311/v2", jurisdiction_id="gulou.example.cn",
+                         service_codes={"water": "GS-01", "road": "DL-02"}, service_request_updates=False)
+    form = forms.platform_form_of(georeport, COUNTY, grid)
+    assert (form.transport, form.jurisdiction_id, form.service_codes, form.updates_feed) == (
+        "open311", "gulou.example.cn", "road=DL-02\nwater=GS-01", False)
+    assert forms.parse_service_codes(form.service_codes, GRID) == ({"road": "DL-02", "water": "GS-01"}, None)
+    # Not known yet (null) or offered: ticked.
+    assert forms.platform_form_of(georeport.model_copy(update={"service_request_updates": None}), COUNTY,
+                                  grid).updates_feed
+    assert directory.health(georeport, NOW).transport == "Open311（GeoReport v2）"
 
 
 def test_a_service_s_refusal_lands_next_to_the_field_it_names() -> None:
@@ -297,6 +375,12 @@ def test_a_service_s_refusal_lands_next_to_the_field_it_names() -> None:
         "region_code": "地区不存在，请先登记该地区", "station_ids": "联络站不存在", "name": "太长", "form": "x"}
     assert forms.service_errors({"body": "http 方式须提供 url"}, forms.PLATFORM_FIELDS, forms.PLATFORM_ALIASES) == {
         "url": "http 方式须提供 url"}
+    routing_said = {"body": "http 方式须提供 url", "api_key": "open311 方式须提供平台分配的 api_key",
+                    "service_codes.road": "取值无效", "jurisdiction_id": "太长", "categories[0]": "不受理",
+                    "service_request_updates": "取值无效", "other": "?"}
+    assert forms.errors_by_field(routing_said, forms.platform_field) == {
+        "url": "http 方式须提供 url", "api_key": "open311 方式须提供平台分配的 api_key", "service_codes": "取值无效",
+        "jurisdiction_id": "太长", "categories": "不受理", "service_request_updates": "取值无效", "form": "?"}
     assert forms.service_errors({"parent_code": "上级地区不存在"}, forms.REGION_FIELDS, {"parent_code": "code"}) == {
         "code": "上级地区不存在"}
     assert forms.taken("联络站", "s1", "甲站").startswith("编号 s1 已经是联络站“甲站”的编号")

@@ -1,8 +1,9 @@
-"""HTTP API of the routing service (paths under /v1, see CONTRACT.md): grid platforms, tickets, decisions.
+"""HTTP API of the routing service (paths under /v1, see docs/integrators.md): grid platforms, tickets, decisions.
 Hotspots are in `hotspots_api`."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ from services.routing import destinations, domain, platforms, tickets
 from services.routing.models import GridPlatform, RoutingDecision, Ticket, TicketEntry
 from services.routing.taxonomy import BY_CODE, GRID_CATEGORIES
 from shared.auth import Principal, require_region, require_roles
-from shared.errors import invalid, not_found
+from shared.errors import FieldError, Problem, invalid, not_found
 from shared.inputs import StorableText
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
@@ -24,22 +25,38 @@ router = APIRouter(prefix="/v1", tags=["routing"], responses=COMMON)
 EntityId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque id chosen by the caller")]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 PlatformReaders = Annotated[Principal, Depends(require_roles("admin", "npc_staff"))]
-# CONTRACT: tickets for npc_staff and station_staff (hotspots: hotspots_api); not admin.
+# Who may call: tickets for npc_staff and station_staff (hotspots: hotspots_api); not admin.
 TicketReaders = Annotated[Principal, Depends(require_roles("npc_staff", "station_staff"))]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 class PlatformIn(StorableText):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"name": "西湖区基层治理四平台", "region_prefixes": ["330106"], "transport": "nats",
+         "secret": "9c1f6e2b7a4d48e0b3f5c8a1d2e7f604", "categories": ["roads_traffic", "municipal_facilities"]}]})
 
     name: str = Field(min_length=1, max_length=200)
     region_prefixes: list[str] = Field(min_length=1, max_length=200,
                                        description="regions it serves; the longest matching prefix wins")
-    transport: Literal["http", "nats"]
-    url: str | None = Field(default=None, max_length=500, description="base URL; tickets go to {url}/tickets")
-    secret: str = Field(min_length=16, max_length=200, description="shared HMAC secret; never shown again")
+    transport: Literal["http", "nats", "open311"]
+    url: str | None = Field(default=None, max_length=500,
+                            description="base URL; http: tickets go to {url}/tickets; open311: the GeoReport v2 "
+                                        "endpoint, e.g. https://host/open311/v2 (requests go to {url}/requests.json)")
+    secret: str | None = Field(default=None, min_length=16, max_length=200,
+                               description="shared HMAC secret, required for http and nats; never shown again")
     categories: list[str] | None = Field(default=None, max_length=20,
                                          description="the grid categories it takes; all of them when left out")
+    api_key: str | None = Field(default=None, min_length=1, max_length=200,
+                                description="open311 only, required there: the GeoReport API key; never shown again")
+    jurisdiction_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                        description="open311 only: the jurisdiction_id, for endpoints serving several")
+    service_codes: dict[str, str] | None = Field(
+        default=None, max_length=20,
+        description="open311 only: grid category → the platform's service_code; when left out, services.json is "
+                    "read and the service whose code is the category's code or whose name its Chinese label is used")
+    service_request_updates: bool | None = Field(
+        default=None, description="open311 only: whether it offers mySociety's servicerequestupdates.json; "
+                                  "found out (a 404 says no) when left out")
 
     @field_validator("region_prefixes")
     @classmethod
@@ -56,14 +73,44 @@ class PlatformIn(StorableText):
             raise ValueError(f"“{unknown[0][:40]}”不是网格平台可受理的类别")
         return sorted(set(value))
 
+    @field_validator("service_codes")
+    @classmethod
+    def _service_codes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        unknown = [c for c in value if c not in GRID_CATEGORIES]
+        if unknown:
+            raise ValueError(f"“{unknown[0][:40]}”不是网格平台可受理的类别")
+        codes = {category: code.strip() for category, code in value.items()}
+        if any(not code or len(code) > 100 for code in codes.values()):
+            raise ValueError("服务代码（service_code）应为 1 至 100 个字符")
+        return codes
+
     @model_validator(mode="after")
     def _url(self) -> PlatformIn:
         if self.transport == "http":
             if not self.url or not self.url.startswith(("http://", "https://")):
                 raise ValueError("http 方式须提供以 http:// 或 https:// 开头的 url")
-        elif self.url:
+        elif self.transport == "nats" and self.url:
             raise ValueError("nats 方式不需要 url")
         return self
+
+
+def registration_errors(body: PlatformIn) -> list[FieldError]:
+    """What a transport needs that the body lacks, field by field (the model checks each field alone)."""
+    errors: list[FieldError] = []
+    if body.transport == "open311":
+        if not body.url or not body.url.startswith(("http://", "https://")):
+            errors.append(FieldError("url", "open311 方式须提供以 http:// 或 https:// 开头的 GeoReport 接口地址"))
+        if not body.api_key:
+            errors.append(FieldError("api_key", "open311 方式须提供平台分配的 api_key"))
+    else:
+        if body.secret is None:
+            errors.append(FieldError("secret", f"{body.transport} 方式须提供至少 16 个字符的共享密钥"))
+        given = [name for name in ("api_key", "jurisdiction_id", "service_codes", "service_request_updates")
+                 if getattr(body, name) is not None]
+        errors += [FieldError(name, "仅 open311 方式使用此项") for name in given]
+    return errors
 
 
 class PlatformOut(BaseModel):
@@ -78,12 +125,18 @@ class PlatformOut(BaseModel):
     retry_at: datetime | None
     last_error: str | None
     queued: int = Field(description="tickets waiting to reach it")
+    jurisdiction_id: str | None = Field(default=None, description="open311: its jurisdiction_id")
+    service_codes: dict[str, str] | None = Field(default=None,
+                                                 description="open311: the admin's category → service_code mapping")
+    service_request_updates: bool | None = Field(
+        default=None, description="open311: whether it offers servicerequestupdates.json (null: not known yet)")
 
 
 def _platform_out(p: GridPlatform, queued: int) -> PlatformOut:
     return PlatformOut(id=p.id, name=p.name, region_prefixes=list(p.region_prefixes), categories=list(p.categories),
                        transport=p.transport, url=p.url, version=p.version, failures=p.failures, retry_at=p.retry_at,
-                       last_error=p.last_error, queued=queued)
+                       last_error=p.last_error, queued=queued, jurisdiction_id=p.jurisdiction_id,
+                       service_codes=p.service_codes, service_request_updates=p.updates_feed)
 
 
 def _concerns(who: Principal, platform: GridPlatform) -> bool:
@@ -100,14 +153,20 @@ async def _queued(runtime: Runtime, platform_id: str) -> int:
 
 @router.put("/grid-platforms/{platform_id}", response_model=PlatformOut,
             summary="Register or change a grid-governance platform (基层治理四平台, 12345)",
-            description="An http platform's URL must resolve only to addresses the destination policy allows "
-                        "(MINYI_GRID_ALLOWED_DESTINATIONS, MINYI_GRID_DENIED_DESTINATIONS); otherwise 422.",
+            description="An http or open311 platform's URL must resolve only to addresses the destination "
+                        "policy allows (MINYI_GRID_ALLOWED_DESTINATIONS, MINYI_GRID_DENIED_DESTINATIONS); "
+                        "otherwise 422. An open311 platform speaks Open311 GeoReport v2: tickets become service "
+                        "requests and their statuses are read back by polling.",
             responses={201: {"model": PlatformOut, "description": "registered"}})
 async def put_platform(platform_id: EntityId, body: PlatformIn, who: Admin, runtime: RuntimeDep,
                        response: Response) -> PlatformOut:
     for prefix in body.region_prefixes:
         require_region(who, prefix)
-    if body.transport == "http" and body.url:
+    errors = registration_errors(body)
+    if errors:
+        raise Problem(422, "平台登记有误：" + "；".join(e.message for e in errors) + "。", title="Validation Failed",
+                      errors=errors)
+    if body.transport in ("http", "open311") and body.url:
         try:
             await destinations.allowed_addresses(destinations.policy_of(runtime.settings), body.url)
         except destinations.DestinationRefused as exc:
@@ -126,13 +185,21 @@ async def put_platform(platform_id: EntityId, body: PlatformIn, who: Admin, runt
             # A changed address or secret deserves a fresh try at once.
             platform.failures, platform.retry_at = 0, None
         platform.name, platform.region_prefixes, platform.categories = body.name, body.region_prefixes, categories
+        if platform.url != body.url:
+            platform.updates_since = None
         platform.transport, platform.url = body.transport, body.url
-        platform.secret = platforms.seal(runtime.keyring, body.secret)
+        # Without a secret (open311) one nobody knows: no callback can be signed for its tickets.
+        platform.secret = platforms.seal(runtime.keyring, body.secret or secrets.token_urlsafe(32))
+        platform.api_key = platforms.seal_api_key(runtime.keyring, body.api_key) if body.api_key else None
+        platform.jurisdiction_id, platform.service_codes = body.jurisdiction_id, body.service_codes
+        platform.updates_feed = body.service_request_updates
         session.info[tickets.QUEUED] = True
         await runtime.record_audit(session, who, "grid_platform.changed", subject_type="grid_platform",
                                    subject_id=platform_id, region_code=min(body.region_prefixes, key=len),
                                    detail={"version": platform.version, "region_prefixes": body.region_prefixes,
-                                           "transport": body.transport, "url": body.url, "categories": categories})
+                                           "transport": body.transport, "url": body.url, "categories": categories,
+                                           "jurisdiction_id": body.jurisdiction_id,
+                                           "service_codes": body.service_codes})
     return _platform_out(platform, await _queued(runtime, platform_id))
 
 
@@ -177,6 +244,7 @@ class TicketOut(BaseModel):
     next_attempt_at: datetime | None
     last_error: str | None
     delivered_at: datetime | None
+    remote_id: str | None = Field(default=None, description="open311: the platform's service_request_id")
     created_at: datetime
     updated_at: datetime
     history: list[TicketEntryOut] = Field(default_factory=list)
@@ -187,7 +255,7 @@ def _ticket_out(t: Ticket, history: list[TicketEntry] | None = None) -> TicketOu
         id=t.id, report_id=t.report_id, platform_id=t.platform_id, transport=t.transport, region_code=t.region_code,
         category=t.category, category_label=BY_CODE[t.category].label if t.category in BY_CODE else t.category,
         status=t.status, attempts=t.attempts, next_attempt_at=t.next_attempt_at, last_error=t.last_error,
-        delivered_at=t.delivered_at, created_at=t.created_at, updated_at=t.updated_at,
+        delivered_at=t.delivered_at, remote_id=t.remote_id, created_at=t.created_at, updated_at=t.updated_at,
         history=[TicketEntryOut(status=e.status, note=e.note, at=e.at, source=e.source, applied=e.applied)
                  for e in history or []],
     )

@@ -27,7 +27,7 @@ from sqlalchemy import func, or_, select, text
 from services.routing import destinations, domain, tickets
 from services.routing.destinations import Address, DestinationRefused
 from services.routing.domain import Outcome
-from services.routing.models import GridPlatform
+from services.routing.models import GridPlatform, Ticket
 from services.routing.platforms import secret_of
 from shared.service import Runtime
 
@@ -63,6 +63,11 @@ class Answer:
 
 
 class Dispatcher:
+    """The http transport; a subclass for another transport over HTTP (open311_dispatch) says how
+    its tickets are sent (`send`) and what of each answer it keeps on the ticket (`noted`)."""
+
+    transport = "http"
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -95,7 +100,7 @@ class Dispatcher:
         """One pass over the platforms that may be tried now; returns how many tickets were sent."""
         async with self.runtime.sessions()() as session:
             platforms = (await session.scalars(
-                select(GridPlatform).where(GridPlatform.transport == "http",
+                select(GridPlatform).where(GridPlatform.transport == self.transport,
                                            or_(GridPlatform.retry_at.is_(None), GridPlatform.retry_at <= func.now()))
             )).all()
         counts = await asyncio.gather(*(self._platform(client, p) for p in platforms))
@@ -117,6 +122,13 @@ class Dispatcher:
             answers = [Answer(Outcome.RETRY, f"目的地址不允许：{exc}")] * len(claimed)
             await self._record(platform, claimed, answers)
             return len(claimed)
+        answers = await self.send(client, platform, claimed, host, addresses)
+        await self._record(platform, claimed, answers)
+        return len(claimed)
+
+    async def send(self, client: httpx.AsyncClient, platform: GridPlatform, claimed: list[Claimed], host: str,
+                   addresses: list[Address]) -> list[Answer]:
+        """Each claimed ticket sent to the checked address; an answer for each, in order."""
         secret = secret_of(self.runtime.keyring, platform)
         gate = asyncio.Semaphore(PER_PLATFORM)
 
@@ -125,9 +137,10 @@ class Dispatcher:
                 return await post_ticket(client, platform.url or "", secret, ticket.body, address=addresses[0],
                                          host=host)
 
-        answers = await asyncio.gather(*(send(t) for t in claimed))
-        await self._record(platform, claimed, answers)
-        return len(claimed)
+        return list(await asyncio.gather(*(send(t) for t in claimed)))
+
+    def noted(self, ticket: Ticket, answer: Answer, now: datetime) -> None:
+        """What the transport keeps on the ticket of an answer, besides its outcome: nothing here."""
 
     async def _record(self, platform: GridPlatform, claimed: list[Claimed], answers: list[Answer]) -> None:
         now = datetime.now(UTC)
@@ -137,6 +150,7 @@ class Dispatcher:
                 ticket = await tickets.lock(session, ticket_row.id)
                 if ticket is None:
                     continue
+                self.noted(ticket, answer, now)
                 if answer.outcome == Outcome.DELIVERED:
                     await tickets.delivered(self.runtime, session, ticket, now)
                 elif answer.outcome == Outcome.REFUSED:
@@ -170,13 +184,7 @@ async def post_ticket(client: httpx.AsyncClient, url: str, secret: bytes, body: 
     """POST one ticket; to `address` when given (the checked one), naming `host` as the server.
     The status line decides: a body cut off after a 2xx does not make the ticket go again."""
     headers = domain.signed_headers(secret, body, time.time())
-    target = httpx.URL(url.rstrip("/") + "/tickets")
-    extensions: dict[str, str] = {}
-    if address is not None and host is not None:
-        headers["Host"] = target.netloc.decode("ascii")
-        target = target.copy_with(host=str(address))
-        if target.scheme == "https":
-            extensions["sni_hostname"] = host
+    target, extensions = pinned(httpx.URL(url.rstrip("/") + "/tickets"), headers, address=address, host=host)
     try:
         async with client.stream("POST", target, content=body, headers=headers, extensions=extensions) as resp:
             try:
@@ -193,6 +201,19 @@ async def post_ticket(client: httpx.AsyncClient, url: str, secret: bytes, body: 
         return Answer(outcome, f"HTTP {resp.status_code}")
     retry_after = domain.retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
     return Answer(outcome, refusal_text(resp.status_code, said), retry_after)
+
+
+def pinned(target: httpx.URL, headers: dict[str, str], *, address: Address | None, host: str | None
+           ) -> tuple[httpx.URL, dict[str, str]]:
+    """`target` with its host replaced by the checked `address` (the name kept in `headers` as
+    Host, and for TLS), and the request extensions that go with it."""
+    extensions: dict[str, str] = {}
+    if address is not None and host is not None:
+        headers["Host"] = target.netloc.decode("ascii")
+        target = target.copy_with(host=str(address))
+        if target.scheme == "https":
+            extensions["sni_hostname"] = host
+    return target, extensions
 
 
 async def read_bounded(resp: httpx.Response, limit: int) -> str:

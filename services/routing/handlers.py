@@ -6,7 +6,8 @@
   only of the platform its subject names.
 - `suggestions.suggestion.*`, `suggestions.topic.closed`, `intake.report.supported`: the life of
   hotspots after they are found (`hotspot_news`).
-- The dispatcher worker delivers tickets on the http transport.
+- The dispatcher workers deliver tickets on the http and open311 transports; the open311 poller
+  reads back what those platforms did with them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,10 @@ from services.routing import domain, hotspot_news, hotspots, platforms, tickets
 from services.routing.classify import classify
 from services.routing.dispatch import Dispatcher
 from services.routing.models import GridPlatform, RoutingDecision
+from services.routing.open311_dispatch import Open311Dispatcher
+from services.routing.open311_poll import Open311Poller
 from services.routing.taxonomy import BY_CODE
+from shared import events
 from shared.bus.consumer import BadEvent, Subscription
 from shared.bus.envelope import CloudEvent
 from shared.contracts import GRID_STREAM, STREAMS
@@ -31,38 +34,16 @@ from shared.service import Runtime
 log = logging.getLogger("minyi.routing")
 
 DISPATCHER = "routing.dispatcher"
+OPEN311_DISPATCHER = "routing.open311_dispatcher"
 
 
-def _text(data: dict[str, Any], name: str, event: CloudEvent, *, required: bool = True) -> str | None:
-    value = data.get(name)
-    if isinstance(value, str) and value:
-        return value
-    if required:
-        raise BadEvent(f"{event.type} {event.id} has no {name}")
-    return None
-
-
-def _time(raw: object, event: CloudEvent) -> datetime:
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError as exc:
-            raise BadEvent(f"{event.type} {event.id}: {raw[:40]!r} is not a time") from exc
-        if parsed.tzinfo is None:
-            raise BadEvent(f"{event.type} {event.id}: {raw[:40]!r} has no time zone")
-        return parsed
-    return event.time
-
-
-async def route_report(runtime: Runtime, session: AsyncSession, data: dict[str, Any], event: CloudEvent) -> None:
-    report_id = _text(data, "report_id", event)
-    region_code = _text(data, "region_code", event)
-    assert report_id is not None and region_code is not None
+async def route_report(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
+    report = event.payload(events.ReportSubmitted)
+    report_id, region_code = report.report_id, report.region_code
     if await session.get(RoutingDecision, report_id) is not None:
         return  # decided already (the event came again under another id, e.g. replayed from a backup)
-    content = _text(data, "content", event, required=False) or ""
-    hint = data.get("category") if isinstance(data.get("category"), str) else None
-    result = classify(content, hint)
+    content = report.content
+    result = classify(content, report.category)
     decision = domain.choose_platform(region_code, result.category, await platforms.scopes(session))
     now = datetime.now(UTC)
     session.add(RoutingDecision(report_id=report_id, region_code=region_code, category=result.category,
@@ -76,12 +57,11 @@ async def route_report(runtime: Runtime, session: AsyncSession, data: dict[str, 
     if decision.platform_id is not None:
         platform = await session.get(GridPlatform, decision.platform_id)
         if platform is not None:
-            await tickets.open_ticket(runtime, session, {**data, "report_id": report_id, "region_code": region_code},
-                                      result.category, platform, now)
-    received = _time(data.get("received_at"), event)
+            # The ticket carries the report as intake published it (its times as written).
+            await tickets.open_ticket(runtime, session, event.data, result.category, platform, now)
+    location = report.location.model_dump(exclude_none=True) if report.location is not None else None
     await hotspots.place(runtime, session, report_id=report_id, region_code=region_code, category=result.category,
-                         content=content, received_at=received, now=now,
-                         location=data.get("location") if isinstance(data.get("location"), dict) else None)
+                         content=content, received_at=report.received_at, now=now, location=location)
 
 
 async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
@@ -101,8 +81,8 @@ async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent)
     if event.type != delivery.subject:
         raise BadEvent(f"{delivery.subject} {event.id}: the body names {event.type[:80]!r}, not the subject "
                        "it arrived on")
-    data = event.data
-    named = data.get("platform_id")
+    status = event.payload(events.GridStatus)
+    named = status.model_extra.get("platform_id") if status.model_extra else None
     if named is not None and named != platform_id:
         raise BadEvent(f"{delivery.subject} {event.id}: the body names platform {str(named)[:64]!r}")
     platform = await session.get(GridPlatform, platform_id)
@@ -114,23 +94,18 @@ async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent)
                       domain.header(delivery.headers, "X-Minyi-Signature"))
     except domain.SignatureError as exc:
         raise BadEvent(f"{delivery.subject} {event.id}: not signed by platform {platform_id}: {exc}") from exc
-    ticket_id = _text(data, "ticket_id", event)
-    status = _text(data, "status", event)
-    assert ticket_id is not None and status is not None
-    if status not in domain.PLATFORM_STATUSES:
-        raise BadEvent(f"{event.type} {event.id}: unknown status {status[:40]!r}")
-    ticket = await tickets.lock(session, ticket_id)
+    ticket = await tickets.lock(session, status.ticket_id)
     if ticket is None or ticket.platform_id != platform_id:
         # Another platform's ticket is not this platform's to move.
-        raise BadEvent(f"{event.type} {event.id}: ticket {ticket_id[:40]} is not one of platform {platform_id}'s")
-    note = data.get("note") if isinstance(data.get("note"), str) else None
-    await tickets.apply_status(runtime, session, ticket, status, note=note, at=_time(data.get("at"), event),
+        raise BadEvent(f"{event.type} {event.id}: ticket {status.ticket_id[:40]} is not one of platform "
+                       f"{platform_id}'s")
+    await tickets.apply_status(runtime, session, ticket, status.status, note=status.note, at=status.at,
                                source="nats")
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
     async def submitted(event: CloudEvent, session: AsyncSession) -> None:
-        await route_report(runtime, session, event.data, event)
+        await route_report(runtime, session, event)
 
     async def platform_event(event: CloudEvent, session: AsyncSession) -> None:
         await grid_event(runtime, session, event)
@@ -160,9 +135,22 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
 
 def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
     dispatcher = runtime.state.setdefault(DISPATCHER, Dispatcher(runtime))
-    runtime.commit_hooks[tickets.QUEUED] = dispatcher.wake
+    open311_dispatcher = runtime.state.setdefault(OPEN311_DISPATCHER, Open311Dispatcher(runtime))
+    poller = Open311Poller(runtime)
+
+    def queued() -> None:
+        dispatcher.wake()
+        open311_dispatcher.wake()
+
+    runtime.commit_hooks[tickets.QUEUED] = queued
 
     async def ticket_dispatcher() -> None:
         await dispatcher.run()
 
-    return (ticket_dispatcher,)
+    async def open311_ticket_dispatcher() -> None:
+        await open311_dispatcher.run()
+
+    async def open311_poller() -> None:
+        await poller.run()
+
+    return (ticket_dispatcher, open311_ticket_dispatcher, open311_poller)

@@ -60,6 +60,17 @@ class GridPlatform(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The open311 transport: the GeoReport API key (sealed like the secret), the jurisdiction, the
+    # admin's category → service_code mapping (None: read services.json), whether it offers mySociety's
+    # servicerequestupdates.json (None: not known yet) and where the next read of those begins.
+    api_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    jurisdiction_id: Mapped[str | None] = mapped_column(String(200))
+    service_codes: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    updates_feed: Mapped[bool | None] = mapped_column(Boolean)
+    updates_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The open311 poller's lease: the replica that starts a round of the platform pushes this one
+    # interval ahead, so the others leave it alone until then (open311_poll.lease_due).
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now(),
                                                  onupdate=func.now())
@@ -87,6 +98,8 @@ class Ticket(Base):
         # The dispatcher's queue: what is still to reach each platform, oldest due first.
         Index("ix_tickets_queue", "platform_id", "next_attempt_at", postgresql_where=text("status = 'queued'")),
         Index("ix_tickets_region", "region_code", "created_at"),
+        # What the open311 poller follows: each platform's requests by their remote id.
+        Index("ix_tickets_remote", "platform_id", "remote_id", postgresql_where=text("remote_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -103,6 +116,13 @@ class Ticket(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The open311 transport: the platform's service_request_id (or the token it gave first), when a
+    # POST whose answer never came may have created the request (it is looked for before posting
+    # again), and the last status read back (open311.remembered).
+    remote_id: Mapped[str | None] = mapped_column(String(100))
+    remote_token: Mapped[str | None] = mapped_column(String(100))
+    remote_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remote_seen: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now(),
                                                  onupdate=func.now())

@@ -1,4 +1,5 @@
-"""Grid platforms as routing uses them: their scopes for decisions and their secrets for signatures."""
+"""Grid platforms as routing uses them: their scopes for decisions, their secrets for signatures
+and, on the open311 transport, their API keys."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from shared.pii import Keyring, decrypt, encrypt
 
 # Associated data of the encrypted secret: a blob copied into another column does not decrypt.
 SECRET_CONTEXT = "routing.grid_platforms.secret"
+# The GeoReport API key is sealed the same way: whoever reads the database cannot post as Minyi.
+API_KEY_CONTEXT = "routing.grid_platforms.api_key"
 
 
 def seal(keyring: Keyring, secret: str) -> bytes:
@@ -19,6 +22,14 @@ def seal(keyring: Keyring, secret: str) -> bytes:
 
 def secret_of(keyring: Keyring, platform: GridPlatform) -> bytes:
     return decrypt(keyring, platform.secret, context=SECRET_CONTEXT).encode()
+
+
+def seal_api_key(keyring: Keyring, api_key: str) -> bytes:
+    return encrypt(keyring, api_key, context=API_KEY_CONTEXT)
+
+
+def api_key_of(keyring: Keyring, platform: GridPlatform) -> str:
+    return decrypt(keyring, platform.api_key, context=API_KEY_CONTEXT) if platform.api_key is not None else ""
 
 
 async def scopes(session: AsyncSession) -> list[PlatformScope]:

@@ -109,6 +109,10 @@ class Platform(Model):
     retry_at: str | None = None
     last_error: str | None = None
     queued: int = 0
+    # The open311 transport's settings as routing shows them (never the API key).
+    jurisdiction_id: str | None = None
+    service_codes: dict[str, str] | None = None
+    service_request_updates: bool | None = None
 
 
 class GridCategory(Model):
@@ -263,7 +267,7 @@ class AdminCalls(SignedInCalls):
         return None if body is None else Platform.model_validate(body)
 
     async def save_platform(self, platform_id: str, body: Mapping[str, Any]) -> Platform:
-        # The body holds the shared secret: it goes to routing, which seals it, and nowhere else.
+        # The body holds the shared secret or the API key: it goes to routing, which seals it, and nowhere else.
         answer = await self.up.routing.json("PUT", f"/v1/grid-platforms/{platform_id}", json=dict(body),
                                             headers=self.headers())
         return Platform.model_validate(answer)

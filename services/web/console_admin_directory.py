@@ -160,7 +160,7 @@ class PlatformHealth:
     transport: str
 
 
-TRANSPORT = {"http": "HTTP 接口", "nats": "消息总线（NATS）"}
+TRANSPORT = {"http": "HTTP 接口", "nats": "消息总线（NATS）", "open311": "Open311（GeoReport v2）"}
 
 
 def concerns(platform: Platform, region: str) -> bool:

@@ -6,11 +6,11 @@ The checks here only spare a round trip and say things in the form's words; the 
 (identity: `PUT /v1/stations|deputies|regions/{id}`, routing: `PUT /v1/grid-platforms/{id}`), and
 what they refuse comes back next to the field they name.
 
-Two values are write-only. A deputy's phone: identity encrypts it and gives back only a mask, and
+Three values are write-only. A deputy's phone: identity encrypts it and gives back only a mask, and
 its PUT replaces the phone with whatever the body holds (none removes it), so a change to a deputy
-who has one must carry it again or say to remove it. A platform's shared secret: routing seals it,
-never shows it, and needs it with every save. Neither is kept in a form dataclass, echoed into a
-page or put in a URL.
+who has one must carry it again or say to remove it. A platform's shared secret (http, nats) and
+its GeoReport API key (open311): routing seals them, never shows them, and needs the one its
+transport uses with every save. None is kept in a form dataclass, echoed into a page or put in a URL.
 """
 
 from __future__ import annotations
@@ -36,16 +36,20 @@ IDENTITY_SIGNS = "短横线、下划线、点"
 
 STATION_KINDS = tuple(words.STATION_KIND)
 DEPUTY_LEVELS = tuple(words.LEVEL)
-TRANSPORTS = ("http", "nats")
+TRANSPORTS = ("http", "nats", "open311")
 # Identity takes at most 50 stations a deputy; the form offers at most this many to tick.
 MAX_DEPUTY_STATIONS = 50
 STATION_CHOICES = 200
 MIN_SECRET, MAX_SECRET = 16, 200
 MAX_PREFIXES = 200
+# Routing's bounds of an open311 platform's API key, jurisdiction_id and each service_code.
+MAX_API_KEY, MAX_JURISDICTION, MAX_SERVICE_CODE = 200, 200, 100
 
 PHONE_AGAIN = ("这位代表已登记手机号。身份服务每次保存都需要手机号、且不会把号码发回页面："
                "请重新填写现在的或新的手机号；要删除手机号，请勾选“删除手机号”。")
 SECRET_NEEDED = "请填写密钥。每次保存都要填写：系统只保存加密后的密钥，不会显示，也无法“保留原来的”。"
+API_KEY_NEEDED = ("请填写平台分配的 API 密钥。每次保存都要填写：系统只保存加密后的密钥，不会显示，"
+                  "也无法“保留原来的”。")
 REGION_OUTSIDE = "这个地区不在您的管辖范围内。"
 
 
@@ -320,7 +324,9 @@ def check_region(form: RegionForm, parent_code: str, session_region: str) -> dic
 
 @dataclass
 class PlatformForm:
-    """The platform form as typed, without the secret: that is read apart and never shown again."""
+    """The platform form as typed, without its secret and API key: those are read apart and never shown
+    again. `service_codes` is the mapping as typed, one "category=service_code" a line; `updates_feed`
+    says whether an open311 platform's mySociety updates are read (routing finds out if it has them)."""
 
     id: str = ""
     name: str = ""
@@ -328,26 +334,80 @@ class PlatformForm:
     transport: str = "http"
     url: str = ""
     categories: list[str] = field(default_factory=list)
+    jurisdiction_id: str = ""
+    service_codes: str = ""
+    updates_feed: bool = True
     editing: bool = False
 
 
-PLATFORM_FIELDS = ("form", "id", "name", "region_prefixes", "transport", "url", "secret", "categories")
+@dataclass(frozen=True)
+class PlatformKeys:
+    """The write-only values typed into the platform form: the shared secret and the API key."""
+
+    secret: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+
+
+PLATFORM_FIELDS = ("form", "id", "name", "region_prefixes", "transport", "url", "api_key", "jurisdiction_id",
+                   "service_codes", "service_request_updates", "secret", "categories")
 # Routing's check that an http platform has a URL (and a NATS one none) is about the body as a whole.
 PLATFORM_ALIASES = {"body": "url"}
+
+
+def platform_field(service_field: str) -> str:
+    """The form's field for one routing named: `service_codes.roads_traffic` is the mapping's, not the form's top."""
+    head = service_field.split("[", 1)[0].split(".", 1)[0]
+    if head != "form" and head in PLATFORM_FIELDS:
+        return head
+    return form_field(service_field, PLATFORM_FIELDS, PLATFORM_ALIASES)
 
 
 def split_prefixes(text: str) -> list[str]:
     return list(dict.fromkeys(p for p in _SPLIT.split(text) if p))
 
 
-def read_platform_form(first: Mapping[str, str], every: Mapping[str, Sequence[str]]) -> tuple[PlatformForm, str]:
-    """The form, and the secret typed into it (kept apart so that no page can show it)."""
+def read_platform_form(first: Mapping[str, str], every: Mapping[str, Sequence[str]]
+                       ) -> tuple[PlatformForm, PlatformKeys]:
+    """The form, and the secret and API key typed into it (kept apart so that no page can show them)."""
     form = PlatformForm(id=first.get("id", "").strip(), name=one_line(first.get("name", "")),
                         region_prefixes=" ".join(split_prefixes(first.get("region_prefixes", ""))),
                         transport=first.get("transport", "").strip(), url=first.get("url", "").strip(),
                         categories=list(dict.fromkeys(c.strip() for c in every.get("categories", ()) if c.strip())),
+                        jurisdiction_id=first.get("jurisdiction_id", "").strip(),
+                        service_codes=first.get("service_codes", "").strip(),
+                        updates_feed=first.get("service_request_updates") == "1",
                         editing=first.get("editing") == "1")
-    return form, first.get("secret", "")
+    return form, PlatformKeys(secret=first.get("secret", ""), api_key=first.get("api_key", "").strip())
+
+
+def service_codes_text(codes: Mapping[str, str] | None) -> str:
+    return "\n".join(f"{category}={code}" for category, code in sorted((codes or {}).items()))
+
+
+def parse_service_codes(text: str, grid: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """The mapping routing takes (grid category → the platform's service_code) from one
+    "category=service_code" a line, the category by its code or its name (`grid`: code → name);
+    or the first line that cannot be read, said in Chinese."""
+    by_name = {name: code for code, name in grid.items()}
+    codes: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        category, sign, code = line.replace("＝", "=").partition("=")
+        category, code = category.strip(), code.strip()
+        if not sign or not category or not code:
+            return {}, f"第 {number} 行“{line[:30]}”看不懂：每行写成“类别=服务代码”，例如 roads_traffic=DL-02。"
+        known = category if category in grid else by_name.get(category)
+        if known is None:
+            return {}, (f"第 {number} 行的“{category[:20]}”不是网格平台受理的事项类别："
+                        "请写类别的代码或名称，例如 roads_traffic 或 道路交通。")
+        if len(code) > MAX_SERVICE_CODE:
+            return {}, f"第 {number} 行的服务代码太长：最多 {MAX_SERVICE_CODE} 个字符。"
+        if codes.get(known, code) != code:
+            return {}, f"第 {number} 行又给“{grid[known]}”写了一个服务代码：每类事项只能对应一个服务代码。"
+        codes[known] = code
+    return codes, None
 
 
 def platform_form_of(platform: Platform | None, region: str, grid_codes: Sequence[str]) -> PlatformForm:
@@ -356,7 +416,9 @@ def platform_form_of(platform: Platform | None, region: str, grid_codes: Sequenc
         return PlatformForm(region_prefixes=region if PREFIX.match(region) else "", categories=list(grid_codes))
     return PlatformForm(id=platform.id, name=platform.name, region_prefixes=" ".join(platform.region_prefixes),
                         transport=platform.transport, url=platform.url or "", categories=list(platform.categories),
-                        editing=True)
+                        jurisdiction_id=platform.jurisdiction_id or "",
+                        service_codes=service_codes_text(platform.service_codes),
+                        updates_feed=platform.service_request_updates is not False, editing=True)
 
 
 def editable(platform: Platform, session_region: str) -> bool:
@@ -364,7 +426,14 @@ def editable(platform: Platform, session_region: str) -> bool:
     return all(within(session_region, p) for p in platform.region_prefixes)
 
 
-def check_platform(form: PlatformForm, secret: str, session_region: str, grid_codes: Iterable[str]) -> dict[str, str]:
+_URL_NEEDED = {"http": "HTTP 方式请填写平台的接口地址，例如 https://grid.example.gov.cn/minyi。",
+               "open311": "Open311 方式请填写平台 GeoReport v2 接口的地址，例如 https://12345.example.gov.cn/open311/v2。"}
+
+
+def check_platform(form: PlatformForm, keys: PlatformKeys, session_region: str,
+                   grid: Mapping[str, str]) -> dict[str, str]:
+    """Chinese messages by field; empty when the form may be sent to routing. `grid`: the grid
+    categories, code → name."""
     errors: dict[str, str] = {}
     _check_id(errors, form.id, PLATFORM_ID, "平台", "短横线、下划线")
     _check_name(errors, form.name, 200, "平台名称")
@@ -381,28 +450,51 @@ def check_platform(form: PlatformForm, secret: str, session_region: str, grid_co
         errors["region_prefixes"] = f"最多填写 {MAX_PREFIXES} 个地区编码。"
     if form.transport not in TRANSPORTS:
         errors["transport"] = "请选择对接方式。"
-    elif form.transport == "http":
+    elif form.transport in _URL_NEEDED:
         if not form.url:
-            errors["url"] = "HTTP 方式请填写平台的接口地址，例如 https://grid.example.gov.cn/minyi。"
+            errors["url"] = _URL_NEEDED[form.transport]
         elif not form.url.startswith(("http://", "https://")) or len(form.url) > 500:
             errors["url"] = "接口地址以 http:// 或 https:// 开头，最多 500 个字符。"
-    if not secret:
+    if form.transport == "open311":
+        _check_open311(errors, form, keys, grid)
+    elif not keys.secret:
         errors["secret"] = SECRET_NEEDED
-    elif not MIN_SECRET <= len(secret) <= MAX_SECRET:
-        errors["secret"] = f"密钥应为 {MIN_SECRET} 到 {MAX_SECRET} 个字符，现在是 {len(secret)} 个。"
-    known = set(grid_codes)
+    elif not MIN_SECRET <= len(keys.secret) <= MAX_SECRET:
+        errors["secret"] = f"密钥应为 {MIN_SECRET} 到 {MAX_SECRET} 个字符，现在是 {len(keys.secret)} 个。"
     if not form.categories:
         errors["categories"] = "请至少勾选一类事项。"
-    elif any(c not in known for c in form.categories):
+    elif any(c not in grid for c in form.categories):
         errors["categories"] = "请从列表中勾选事项类别。"
     return errors
 
 
-def platform_body(form: PlatformForm, secret: str) -> dict[str, object]:
-    # A NATS platform has no address: one typed before switching to NATS is not sent.
-    return {"name": form.name, "region_prefixes": split_prefixes(form.region_prefixes), "transport": form.transport,
-            "url": form.url if form.transport == "http" else None, "secret": secret,
-            "categories": sorted(form.categories)}
+def _check_open311(errors: dict[str, str], form: PlatformForm, keys: PlatformKeys, grid: Mapping[str, str]) -> None:
+    # No secret: a platform on Open311 signs nothing, and routing keeps one of its own.
+    if not keys.api_key:
+        errors["api_key"] = API_KEY_NEEDED
+    elif len(keys.api_key) > MAX_API_KEY:
+        errors["api_key"] = f"API 密钥最多 {MAX_API_KEY} 个字符，现在是 {len(keys.api_key)} 个。"
+    if len(form.jurisdiction_id) > MAX_JURISDICTION:
+        errors["jurisdiction_id"] = f"jurisdiction_id 最多 {MAX_JURISDICTION} 个字符。"
+    _, problem = parse_service_codes(form.service_codes, grid)
+    if problem is not None:
+        errors["service_codes"] = problem
+
+
+def platform_body(form: PlatformForm, keys: PlatformKeys, grid: Mapping[str, str]) -> dict[str, object]:
+    """Routing's body: each transport's own fields only (routing refuses the others').
+    An address typed before switching to NATS is not sent, nor a secret typed before switching to Open311."""
+    body: dict[str, object] = {"name": form.name, "region_prefixes": split_prefixes(form.region_prefixes),
+                               "transport": form.transport}
+    if form.transport == "open311":
+        codes, _ = parse_service_codes(form.service_codes, grid)
+        body |= {"url": form.url, "api_key": keys.api_key, "jurisdiction_id": form.jurisdiction_id or None,
+                 "service_codes": codes or None,
+                 # Ticked: read them where offered, routing finds out (a 404 says no); unticked: never.
+                 "service_request_updates": None if form.updates_feed else False}
+    else:
+        body |= {"url": form.url if form.transport == "http" else None, "secret": keys.secret}
+    return body | {"categories": sorted(form.categories)}
 
 
 def taken(what: str, entity_id: str, name: str) -> str:

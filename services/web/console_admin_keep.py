@@ -9,7 +9,7 @@ the one shown, register or change a grid platform (on the platforms page, under 
 
 Each GET shows the form; each POST (CSRF token) checks it, sends it with the administrator's token
 and answers 303 to the directory with a notice, or the form again with the service's words next to
-the field and what was typed kept, except the two write-only values (see `console_admin_forms`).
+the field and what was typed kept, except the write-only values (see `console_admin_forms`).
 What a service refuses outright for being outside the administrator's region (403) is its page.
 An id typed for a new entry that names an existing one is said, never overwritten: the PUTs would.
 """
@@ -294,7 +294,7 @@ async def _platforms_page(request: Request, session: WorkSession, *, form: forms
                          errors=errors or {}, categories=categories, transports=directory.TRANSPORT,
                          field_order=forms.PLATFORM_FIELDS, saved=saved if saved_name else "", saved_name=saved_name,
                          may_edit={p.id for p in platforms if forms.editable(p, session.region)},
-                         min_secret=forms.MIN_SECRET)
+                         min_secret=forms.MIN_SECRET, max_api_key=forms.MAX_API_KEY)
 
 
 @router.get("/console/directory/platforms")
@@ -307,7 +307,7 @@ async def platforms_page(request: Request) -> Response:
 async def save_platform(request: Request) -> Response:
     session = await require(request, ROLES)
     posted = await common.posted(request, most=PLATFORM_MOST_FIELDS)
-    form, secret = forms.read_platform_form(posted.first, posted.every)
+    form, keys = forms.read_platform_form(posted.first, posted.every)
 
     async def again(errors: dict[str, str], status: int = 422) -> Response:
         return await _platforms_page(request, session, form=form, errors=errors, status=status)
@@ -316,8 +316,8 @@ async def save_platform(request: Request) -> Response:
     if refused:
         return await again({"form": refused}, status=400)
     calls = common.calls(request, session)
-    codes = [c.code for c in await _grid_categories(web_of(request), calls)]
-    errors = forms.check_platform(form, secret, session.region, codes)
+    grid = {c.code: c.label for c in await _grid_categories(web_of(request), calls)}
+    errors = forms.check_platform(form, keys, session.region, grid)
     if errors:
         return await again(errors)
     existing = await calls.platform(form.id)
@@ -326,10 +326,10 @@ async def save_platform(request: Request) -> Response:
     if existing is not None and not form.editing:
         return await again({"id": forms.taken("网格平台", form.id, existing.name)}, status=409)
     try:
-        saved = await calls.save_platform(form.id, forms.platform_body(form, secret))
+        saved = await calls.save_platform(form.id, forms.platform_body(form, keys, grid))
     except UpstreamError as exc:
         if exc.status in (409, 422):
-            return await again(_refused(exc, forms.PLATFORM_FIELDS, forms.PLATFORM_ALIASES), status=exc.status)
+            return await again(common.refused(exc, forms.platform_field), status=exc.status)
         raise
     back = _back(_focus(request, session), saved=saved.id)
     return RedirectResponse(f"/console/directory/platforms?{back}#p-{saved.id}", status_code=303)
