@@ -7,14 +7,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import uvicorn
 from busutil import declare_all_streams
 from fastapi import FastAPI
 from identityutil import KEY
+from temporalio.testing import WorkflowEnvironment
 
-from minyi.servers import free_port
+from minyi.servers import Nats, binary, free_port
 from services.identity.service import SPEC as IDENTITY
 from services.intake.service import SPEC as INTAKE
 from services.routing.service import SPEC as ROUTING
@@ -23,6 +25,7 @@ from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import TokenVerifier, public_pem
 from shared.service import Runtime, ServiceSpec, build_app
 from shared.settings import Settings
+from shared.temporal_data import DATA_CONVERTER
 
 
 @dataclass
@@ -74,3 +77,29 @@ async def all_served(nats_url: str, settings_of: Callable[[ServiceSpec, int], Se
             hook = (lambda runtime, spec=spec: prepare(spec, runtime)) if prepare is not None else None
             running[spec.name] = await stack.enter_async_context(served(spec, settings_of(spec, port), port, hook))
         yield running
+
+
+@asynccontextmanager
+async def own_stack(database_url: str, root: Path) -> AsyncIterator[dict[str, str]]:
+    """The five services over real HTTP on `database_url` (a database of the caller's own), a NATS and
+    a time-skipping Temporal test server started here; their base URLs by name."""
+    bus = Nats(root / "nats" / "js", free_port(), free_port(), root / "logs" / "nats.log", root / "nats" / "nats.conf")
+    await asyncio.to_thread(bus.start)
+    try:
+        async with await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=binary("temporal-test-server"), data_converter=DATA_CONVERTER
+        ) as temporal:
+
+            def settings_of(spec: ServiceSpec, port: int) -> Settings:
+                return Settings(database_url=database_url, nats_url=bus.url, home=root / spec.name,
+                                db_pool_size=5, outbox_poll_seconds=0.2, retry_base_seconds=0.2,
+                                **{f"{spec.name}_port": port})
+
+            def use_temporal(spec: ServiceSpec, runtime: Runtime) -> None:
+                if spec.uses_temporal:
+                    runtime.temporal = temporal.client
+
+            async with all_served(bus.url, settings_of, use_temporal) as running:
+                yield {name: service.base_url for name, service in running.items()}
+    finally:
+        await asyncio.to_thread(bus.stop)

@@ -38,16 +38,13 @@ from conftest import Servers
 from fastapi import APIRouter, Depends, FastAPI, Header
 from identityutil import KEY
 from openapi_spec_validator import OpenAPIV31SpecValidator
-from serviceutil import all_served
+from serviceutil import own_stack
 from sqlalchemy import MetaData
-from temporalio.testing import WorkflowEnvironment
 
-from minyi.servers import Nats, binary, free_port
 from shared import openapi_doc
 from shared.auth import ROLES, OptionalPrincipal, Principal, require_roles, sign_token
-from shared.service import Runtime, ServiceSpec
-from shared.settings import SERVICES, Settings
-from shared.temporal_data import DATA_CONVERTER
+from shared.service import ServiceSpec
+from shared.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "docs" / "openapi"
@@ -303,25 +300,8 @@ async def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> A
     """The five services over real HTTP, on a database, a NATS and a Temporal of this module's own."""
     root = tmp_path_factory.mktemp("contract-stack")
     database_url = await fresh_database(servers.database_url, "minyi_contract_tools")
-    bus = Nats(root / "nats" / "js", free_port(), free_port(), root / "logs" / "nats.log", root / "nats" / "nats.conf")
-    await asyncio.to_thread(bus.start)
-    try:
-        async with await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=binary("temporal-test-server"), data_converter=DATA_CONVERTER
-        ) as temporal:
-
-            def settings_of(spec: ServiceSpec, port: int) -> Settings:
-                return Settings(database_url=database_url, nats_url=bus.url, home=root / spec.name, db_pool_size=5,
-                                outbox_poll_seconds=0.2, retry_base_seconds=0.2, **{f"{spec.name}_port": port})
-
-            def use_temporal(spec: ServiceSpec, runtime: Runtime) -> None:
-                if spec.uses_temporal:
-                    runtime.temporal = temporal.client
-
-            async with all_served(bus.url, settings_of, use_temporal) as running:
-                yield {name: service.base_url for name, service in running.items()}
-    finally:
-        await asyncio.to_thread(bus.stop)
+    async with own_stack(database_url, root) as urls:
+        yield urls
 
 
 class Api:

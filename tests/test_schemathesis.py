@@ -42,19 +42,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from schemathesis.specs.openapi.formats import rfc3339_values
-from serviceutil import all_served
-from temporalio.testing import WorkflowEnvironment
+from serviceutil import own_stack
 
-from minyi.servers import Nats, binary, free_port
 from services.identity.service import SPEC as IDENTITY
 from services.intake.service import SPEC as INTAKE
 from services.routing.service import SPEC as ROUTING
 from services.scoring.service import SPEC as SCORING
 from services.suggestions.service import SPEC as SUGGESTIONS
 from shared.auth import ROLES, sign_token
-from shared.service import Runtime, ServiceSpec
-from shared.settings import Settings
-from shared.temporal_data import DATA_CONVERTER
+from shared.service import ServiceSpec
 
 # Schemathesis draws header values with the `random` module, which Hypothesis seeds for every example
 # (derandomized here); the draws stay reproducible, the deprecation notice says nothing about Minyi.
@@ -130,27 +126,8 @@ class World:
 async def world(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     root = tmp_path_factory.mktemp("schemathesis")
     database_url = await fresh_database(servers.database_url, "minyi_schemathesis")
-    bus = Nats(root / "nats" / "js", free_port(), free_port(), root / "logs" / "nats.log", root / "nats" / "nats.conf")
-    await asyncio.to_thread(bus.start)
-    try:
-        async with await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=binary("temporal-test-server"), data_converter=DATA_CONVERTER
-        ) as temporal:
-
-            def settings_of(spec: ServiceSpec, port: int) -> Settings:
-                return Settings(database_url=database_url, nats_url=bus.url, home=root / spec.name,
-                                db_pool_size=5, outbox_poll_seconds=0.2, retry_base_seconds=0.2,
-                                **{f"{spec.name}_port": port})
-
-            def use_temporal(spec: ServiceSpec, runtime: Runtime) -> None:
-                if spec.uses_temporal:
-                    runtime.temporal = temporal.client
-
-            async with all_served(bus.url, settings_of, use_temporal) as running:
-                urls = {name: service.base_url for name, service in running.items()}
-                yield World(urls, await _seed(urls))
-    finally:
-        await asyncio.to_thread(bus.stop)
+    async with own_stack(database_url, root) as urls:
+        yield World(urls, await _seed(urls))
 
 
 # ---- the world the requests aim at ----------------------------------------------------------------

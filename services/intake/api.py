@@ -281,14 +281,7 @@ async def submit_report(body: ReportIn, request: Request, who: OptionalPrincipal
         rules = domain.rules_for(target.region_code, book.rules)
         due = domain.deadlines(book.calendar, rules, body.received_at or now)
         report = _new_report(runtime, body, target, reporter, id_number, who, now, due)
-        await submission.insert_report(
-            runtime, session, report, note=domain.NOTES["submitted"],
-            timers=dict(domain.timers_for_new_round(due, rules, acknowledged=False, now=now)),
-            event_data=lifecycle.event_data(
-                report, channel=report.channel, content=report.content, category=report.category,
-                anonymous=report.anonymous, attachments=[{"id": a.id, "kind": a.kind} for a in attachments],
-                location=report.location, received_at=report.received_at.isoformat(),
-                ack_due=report.ack_due.isoformat(), reply_due=report.reply_due.isoformat()))
+        await submission.file_report(runtime, session, report, rules=rules, due=due, now=now, attachments=attachments)
         if attachments:
             await session.execute(update(Attachment).where(Attachment.id.in_([a.id for a in attachments]))
                                   .values(report_id=report.id))

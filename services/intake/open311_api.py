@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.intake import clock, domain, lifecycle, open311, submission, targets
+from services.intake import clock, domain, open311, submission, targets
 from services.intake.api import (
     IdempotencyKey,
     LocationIn,
@@ -379,14 +379,7 @@ async def file_request(
         rules = domain.rules_for(target.region_code, book.rules)
         due = domain.deadlines(book.calendar, rules, now)
         report = _new_report(runtime, body, target, reporter, id_number, who, now, due)
-        await submission.insert_report(
-            runtime, session, report, note=domain.NOTES["submitted"],
-            timers=dict(domain.timers_for_new_round(due, rules, acknowledged=False, now=now)),
-            event_data=lifecycle.event_data(
-                report, channel=report.channel, content=report.content, category=report.category,
-                anonymous=report.anonymous, attachments=[], location=report.location,
-                received_at=report.received_at.isoformat(), ack_due=report.ack_due.isoformat(),
-                reply_due=report.reply_due.isoformat()))
+        await submission.file_report(runtime, session, report, rules=rules, due=due, now=now)
         token = await _token_for(session, report.id)
         created = [jsonable_encoder(CreatedOut(
             service_request_id=report.id, token=token,

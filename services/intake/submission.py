@@ -9,13 +9,15 @@ The later state changes of a report go through `lifecycle`, where clarity wins.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.models import Report
+from services.intake import domain, lifecycle
+from services.intake.models import Attachment, Report
 from shared.bus.envelope import new_event
 from shared.bus.outbox import outbox_row, staged
 from shared.service import Runtime
@@ -65,3 +67,16 @@ async def insert_report(runtime: Runtime, session: AsyncSession, report: Report,
     await session.execute(_SQL, params)
     staged(session)
     return event.id
+
+
+async def file_report(runtime: Runtime, session: AsyncSession, report: Report, *, rules: domain.ClockRules,
+                      due: domain.Deadlines, now: datetime, attachments: Sequence[Attachment] = ()) -> str:
+    """A new report (whatever door it came in by) with its first timers and its `intake.report.submitted`."""
+    return await insert_report(
+        runtime, session, report, note=domain.NOTES["submitted"],
+        timers=dict(domain.timers_for_new_round(due, rules, acknowledged=False, now=now)),
+        event_data=lifecycle.event_data(
+            report, channel=report.channel, content=report.content, category=report.category,
+            anonymous=report.anonymous, attachments=[{"id": a.id, "kind": a.kind} for a in attachments],
+            location=report.location, received_at=report.received_at.isoformat(),
+            ack_due=report.ack_due.isoformat(), reply_due=report.reply_due.isoformat()))
