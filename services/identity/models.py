@@ -12,11 +12,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     LargeBinary,
     String,
+    Text,
     func,
     text,
 )
@@ -224,3 +226,34 @@ class RegistryPerson(Base):
     # Where a migrant with a residence certificate (选民资格证明) votes; null for everyone else.
     certified_residence: Mapped[str | None] = mapped_column(String(12))
     deceased: Mapped[bool] = mapped_column(Boolean)
+
+
+class RegistryLoad(Base):
+    """An initial load sent as one file (registry_loads_api.py): resumable after its last committed line."""
+
+    __tablename__ = "registry_loads"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    load_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12))
+    # The file's lines up to this one are stored (or rejected); a re-sent file skips them.
+    lines_committed: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    accepted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    unchanged: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    rejected: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RegistryLoadRejection(Base):
+    __tablename__ = "registry_load_rejections"
+    __table_args__ = (
+        ForeignKeyConstraint(["source", "load_id"], [f"{SCHEMA}.registry_loads.source",
+                                                     f"{SCHEMA}.registry_loads.load_id"],
+                             name="fk_registry_load_rejections_load", ondelete="CASCADE"),
+    )
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    load_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)

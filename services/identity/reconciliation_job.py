@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import date
 from typing import Any
 
 from sqlalchemy import text
@@ -113,11 +112,12 @@ async def run_job(runtime: Runtime, job_id: str, election_id: str) -> None:
 
 async def _run(runtime: Runtime, job_id: str, election_id: str) -> None:
     async with runtime.transaction() as session:
-        election_date: date | None = await session.scalar(
-            text("SELECT election_date FROM identity.elections WHERE id = :id"), {"id": election_id})
-        if election_date is None:
+        election = (await session.execute(text("SELECT election_date, region_code FROM identity.elections "
+                                                "WHERE id = :id"), {"id": election_id})).first()
+        if election is None:
             raise LookupError(f"election {election_id} no longer exists")
-        params = {"election_id": election_id, "job_id": job_id, "cutoff": adult_cutoff(election_date)}
+        params = {"election_id": election_id, "job_id": job_id, "cutoff": adult_cutoff(election.election_date),
+                  "region": election.region_code}
         # The joins and sorts of a whole roll fit in memory rather than spilling to disk.
         await session.execute(text("SET LOCAL work_mem = '256MB'"))
         await session.execute(text("DELETE FROM identity.reconciliation_items WHERE job_id = :job_id"), params)

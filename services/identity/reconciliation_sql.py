@@ -11,21 +11,32 @@ from __future__ import annotations
 
 from typing import Final
 
-# (step name, progress once done, statement). Parameters: :election_id, :cutoff, :job_id.
+# (step name, progress once done, statement). Parameters: :election_id, :region (the election's
+# region code, which every district's prefix starts with), :cutoff, :job_id.
 STEPS: Final[tuple[tuple[str, float, str], ...]] = (
     ("map regions to districts", 0.05, """
 CREATE TEMP TABLE rc_region ON COMMIT DROP AS
 SELECT DISTINCT ON (r.code) r.code, d.district_id
-FROM (SELECT DISTINCT coalesce(certified_residence, hukou_region_code) AS code FROM identity.registry_persons) r
+FROM (SELECT DISTINCT coalesce(certified_residence, hukou_region_code) AS code FROM identity.registry_persons
+      WHERE left(coalesce(certified_residence, hukou_region_code), length(:region)) = :region) r
 JOIN identity.district_regions d
   ON d.election_id = :election_id AND left(r.code, length(d.region_prefix)) = d.region_prefix
 ORDER BY r.code, length(d.region_prefix) DESC, d.district_id
 """),
+    # Persons are those at home in the election's region and those on its roll from elsewhere: a
+    # county's run reads its own people, not the whole province's registry. Per person of the roll
+    # only counts and bounds are kept (no array of districts): the rare person on three rolls or more
+    # is looked up again for the district to show.
     ("classify persons and registrations", 1.0, """
 INSERT INTO identity.reconciliation_items (job_id, kind, person_index, district_id, expected_district_id)
 SELECT :job_id, kind, person_index, shown, expected
 FROM (
-    SELECT person_index, e.district_id AS expected, s.shown,
+    SELECT person_index, e.district_id AS expected,
+           CASE WHEN r.n = 1 OR r.first_district IS DISTINCT FROM e.district_id THEN r.first_district
+                WHEN r.n = 2 THEN r.last_district
+                ELSE (SELECT min(v.district_id) FROM identity.voters v
+                      WHERE v.election_id = :election_id AND v.person_index = r.person_index
+                        AND v.district_id <> e.district_id) END AS shown,
            CASE WHEN r.person_index IS NULL THEN
                     CASE WHEN p.in_population AND p.status = 'active' AND NOT p.deceased AND p.political_rights
                               AND p.birth_date <= :cutoff AND e.district_id IS NOT NULL THEN 'missing' END
@@ -34,21 +45,21 @@ FROM (
                 WHEN r.birth_date > :cutoff THEN 'underage'
                 WHEN r.n > 1 THEN 'duplicate'
                 WHEN coalesce(p.certified_residence, p.hukou_region_code) IS NOT NULL
-                     AND s.shown IS DISTINCT FROM e.district_id THEN 'wrong_district'
+                     AND r.first_district IS DISTINCT FROM e.district_id THEN 'wrong_district'
            END AS kind
-    FROM identity.registry_persons p
+    FROM (
+        SELECT * FROM identity.registry_persons p
+        WHERE left(coalesce(p.certified_residence, p.hukou_region_code), length(:region)) = :region
+           OR EXISTS (SELECT 1 FROM identity.voters v
+                      WHERE v.election_id = :election_id AND v.person_index = p.person_index)
+    ) p
     FULL JOIN (
         SELECT person_index, count(*) AS n, min(birth_date) AS birth_date, min(district_id) AS first_district,
-               array_agg(district_id) AS districts
+               max(district_id) AS last_district
         FROM identity.voters WHERE election_id = :election_id
         GROUP BY person_index
     ) r USING (person_index)
     LEFT JOIN rc_region e ON e.code = coalesce(p.certified_residence, p.hukou_region_code)
-    -- The district shown is one the person should not be registered in, when there is one.
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN r.n = 1 OR r.first_district IS DISTINCT FROM e.district_id THEN r.first_district
-                    ELSE (SELECT min(d) FROM unnest(r.districts) d WHERE d <> e.district_id) END AS shown
-    ) s
 ) classified
 WHERE kind IS NOT NULL
 """),

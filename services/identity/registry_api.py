@@ -67,6 +67,13 @@ EXAMPLE: Final[list[dict[str, Any]]] = [
 ]
 
 
+def check_source(who: Principal, source: str) -> None:
+    # An integration credential is issued for the registries it feeds; one leaked from the migrant
+    # system must not be able to rewrite the population register.
+    if source not in who.sources:
+        raise Problem(403, f"该集成账号无权写入数据来源 {source}（登录凭证的 sources 中没有它）。")
+
+
 class Rejection(BaseModel):
     index: int
     error: str
@@ -164,10 +171,7 @@ def _parse_line(line: bytes) -> Any:
                        (415, "neither application/json nor application/x-ndjson")),
 )
 async def post_records(source: SourcePath, request: Request, who: Integration, runtime: RuntimeDep) -> BatchResult:
-    # An integration credential is issued for the registries it feeds; one leaked from the migrant
-    # system must not be able to rewrite the population register.
-    if source not in who.sources:
-        raise Problem(403, f"该集成账号无权写入数据来源 {source}（登录凭证的 sources 中没有它）。")
+    check_source(who, source)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "application/json":
         items = _array_items(request)

@@ -12,8 +12,10 @@ from services.identity import (
     handlers,
     public_api,
     registry_api,
+    registry_loads_api,
 )
 from services.identity.models import Base
+from services.identity.registry import SOURCES
 from shared.contracts import EVENTS, REGISTRY_STREAM, STREAMS
 from shared.service import Runtime, ServiceSpec, load_keyring
 
@@ -35,7 +37,7 @@ SPEC = ServiceSpec(
     events=EVENTS["identity"],
     extra_streams=(REGISTRY_STREAM,),
     routers=(api.router, directory_api.router, codes_api.router, public_api.router, registry_api.router,
-             elections_api.router),
+             registry_loads_api.router, elections_api.router),
     subscriptions=handlers.subscriptions,
     responders=codes_responder.register,
     workers=handlers.workers,
@@ -43,5 +45,7 @@ SPEC = ServiceSpec(
     load_secrets=load_secrets,
     # Registry batches stream record by record after the token is checked; voters and districts come
     # as one JSON document each. Every other route keeps the default.
-    body_limits={"/v1/registry/": 64 * 1024 * 1024, "/v1/elections/": 16 * 1024 * 1024},
+    # A registry load is a whole province's file, committed in chunks as it streams.
+    body_limits={"/v1/registry/": 64 * 1024 * 1024, "/v1/elections/": 16 * 1024 * 1024,
+                 **{f"/v1/registry/{source}/loads": registry_loads_api.BODY_LIMIT for source in SOURCES}},
 )
