@@ -29,6 +29,7 @@ from services.routing.destinations import Address, DestinationRefused
 from services.routing.domain import Outcome
 from services.routing.models import GridPlatform, Ticket
 from services.routing.platforms import secret_of
+from shared.bus.outbox import Outgoing
 from shared.service import Runtime
 
 log = logging.getLogger("minyi.routing.dispatch")
@@ -146,13 +147,18 @@ class Dispatcher:
         now = datetime.now(UTC)
         settings = self.settings
         async with self.runtime.transaction() as session:
+            # All the pass's tickets locked by one statement, in id order like every pass.
+            held = {t.id: t for t in (await session.scalars(
+                select(Ticket).where(Ticket.id.in_([c.id for c in claimed])).order_by(Ticket.id)
+                .with_for_update())).all()}
+            created: list[Outgoing] = []
             for ticket_row, answer in zip(claimed, answers, strict=True):
-                ticket = await tickets.lock(session, ticket_row.id)
+                ticket = held.get(ticket_row.id)
                 if ticket is None:
                     continue
                 self.noted(ticket, answer, now)
                 if answer.outcome == Outcome.DELIVERED:
-                    await tickets.delivered(self.runtime, session, ticket, now)
+                    await tickets.delivered(self.runtime, session, ticket, now, created)
                 elif answer.outcome == Outcome.REFUSED:
                     await tickets.refused(self.runtime, session, ticket, answer.detail, now)
                 elif ticket.status == "queued":
@@ -160,6 +166,7 @@ class Dispatcher:
                                                   cap=settings.grid_retry_max_seconds)
                     ticket.next_attempt_at = now + timedelta(seconds=max(wait, answer.retry_after or 0.0))
                     ticket.last_error = answer.detail
+            await self.runtime.emit_many(session, created)
             locked = await session.get(GridPlatform, platform.id, with_for_update=True)
             if locked is None:
                 return

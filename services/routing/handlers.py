@@ -1,7 +1,8 @@
 """Bus side of the routing service.
 
-- `intake.report.submitted`: classify the report, decide who handles it, open its ticket when a
-  grid platform does, and place it in a hotspot cluster; all in the one transaction of the event.
+- `intake.report.submitted`: classify each report, decide who handles it, open its ticket when a
+  grid platform does, and place it in a hotspot cluster; all in one transaction per fetched batch
+  (a batch that fails is applied again event by event, so a poison event is dead-lettered alone).
 - `grid.<platform_id>.events`: statuses from platforms on the nats transport, signed, each believed
   only of the platform its subject names.
 - `suggestions.suggestion.*`, `suggestions.topic.closed`, `intake.report.supported`: the life of
@@ -13,21 +14,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import domain, hotspot_news, hotspots, platforms, tickets
-from services.routing.classify import classify
+from services.routing import clustering, domain, hotspot_news, hotspots, platforms, tickets
+from services.routing.classify import Classification, classify
 from services.routing.dispatch import Dispatcher
 from services.routing.models import GridPlatform, RoutingDecision
 from services.routing.open311_dispatch import Open311Dispatcher
 from services.routing.open311_poll import Open311Poller
 from services.routing.taxonomy import BY_CODE
 from shared import events
-from shared.bus.consumer import BadEvent, Subscription
+from shared.bus.consumer import BadEvent, Delivered, Subscription, one_by_one
 from shared.bus.envelope import CloudEvent
+from shared.bus.outbox import Outgoing
 from shared.contracts import GRID_STREAM, STREAMS
 from shared.service import Runtime
 
@@ -35,33 +41,70 @@ log = logging.getLogger("minyi.routing")
 
 DISPATCHER = "routing.dispatcher"
 OPEN311_DISPATCHER = "routing.open311_dispatcher"
+# Reports in hand at once, and so the most one transaction routes.
+BATCH = 32
 
 
-async def route_report(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
-    report = event.payload(events.ReportSubmitted)
-    report_id, region_code = report.report_id, report.region_code
-    if await session.get(RoutingDecision, report_id) is not None:
-        return  # decided already (the event came again under another id, e.g. replayed from a backup)
-    content = report.content
-    result = classify(content, report.category)
-    decision = domain.choose_platform(region_code, result.category, await platforms.scopes(session))
+async def route_reports(runtime: Runtime, session: AsyncSession, batch: Sequence[Delivered]) -> None:
+    """Route the reports a fetch brought, in its one transaction: one statement finds those decided
+    already, one writes the decisions, one stages their `routing.report.classified` events; tickets
+    are opened and reports placed in hotspots one by one, county by county."""
+    fresh: dict[str, tuple[Delivered, events.ReportSubmitted]] = {}
+    for d in batch:
+        report = d.event.payload(events.ReportSubmitted)
+        # The same report twice in one batch (published again under another id): routed once.
+        fresh.setdefault(report.report_id, (d, report))
+    # Decided already: the event came again under another id, e.g. replayed from a backup.
+    decided = set((await session.scalars(select(RoutingDecision.report_id).where(
+        RoutingDecision.report_id.in_(list(fresh))))).all())
+    routed = [(d, report) for report_id, (d, report) in fresh.items() if report_id not in decided]
+    if not routed:
+        return
+    scopes = await platforms.scopes(session)
     now = datetime.now(UTC)
-    session.add(RoutingDecision(report_id=report_id, region_code=region_code, category=result.category,
-                                category_source=result.source, confidence=result.confidence,
-                                handler=decision.handler, platform_id=decision.platform_id, reason=decision.reason))
-    await runtime.emit(session, "routing.report.classified", {
-        "report_id": report_id, "category": result.category, "category_label": BY_CODE[result.category].label,
-        "source": result.source, "handler": decision.handler, "platform_id": decision.platform_id,
-        "reason": decision.reason,
-    }, subject=report_id)
-    if decision.platform_id is not None:
-        platform = await session.get(GridPlatform, decision.platform_id)
+    chosen: list[tuple[Delivered, events.ReportSubmitted, Classification, domain.Decision]] = []
+    for d, report in routed:
+        result = classify(report.content, report.category)
+        chosen.append((d, report, result, domain.choose_platform(report.region_code, result.category, scopes)))
+    await session.execute(insert(RoutingDecision), [
+        {"report_id": report.report_id, "region_code": report.region_code, "category": result.category,
+         "category_source": result.source, "confidence": result.confidence, "handler": decision.handler,
+         "platform_id": decision.platform_id, "reason": decision.reason}
+        for _d, report, result, decision in chosen])
+    await runtime.emit_many(session, [Outgoing("routing.report.classified", {
+        "report_id": report.report_id, "category": result.category,
+        "category_label": BY_CODE[result.category].label, "source": result.source, "handler": decision.handler,
+        "platform_id": decision.platform_id, "reason": decision.reason,
+    }, report.report_id, d.trace) for d, report, result, decision in chosen])
+    wanted = {decision.platform_id for *_, decision in chosen if decision.platform_id is not None}
+    handling = {p.id: p for p in (await session.scalars(select(GridPlatform).where(GridPlatform.id.in_(wanted))))
+                .all()} if wanted else {}
+    for d, _report, result, decision in chosen:
+        platform = handling.get(decision.platform_id) if decision.platform_id is not None else None
         if platform is not None:
-            # The ticket carries the report as intake published it (its times as written).
-            await tickets.open_ticket(runtime, session, event.data, result.category, platform, now)
-    location = report.location.model_dump(exclude_none=True) if report.location is not None else None
-    await hotspots.place(runtime, session, report_id=report_id, region_code=region_code, category=result.category,
-                         content=content, received_at=report.received_at, now=now, location=location)
+            with continuing(d.trace):
+                # The ticket carries the report as intake published it (its times as written).
+                await tickets.open_ticket(runtime, session, d.event.data, result.category, platform, now)
+    # Each county's placement lock once, every batch taking them in the same order: two replicas
+    # taking several in different orders could deadlock.
+    for county in sorted({clustering.county_of(report.region_code) for _d, report, _r, _c in chosen}):
+        await hotspots.lock_county(session, county)
+    for d, report, result, _decision in chosen:
+        location = report.location.model_dump(exclude_none=True) if report.location is not None else None
+        with continuing(d.trace):
+            await hotspots.place(runtime, session, report_id=report.report_id, region_code=report.region_code,
+                                 category=result.category, content=report.content, received_at=report.received_at,
+                                 now=now, location=location, county_locked=True)
+
+
+@contextmanager
+def continuing(trace_headers: dict[str, str]) -> Iterator[None]:
+    """What is staged inside continues the trace of the event that caused it, not the batch's."""
+    token = otel_context.attach(propagate.extract(trace_headers))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:
@@ -104,8 +147,8 @@ async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent)
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    async def submitted(event: CloudEvent, session: AsyncSession) -> None:
-        await route_report(runtime, session, event)
+    async def submitted(batch: Sequence[Delivered], session: AsyncSession) -> None:
+        await route_reports(runtime, session, batch)
 
     async def platform_event(event: CloudEvent, session: AsyncSession) -> None:
         await grid_event(runtime, session, event)
@@ -120,8 +163,9 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         await hotspot_news.report_supported(session, event)
 
     return (
-        Subscription("intake.report.submitted", STREAMS["intake"].name, "routing-submitted", submitted,
-                     "classify, dispatch to the grid platform and cluster every new report", concurrency=8),
+        Subscription("intake.report.submitted", STREAMS["intake"].name, "routing-submitted", one_by_one(submitted),
+                     "classify, dispatch to the grid platform and cluster every new report",
+                     concurrency=BATCH, batch=submitted),
         Subscription("grid.*.events", GRID_STREAM.name, "routing-grid-events", platform_event,
                      "ticket statuses from grid platforms on the nats transport"),
         Subscription("suggestions.suggestion.>", STREAMS["suggestions"].name, "routing-suggestions", suggestion,
@@ -143,6 +187,8 @@ def workers(runtime: Runtime) -> Sequence[Callable[[], Awaitable[None]]]:
         open311_dispatcher.wake()
 
     runtime.commit_hooks[tickets.QUEUED] = queued
+    runtime.commit_hooks[tickets.queued_for(dispatcher.transport)] = dispatcher.wake
+    runtime.commit_hooks[tickets.queued_for(open311_dispatcher.transport)] = open311_dispatcher.wake
 
     async def ticket_dispatcher() -> None:
         await dispatcher.run()

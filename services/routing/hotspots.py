@@ -47,8 +47,9 @@ def _views(clusters: list[Hotspot]) -> list[clustering.ClusterView]:
 
 async def place(runtime: Runtime, session: AsyncSession, *, report_id: str, region_code: str, category: str,
                 content: str, received_at: datetime, now: datetime,
-                location: dict[str, Any] | None = None) -> Hotspot | None:
-    """Join the report to the cluster it belongs to, or start one. Returns the cluster."""
+                location: dict[str, Any] | None = None, county_locked: bool = False) -> Hotspot | None:
+    """Join the report to the cluster it belongs to, or start one. Returns the cluster.
+    `county_locked`: the caller holds the county's lock (`lock_county`) in this transaction."""
     words = fingerprint(content)
     if not words or await session.get(HotspotReport, report_id) is not None:
         return None
@@ -57,7 +58,8 @@ async def place(runtime: Runtime, session: AsyncSession, *, report_id: str, regi
     window = timedelta(days=runtime.settings.hotspot_window_days)
     # One placement at a time per county, or two replicas could each start a cluster for the same
     # problem.
-    await lock_county(session, county)
+    if not county_locked:
+        await lock_county(session, county)
     candidates = await open_clusters(session, county, received_at - window, sig)
     match = clustering.best_match(sig, _views(candidates), received_at, window)
     if match is None:

@@ -18,13 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.routing import domain
 from services.routing.domain import Change, TicketStatus
 from services.routing.models import OUTBOX, GridPlatform, Ticket, TicketEntry
-from shared.bus.outbox import raw_row, staged
+from shared.bus.outbox import Outgoing, raw_row, staged
 from shared.contracts import GRID_STREAM
 from shared.ids import new_id
 from shared.service import Runtime
 
-# session.info key: the commit queued http tickets, so the dispatcher should look now.
+# session.info key: the commit queued tickets, so every dispatcher should look now.
 QUEUED = "routing.tickets_queued"
+
+
+def queued_for(transport: str) -> str:
+    """session.info key: the commit queued tickets of this transport, so its dispatcher should look
+    now (and the others need not)."""
+    return f"{QUEUED}.{transport}"
 
 
 def grid_subject(platform_id: str, kind: str) -> str:
@@ -58,12 +64,14 @@ async def open_ticket(runtime: Runtime, session: AsyncSession, report: dict[str,
         staged(session)
         await delivered(runtime, session, ticket, now)
     else:
-        session.info[QUEUED] = True
+        session.info[queued_for(platform.transport)] = True
     return ticket
 
 
-async def delivered(runtime: Runtime, session: AsyncSession, ticket: Ticket, at: datetime) -> None:
-    """The platform has the ticket: the report is dispatched."""
+async def delivered(runtime: Runtime, session: AsyncSession, ticket: Ticket, at: datetime,
+                    staged_by_caller: list[Outgoing] | None = None) -> None:
+    """The platform has the ticket: the report is dispatched. The event goes to `staged_by_caller`
+    when given, for the caller to stage with others in one statement."""
     if ticket.delivered_at is not None:
         return
     ticket.delivered_at = at
@@ -75,11 +83,15 @@ async def delivered(runtime: Runtime, session: AsyncSession, ticket: Ticket, at:
     if ticket.status == TicketStatus.QUEUED:
         ticket.status = TicketStatus.SENT
         record(session, ticket, TicketStatus.SENT, note=None, at=at, source="routing", applied=True)
-    await runtime.emit(session, "routing.ticket.created", {
+    created = Outgoing("routing.ticket.created", {
         "ticket_id": ticket.id, "report_id": ticket.report_id, "platform_id": ticket.platform_id,
         "region_code": ticket.region_code, "category": ticket.category, "at": at.isoformat(),
         "status": str(ticket.status), "version": ticket.version,
-    }, subject=ticket.report_id)
+    }, ticket.report_id)
+    if staged_by_caller is not None:
+        staged_by_caller.append(created)
+    else:
+        await runtime.emit_many(session, [created])
 
 
 async def apply_status(runtime: Runtime, session: AsyncSession, ticket: Ticket, status: str, *,
