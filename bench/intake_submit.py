@@ -1,7 +1,7 @@
 """Citizens' reports through the intake service against a bare FastAPI + asyncpg insert, in one run.
 
     .venv/bin/python bench/intake_submit.py [--seconds 20] [--rate 200] [--connections 32]
-                                            [--client lean|httpx] [--bare-only]
+                                            [--client lean|httpx] [--bare-only] [--profile FILE]
 
 Starts its own PostgreSQL and NATS (as `identity_stack.stack()` does for every benchmark), then
 measures two targets with the same load generator and the same settings:
@@ -183,11 +183,14 @@ def bare_app(s: Stack, dsn: str) -> contextlib.AbstractContextManager[Service]:
     return process("bare app", argv, None, port, s.root)
 
 
-def service(s: Stack, name: str, port: int, identity_port: int,
-            extra_env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[Service]:
-    """A service as `minyi serve NAME` runs it, told where identity listens (intake asks it over NATS)."""
+def service(s: Stack, name: str, port: int, identity_port: int, extra_env: dict[str, str] | None = None,
+            profile: Path | None = None) -> contextlib.AbstractContextManager[Service]:
+    """A service as `minyi serve NAME` runs it, told where identity listens (intake asks it over NATS);
+    with `profile`, under cProfile (bench/profile_service.py), its statistics written there when it stops."""
     env = {**s.env(identity_port), f"MINYI_{name.upper()}_PORT": str(port), **(extra_env or {})}
-    return process(name, [sys.executable, "-m", "minyi.cli", "serve", name], env, port, s.root)
+    argv = ([sys.executable, str(BENCH / "profile_service.py"), str(profile.resolve()), name] if profile
+            else [sys.executable, "-m", "minyi.cli", "serve", name])
+    return process(name, argv, env, port, s.root)
 
 
 class CpuMeter:
@@ -737,7 +740,8 @@ def main(args: argparse.Namespace) -> int:
                 runner.run(declare_foreign_streams(s.nats.url, {"identity", "intake"}))
                 intake_port = free_port()
                 intake = services.enter_context(service(s, "intake", intake_port, identity_port,
-                                                        extra_env={"MINYI_FLOOD_LIMIT": FLOOD_LIMIT}))
+                                                        extra_env={"MINYI_FLOOD_LIMIT": FLOOD_LIMIT},
+                                                        profile=args.profile))
                 problem = preflight(intake.url, code)
                 if problem:
                     problems.append(f"intake's POST {PATH} did not answer 201 to a valid report: {problem}")
@@ -766,6 +770,9 @@ if __name__ == "__main__":
                         help="HTTP client of the generator: lean (asyncio + httptools, default) or httpx")
     parser.add_argument("--bare-only", action="store_true",
                         help="measure the baseline alone (checks the generator without the services)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run intake under cProfile (CPU clock) and write its statistics to FILE; the "
+                             "profiler slows intake about threefold, so its figures are not comparable")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rate <= 0 or args.connections <= 0:
         parser.error("--seconds, --rate and --connections must be positive")

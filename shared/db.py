@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,9 +14,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 log = logging.getLogger("minyi.db")
 
@@ -32,16 +35,54 @@ def service_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+# A connection handed back this recently is as good as pinged; one idle for longer is pinged before
+# use (the server may have restarted or dropped it meanwhile). SQLAlchemy's `pool_pre_ping` pings at
+# every checkout, which with asyncpg is three round trips (BEGIN, ";", ROLLBACK) before each
+# transaction: as many as a one-statement transaction's own BEGIN, statement and COMMIT
+# (bench/intake_submit.py, bench/README.md).
+PING_IDLE_SECONDS = 1.0
+_CHECKED_IN = "minyi_checked_in"
+
+
+def _alive(dialect: Dialect, dbapi_connection: object) -> bool:
+    try:
+        return bool(dialect.do_ping(dbapi_connection))  # type: ignore[arg-type]
+    except dialect.loaded_dbapi.Error as err:
+        if dialect.is_disconnect(err, dbapi_connection, None):  # type: ignore[arg-type]
+            return False
+        raise
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def checked_in(dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(dbapi_connection: object, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+        last = record.info.get(_CHECKED_IN)
+        if last is None:
+            return  # fresh from connect
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        closed = driver is not None and driver.is_closed()
+        if closed or (time.monotonic() - last >= PING_IDLE_SECONDS and not _alive(dialect, dbapi_connection)):
+            # As pool_pre_ping does: drop every pooled connection older than this one and connect anew.
+            raise sa_exc.InvalidatePoolError()
+
+
 def make_engine(url: str, *, application_name: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         # A short spike may borrow a few more; they are closed when returned.
         max_overflow=max(2, pool_size // 4),
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name, "timezone": "UTC"}},
     )
+    _ping_when_idle(engine)
+    return engine
 
 
 @dataclass

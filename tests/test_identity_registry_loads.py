@@ -174,6 +174,14 @@ async def test_csv_stores_what_ndjson_stores(identity: tuple[httpx.AsyncClient, 
     assert out["rejections"][2]["error"] == "political_rights: 应为 true 或 false"
     assert out["lines_committed"] == body.count(b"\n")
 
+    # A client that only sends files as bytes (a generated one) sends NDJSON as application/octet-stream.
+    await forget(servers, region)
+    resp = await client.post("/v1/registry/population/loads", content=b"".join(ndjson(records)),
+                             headers={**INTEGRATION, "content-type": "application/octet-stream"})
+    assert resp.status_code == 200, resp.text
+    assert await snapshot(servers, runtime, region) == expected
+    assert [r["line"] for r in resp.json()["rejections"]] == [5, 11, 16]
+
 
 async def test_a_csv_row_of_the_wrong_width_is_rejected_alone(identity: tuple[httpx.AsyncClient, Runtime]) -> None:
     client, _ = identity

@@ -47,6 +47,8 @@ LISTED_REJECTIONS: Final = 1000
 # 65 million records of about 250 bytes each, with room to spare; it streams, so size costs no memory.
 BODY_LIMIT: Final = 64 * 1024 * 1024 * 1024
 CSV_TYPES: Final = frozenset({"text/csv"})
+# A file sent by a client that only knows bytes (a generated client) is read as NDJSON.
+BINARY_NDJSON: Final = "application/octet-stream"
 LOAD_ID_PATTERN: Final = "^[A-Za-z0-9._-]{1,64}$"
 
 LoadIdQuery = Annotated[str | None, Query(pattern=LOAD_ID_PATTERN, description=(
@@ -113,6 +115,9 @@ async def _write(runtime: Runtime, load: Load, prepared: PreparedLines) -> Load:
     summary="Load a registry file (NDJSON or CSV), streamed and committed in chunks, resumable",
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/x-ndjson": {"schema": {"type": "string", "description": "one record per line"}},
+        # What client generators can send as a file: read as NDJSON.
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                "description": "an NDJSON file's bytes, one record per line"}},
         "text/csv": {"schema": {"type": "string", "description": "a header row of the record's field names, "
                                                                   "then one record per line"},
                      "examples": {"population": {"summary": "two people of a county", "value": (
@@ -123,14 +128,14 @@ async def _write(runtime: Runtime, load: Load, prepared: PreparedLines) -> Load:
     responses=problems((403, "not an integration, or the token's `sources` claim does not name this source"),
                        (409, "another request is loading the same `load_id`; nothing of this one was committed "
                              "past that point"),
-                       (415, "neither application/x-ndjson nor text/csv"),
+                       (415, "neither application/x-ndjson, application/octet-stream (read as NDJSON) nor text/csv"),
                        (422, "the CSV header lacks a required field")),
 )
 async def post_load(source: SourcePath, request: Request, who: Integration, runtime: RuntimeDep,
                     load_id: LoadIdQuery = None) -> LoadResult:
     check_source(who, source)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in NDJSON_TYPES and media_type not in CSV_TYPES:
+    if media_type not in NDJSON_TYPES and media_type not in CSV_TYPES and media_type != BINARY_NDJSON:
         raise Problem(415, "请以 application/x-ndjson（每行一条）或 text/csv（首行为字段名）发送文件。")
     is_csv = media_type in CSV_TYPES
     async with runtime.transaction() as session:
