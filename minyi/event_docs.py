@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from pydantic import BaseModel
 
 from shared import events
+from shared.bus.streams import subject_matches
 from shared.contracts import EVENTS, GRID_STREAM, REGISTRY_STREAM, STREAMS
 
 SCHEMAS = "#/components/schemas/"
@@ -84,15 +85,7 @@ def _inbound_schema(model: type[BaseModel], *, arrays: bool) -> dict[str, Any]:
 
 def types_on(address: str) -> list[str]:
     """The catalogue's event types a subscription's subject matches (`>` the rest, `*` one token)."""
-    def matches(event_type: str) -> bool:
-        want, have = address.split("."), event_type.split(".")
-        for i, token in enumerate(want):
-            if token == ">":
-                return len(have) > i
-            if i >= len(have) or (token != "*" and token != have[i]):
-                return False
-        return len(have) == len(want)
-    return sorted(t for t in events.MODELS if matches(t))
+    return sorted(t for t in events.MODELS if subject_matches(address, t))
 
 
 def _example(model: type[BaseModel]) -> dict[str, Any] | None:

@@ -14,11 +14,12 @@ reading it, then the producer stops sending it (docs/integrators.md, "Versioning
 from __future__ import annotations
 
 import copy
-import fnmatch
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.bus.streams import subject_matches
 
 
 class EventData(BaseModel):
@@ -613,14 +614,9 @@ class PayloadError(ValueError):
 def model_for(event_type: str, subject: str | None = None) -> type[EventData] | None:
     if subject is not None:
         for pattern, model in INBOUND.items():
-            if _matches(pattern, subject):
+            if subject_matches(pattern, subject):
                 return model
     return MODELS.get(event_type)
-
-
-def _matches(pattern: str, subject: str) -> bool:
-    tokens, wanted = subject.split("."), pattern.split(".")
-    return len(tokens) == len(wanted) and all(fnmatch.fnmatchcase(t, w) for t, w in zip(tokens, wanted, strict=True))
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -205,7 +205,7 @@ class Runtime:
     def stream_for(self, subject: str) -> str:
         for spec in self.spec.produced_streams:
             for pattern in spec.subjects:
-                if _subject_matches(pattern, subject):
+                if streams.subject_matches(pattern, subject):
                     return spec.name
         raise ValueError(f"{self.spec.name} does not produce into any stream holding {subject!r}")
 
@@ -227,16 +227,6 @@ def load_secrets(runtime: Runtime) -> None:
 def load_keyring(runtime: Runtime) -> None:
     """`ServiceSpec.load_secrets` of a service that keeps personal data."""
     runtime.keyring  # noqa: B018 (loading is the point)
-
-
-def _subject_matches(pattern: str, subject: str) -> bool:
-    p_tokens, s_tokens = pattern.split("."), subject.split(".")
-    for i, token in enumerate(p_tokens):
-        if token == ">":
-            return len(s_tokens) > i
-        if i >= len(s_tokens) or (token != "*" and token != s_tokens[i]):
-            return False
-    return len(p_tokens) == len(s_tokens)
 
 
 def make_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:

@@ -79,3 +79,14 @@ async def wait_for_streams(js: JetStreamContext, names: list[str], *, poll_secon
                 log.info("waiting for stream(s) %s to be declared by their producers", ", ".join(pending))
             await asyncio.sleep(poll_seconds)
             waited += poll_seconds
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, `>` one or more at the end."""
+    p_tokens, s_tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p_tokens):
+        if token == ">":
+            return len(s_tokens) > i
+        if i >= len(s_tokens) or (token != "*" and token != s_tokens[i]):
+            return False
+    return len(p_tokens) == len(s_tokens)
