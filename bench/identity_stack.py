@@ -33,7 +33,7 @@ class Stack:
     keyring: Keyring
     keys_file: Path
 
-    def env(self, port: int) -> dict[str, str]:
+    def env(self, port: int, log_level: str = "WARNING") -> dict[str, str]:
         return {
             **os.environ,
             "MINYI_HOME": str(self.root / "home"),
@@ -42,7 +42,7 @@ class Stack:
             "MINYI_IDENTITY_PORT": str(port),
             "MINYI_PII_KEYS_FILE": str(self.keys_file),
             "MINYI_DEV_SECRETS": "true",  # the code secret
-            "MINYI_LOG_LEVEL": "WARNING",
+            "MINYI_LOG_LEVEL": log_level,
         }
 
     def token(self, role: str, region: str = "") -> str:
@@ -81,11 +81,11 @@ class Service:
 
 
 @contextmanager
-def identity(stack: Stack) -> Iterator[Service]:
+def identity(stack: Stack, log_level: str = "WARNING") -> Iterator[Service]:
     """The identity service as `minyi serve identity` runs it; ready when /readyz says so."""
     port = free_port()
     log = open(stack.root / f"identity-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "minyi.cli", "serve", "identity"], env=stack.env(port),
+    proc = subprocess.Popen([sys.executable, "-m", "minyi.cli", "serve", "identity"], env=stack.env(port, log_level),
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

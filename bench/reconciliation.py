@@ -144,7 +144,7 @@ async def baseline(s: Stack) -> float:
 
 async def reconcile(s: Stack, token: str) -> tuple[float, int, dict[str, int]]:
     headers = {"Authorization": f"Bearer {token}"}
-    with identity(s) as svc:
+    with identity(s, log_level="INFO") as svc:
         peak = svc.rss
         async with httpx.AsyncClient(base_url=svc.url, headers=headers, timeout=30) as client:
             t0 = time.perf_counter()
@@ -166,6 +166,11 @@ async def reconcile(s: Stack, token: str) -> tuple[float, int, dict[str, int]]:
             elapsed = time.perf_counter() - t0
             first = (await client.get("/v1/elections/E1/reconciliation?kind=duplicate")).json()["items"][:1]
             print(f"  a finding as staff see it: {first}")
+    # Where the time went, as the service logged each step.
+    for log in sorted(s.root.glob("identity-*.log")):
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if "reconciliation" in line and (" took " in line or " done" in line):
+                print(f"  service: {line.split('reconciliation', 1)[1].strip()[:160]}")
     return elapsed, peak, state["counts"]
 
 

@@ -22,6 +22,7 @@ through it.
 from __future__ import annotations
 
 from datetime import date
+from operator import mul
 from typing import Final, Literal
 
 __all__ = [
@@ -77,6 +78,7 @@ PROVINCE_CODES: Final[frozenset[str]] = frozenset(
 
 _WEIGHTS: Final[tuple[int, ...]] = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 # Indexed by the weighted sum mod 11; equivalent to choosing C so the full weighted sum is 1 mod 11.
+_ASCII_ZERO_WEIGHT: Final[int] = ord("0") * sum(_WEIGHTS)
 _CHECK_CHARACTERS: Final[str] = "10X98765432"
 _LAST_CHARACTERS: Final[frozenset[str]] = frozenset("0123456789X")
 _EARLIEST_BIRTH: Final[date] = date(1900, 1, 1)
@@ -117,7 +119,10 @@ def check_character(first17: str) -> str:
         raise InvalidIdNumber("length")
     if not _is_ascii_digits(first17):
         raise InvalidIdNumber("characters")
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True))
+    # The ASCII codes carry each digit plus 48; one weighted sum over the bytes, less 48 times the
+    # weights' sum, is the weighted digit sum without a conversion per digit (registry loads check
+    # tens of millions of numbers).
+    total = sum(map(mul, _WEIGHTS, first17.encode("ascii"))) - _ASCII_ZERO_WEIGHT
     return _CHECK_CHARACTERS[total % 11]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 import json
 import os
@@ -300,11 +300,13 @@ def fsync_dir(directory: Path) -> None:
 # ---- encryption -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _header(key_id: str) -> bytes:
     raw = key_id.encode("ascii")
     return bytes((BLOB_VERSION, len(raw))) + raw
 
 
+@functools.lru_cache(maxsize=256)
 def _aad(header: bytes, context: str) -> bytes:
     # The header is self-delimiting, so appending the context after it is unambiguous.
     return _AAD_PREFIX + header + context.encode("utf-8")
@@ -344,7 +346,7 @@ def encrypt(keyring: Keyring, plaintext: str, *, context: str) -> bytes:
     assert cipher is not None  # the constructor guarantees the current key exists
     header = _header(key_id)
     # Random 96-bit nonces: safe for far more encryptions per key than a rotation period will see.
-    nonce = secrets.token_bytes(NONCE_BYTES)
+    nonce = os.urandom(NONCE_BYTES)
     return header + nonce + cipher.encrypt(nonce, plaintext.encode("utf-8"), _aad(header, context))
 
 
@@ -395,6 +397,10 @@ def _is_wide(ch: str) -> bool:
 
 def _normalize_id_number(value: str) -> str:
     # NFKC turns full-width digits/letters (１２３Ｘ) into ASCII; the check character X is case-blind.
+    # ASCII is its own NFKC form, and a canonical number is already what this returns.
+    if value.isascii():
+        return value if len(value) == 18 and value.isalnum() and not value.islower() else "".join(
+            value.split()).upper()
     return "".join(unicodedata.normalize("NFKC", value).split()).upper()
 
 
@@ -476,4 +482,5 @@ def blind_index(keyring: Keyring, value: str, *, kind: str) -> bytes:
     normalized = normalize_for_index(value, kind=kind)
     # `kind` is restricted to known identifiers (no NUL), so the NUL separators keep the input unambiguous.
     message = _INDEX_PREFIX + kind.encode("ascii") + b"\x00" + normalized.encode("utf-8")
-    return hmac.new(keyring._index_key, message, hashlib.sha256).digest()
+    # The one-shot C function: no HMAC object per value (registry loads index tens of millions).
+    return hmac.digest(keyring._index_key, message, "sha256")

@@ -17,6 +17,7 @@ import pytest
 from busutil import eventually, stream_messages
 from conftest import Servers
 from identityutil import bearer, id_number, identity_service, with_wrong_check
+from sqlalchemy import text
 
 from services.identity import reconciliation as rules
 from shared import idnumber
@@ -220,6 +221,22 @@ async def test_reconciliation_finds_each_kind_of_problem(
     assert event["data"]["counts"] == state["counts"] and event["data"]["job_id"] == state["job_id"]
     assert not any(p["id_number"] in json.dumps(event) or p["name"] in json.dumps(event, ensure_ascii=False)
                    for p in people.values())
+
+    # A second run supersedes the first: the first job and every one of its findings are gone.
+    client_runtime = identity[1]
+    again = await reconcile(client, "E-KINDS")
+    assert len(again) == len(items)
+
+    async def findings_by_job() -> dict[str, int]:
+        async with client_runtime.transaction() as session:
+            rows = (await session.execute(text(
+                "SELECT job_id, count(*) FROM identity.reconciliation_items GROUP BY job_id"))).all()
+        return {str(job): int(n) for job, n in rows}
+
+    latest = (await client.get("/v1/elections/E-KINDS/reconciliation", headers=STAFF)).json()["job_id"]
+    assert latest != state["job_id"]
+    by_job = await findings_by_job()
+    assert state["job_id"] not in by_job and by_job[latest] == len(items)
 
 
 async def test_reconciliation_is_refused_outside_the_callers_region(

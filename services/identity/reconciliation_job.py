@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 from services.identity.reconciliation import KINDS, adult_cutoff
-from services.identity.reconciliation_sql import COUNTS, STEPS
+from services.identity.reconciliation_sql import COUNTS, STEPS, region_end
 from shared.service import Runtime
 
 log = logging.getLogger("minyi.identity.reconciliation")
@@ -111,13 +111,14 @@ async def run_job(runtime: Runtime, job_id: str, election_id: str) -> None:
 
 
 async def _run(runtime: Runtime, job_id: str, election_id: str) -> None:
+    begun = asyncio.get_running_loop().time()
     async with runtime.transaction() as session:
         election = (await session.execute(text("SELECT election_date, region_code FROM identity.elections "
                                                 "WHERE id = :id"), {"id": election_id})).first()
         if election is None:
             raise LookupError(f"election {election_id} no longer exists")
         params = {"election_id": election_id, "job_id": job_id, "cutoff": adult_cutoff(election.election_date),
-                  "region": election.region_code}
+                  "region": election.region_code, "region_end": region_end(election.region_code)}
         # The joins and sorts of a whole roll fit in memory rather than spilling to disk.
         await session.execute(text("SET LOCAL work_mem = '256MB'"))
         await session.execute(text("DELETE FROM identity.reconciliation_items WHERE job_id = :job_id"), params)
@@ -139,4 +140,5 @@ async def _run(runtime: Runtime, job_id: str, election_id: str) -> None:
             "AND status IN ('done', 'failed')"), params)
         await runtime.emit(session, "identity.reconciliation.completed",
                            {"election_id": election_id, "job_id": job_id, "counts": counts}, subject=election_id)
-    log.info("reconciliation %s of election %s done: %s", job_id, election_id, counts)
+    log.info("reconciliation %s of election %s done in %.2fs: %s", job_id, election_id,
+             asyncio.get_running_loop().time() - begun, counts)

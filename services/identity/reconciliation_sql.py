@@ -12,15 +12,32 @@ from __future__ import annotations
 from typing import Final
 
 # (step name, progress once done, statement). Parameters: :election_id, :region (the election's
-# region code, which every district's prefix starts with), :cutoff, :job_id.
+# region code, which every district's prefix starts with), :region_end (`region_end(region)`),
+# :cutoff, :job_id.
 STEPS: Final[tuple[tuple[str, float, str], ...]] = (
+    # The distinct home regions come from the home-region index one probe each (a loose index
+    # scan): a county has hundreds of villages but may have millions of persons. Codes are digits,
+    # so in any collation every code starting with :region lies in [:region, :region_end)
+    # (`region_end`).
     ("map regions to districts", 0.05, """
 CREATE TEMP TABLE rc_region ON COMMIT DROP AS
-SELECT DISTINCT ON (r.code) r.code, d.district_id
-FROM (SELECT DISTINCT coalesce(certified_residence, hukou_region_code) AS code FROM identity.registry_persons
-      WHERE left(coalesce(certified_residence, hukou_region_code), length(:region)) = :region) r
+WITH RECURSIVE homes(code) AS (
+    (SELECT coalesce(certified_residence, hukou_region_code) FROM identity.registry_persons
+     WHERE coalesce(certified_residence, hukou_region_code) >= :region
+       AND coalesce(certified_residence, hukou_region_code) < :region_end
+     ORDER BY 1 LIMIT 1)
+    UNION ALL
+    SELECT (SELECT coalesce(certified_residence, hukou_region_code) FROM identity.registry_persons
+            WHERE coalesce(certified_residence, hukou_region_code) > h.code
+              AND coalesce(certified_residence, hukou_region_code) < :region_end
+            ORDER BY 1 LIMIT 1)
+    FROM homes h WHERE h.code IS NOT NULL
+)
+SELECT DISTINCT ON (r.code) r.code::text AS code, d.district_id
+FROM homes r
 JOIN identity.district_regions d
   ON d.election_id = :election_id AND left(r.code, length(d.region_prefix)) = d.region_prefix
+WHERE r.code IS NOT NULL
 ORDER BY r.code, length(d.region_prefix) DESC, d.district_id
 """),
     # Persons are those at home in the election's region and those on its roll from elsewhere: a
@@ -64,6 +81,15 @@ FROM (
 WHERE kind IS NOT NULL
 """),
 )
+
+def region_end(region: str) -> str:
+    """The least code after every code that starts with `region` (codes are digits): 320205 → 320206.
+    A region of nines has no such code of its length; a letter, after every digit, bounds it."""
+    digits = region.rstrip("9")
+    if not digits:
+        return region + "A"
+    return digits[:-1] + str(int(digits[-1]) + 1) + "0" * (len(region) - len(digits))
+
 
 COUNTS: Final = """
 SELECT kind, count(*) FROM identity.reconciliation_items WHERE job_id = :job_id GROUP BY kind

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import rjieba
 
-from services.routing import category_model, places
+from services.routing import category_examples, category_model, places
 from services.routing.lexicon import LEXICON, STOPWORDS
 from services.routing.taxonomy import UNKNOWN, category_of_hint
 
@@ -24,6 +24,9 @@ OVERRULE_SHARE = 0.5
 # scores; chosen by bench/train_categories.py, each labelled file measured with a model trained on
 # the others.
 MODEL_SCALE = 6.0
+# What the nearest labelled reports' vote (shares summing to 1) weighs against the above: chosen
+# out of fold on the training files by bench/train_categories.py.
+EXAMPLES_WEIGHT = 6.0
 
 
 @lru_cache(maxsize=1)
@@ -93,20 +96,34 @@ for _category, _words in LEXICON.items():
 _BY_LENGTH = sorted(_INDEX, key=lambda w: (-len(w), w))
 
 
-def text_category(text: str, found: dict[str, float]) -> str | None:
-    """The category the text says: the dictionary's scores plus the learnt model's log-likelihoods
-    (category_model), scaled so that a dictionary word weighs more than a few characters."""
+def combine(found: dict[str, float], learnt: dict[str, float] | None,
+            nearest: dict[str, float] | None) -> str | None:
+    """The dictionary's scores, plus the learnt model's log-likelihoods (category_model) scaled so
+    that a dictionary word weighs more than a few characters, plus the categories of the nearest
+    labelled reports (category_examples) weighted by EXAMPLES_WEIGHT."""
+    combined = dict(found)
+    if learnt:
+        combined = {c: found.get(c, 0.0) + learnt.get(c, -1e9) / MODEL_SCALE for c in learnt.keys() | found.keys()}
+    if nearest:
+        for category, share in nearest.items():
+            combined[category] = combined.get(category, 0.0 if not learnt else -1e9) + EXAMPLES_WEIGHT * share
+    return max(combined, key=lambda c: (combined[c], c)) if combined else None
+
+
+def text_category(text: str, found: dict[str, float], meaning: bytes | None = None) -> str | None:
+    """The category the text says (`combine`); `meaning` is its vector (meaning.encode), or None
+    when the caller has none (then the nearest examples do not vote)."""
     counts = category_model.shipped()
-    if counts is None or not category_model.features(text) & counts.features.keys():
-        return max(found, key=lambda c: (found[c], c)) if found else None
-    learnt = category_model.log_scores(counts, text)
-    combined = {c: found.get(c, 0.0) + learnt.get(c, -1e9) / MODEL_SCALE for c in learnt.keys() | found.keys()}
-    return max(combined, key=lambda c: (combined[c], c))
+    learnt = (category_model.log_scores(counts, text)
+              if counts is not None and category_model.features(text) & counts.features.keys() else None)
+    examples = category_examples.shipped() if meaning is not None else None
+    nearest = category_examples.shares(examples, meaning) if examples is not None and meaning is not None else None
+    return combine(found, learnt, nearest)
 
 
-def classify(text: str, hint: str | None = None) -> Classification:
+def classify(text: str, hint: str | None = None, meaning: bytes | None = None) -> Classification:
     found = scores(text)
-    said = text_category(text, found)
+    said = text_category(text, found, meaning)
     hinted = category_of_hint(hint)
     if hinted is not None:
         # The citizen knows what they meant unless the words clearly say otherwise.

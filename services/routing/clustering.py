@@ -19,11 +19,14 @@ were chosen on tests/data/routing/hotspots_v2/dev.jsonl only (bench/hotspot_eval
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from services.routing import places, problems
 
@@ -52,6 +55,11 @@ PLACE_MIN = 0.4
 # building, names with nothing in common) is not joined, however well the rest agree.
 APART_SHARE = 0.2
 REGION_LEVELS = (12, 9, 6)
+# The model's cosine (meaning.py) between a report and a cluster's mean: at MEANING_LOW or below it
+# says nothing, at MEANING_HIGH or above the problem is the same; linear between. Chosen on the
+# development files only (bench/hotspot_eval.py).
+MEANING_LOW = 0.88
+MEANING_HIGH = 0.94
 
 _SKIP = frozenset("的了是在我们你他她这那有和也都就很还又被把给让到从对为与及或啊吧呢吗呀哦嗯"
                   "，。！？、；：“”‘’（）()【】…~～ ,.!?;:-—/\n\t")
@@ -68,12 +76,16 @@ class Signature:
     point: tuple[float, float] | None
     region_code: str
     category: str
+    meaning: bytes | None = None  # meaning.encode: the text's unit vector, float16
 
-    def to_json(self) -> dict[str, Any]:
-        return {"grams": sorted(self.grams), "kinds": list(self.kinds), "words": list(self.words),
-                "places": list(self.places),
-                "point": list(self.point) if self.point else None, "region_code": self.region_code,
-                "category": self.category}
+    def to_json(self, with_meaning: bool = True) -> dict[str, Any]:
+        out = {"grams": sorted(self.grams), "kinds": list(self.kinds), "words": list(self.words),
+               "places": list(self.places),
+               "point": list(self.point) if self.point else None, "region_code": self.region_code,
+               "category": self.category}
+        if with_meaning and self.meaning is not None:
+            out["meaning"] = base64.b64encode(self.meaning).decode("ascii")
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Signature:
@@ -82,7 +94,8 @@ class Signature:
                    tuple(data.get("kinds") or ()),
                    tuple(data.get("words") or ()), tuple(data.get("places") or ()),
                    (float(point[0]), float(point[1])) if point else None, str(data.get("region_code") or ""),
-                   str(data.get("category") or "other"))
+                   str(data.get("category") or "other"),
+                   base64.b64decode(data["meaning"]) if data.get("meaning") else None)
 
 
 def text_grams(text: str) -> frozenset[str]:
@@ -91,12 +104,17 @@ def text_grams(text: str) -> frozenset[str]:
 
 
 def signature(text: str, words: Iterable[str], region_code: str, category: str,
-              point: tuple[float, float] | None = None) -> Signature:
-    """`words` are the text's content words (`classify.fingerprint`), segmented once by the caller."""
+              point: tuple[float, float] | None = None, meaning: bytes | None = None) -> Signature:
+    """`words` are the text's content words (`classify.fingerprint`), segmented once by the caller;
+    `meaning` its vector (`meaning.encode`), encoded by the caller outside any lock."""
     mentioned = places.mentions(text)
     masked = places.masked(text)
     return Signature(text_grams(masked), problems.kinds(text, masked), tuple(dict.fromkeys(words)), mentioned,
-                     point, region_code, category)
+                     point, region_code, category, meaning)
+
+
+def _vector(meaning: bytes) -> np.ndarray:
+    return np.frombuffer(meaning, dtype=np.float16).astype(np.float32)
 
 
 @dataclass
@@ -109,9 +127,17 @@ class Profile:
     categories: dict[str, int] = field(default_factory=dict)
     mentions: dict[str, int] = field(default_factory=dict)
     words: dict[str, int] = field(default_factory=dict)
+    # The sum of the members' meaning vectors and how many were summed: the mean's cosine with a
+    # newcomer is the mean of its cosines with them, computed once per cluster.
+    meaning_sum: np.ndarray | None = None
+    meaning_n: int = 0
 
     def add(self, sig: Signature) -> None:
         self.count += 1
+        if sig.meaning is not None:
+            vector = _vector(sig.meaning)
+            self.meaning_sum = vector if self.meaning_sum is None else self.meaning_sum + vector
+            self.meaning_n += 1
         self.members = [*self.members, sig][-MAX_MEMBERS:]
         for m in sig.places:
             self.mentions[m] = self.mentions.get(m, 0) + 1
@@ -120,13 +146,22 @@ class Profile:
         self.categories[sig.category] = self.categories.get(sig.category, 0) + 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "members": [m.to_json() for m in self.members], "categories": self.categories,
-                "mentions": self.mentions, "words": self.words}
+        # A cluster's members are kept without their vectors (a kilobyte each, read for every
+        # candidate of every placement): their sum stands for them.
+        return {"count": self.count, "members": [m.to_json(with_meaning=False) for m in self.members],
+                "categories": self.categories,
+                "mentions": self.mentions, "words": self.words,
+                "meaning_sum": (base64.b64encode(self.meaning_sum.astype(np.float32).tobytes()).decode("ascii")
+                                if self.meaning_sum is not None else None),
+                "meaning_n": self.meaning_n}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        summed = data.get("meaning_sum")
         return cls(int(data.get("count", 0)), [Signature.from_json(m) for m in data.get("members") or ()],
-                   dict(data.get("categories") or {}), dict(data.get("mentions") or {}), dict(data.get("words") or {}))
+                   dict(data.get("categories") or {}), dict(data.get("mentions") or {}), dict(data.get("words") or {}),
+                   np.frombuffer(base64.b64decode(summed), dtype=np.float32).copy() if summed else None,
+                   int(data.get("meaning_n") or 0))
 
 
 def fold(signatures: Iterable[Signature]) -> Profile:
@@ -189,13 +224,26 @@ def pair(a: Signature, b: Signature) -> float:
     return problem * place
 
 
+def meaning_agreement(sig: Signature, profile: Profile) -> float | None:
+    """How far the model says the report means what the cluster's reports mean, 0–1; None when
+    either has no vector (the model not installed, or reports placed before it was)."""
+    if sig.meaning is None or profile.meaning_sum is None or not profile.meaning_n:
+        return None
+    cosine = float(np.dot(_vector(sig.meaning), profile.meaning_sum)) / profile.meaning_n
+    return min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
+
+
 def similarity(sig: Signature, profile: Profile) -> float:
     """A report against a cluster: the mean of its agreements with the members kept, problem times
     place; 0 unless the problem and the place each agree well enough on average, so that a strong
-    problem match cannot carry a doubtful place (城北 for 城南) nor the reverse."""
+    problem match cannot carry a doubtful place (城北 for 城南) nor the reverse. The problem agrees
+    at least as far as the model's reading of the meanings says (`meaning_agreement`)."""
     if not profile.members:
         return 0.0
     pairs = [agreement(sig, member) for member in profile.members]
+    meant = meaning_agreement(sig, profile)
+    if meant is not None:
+        pairs = [(max(p, meant), q) for p, q in pairs]
     problem = sum(p for p, _ in pairs) / len(pairs)
     place = sum(q for _, q in pairs) / len(pairs)
     apart = sum(1 for _, q in pairs if q == 0.0) / len(pairs)

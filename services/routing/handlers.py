@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from opentelemetry import propagate
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import clustering, domain, hotspot_news, hotspots, platforms, tickets
+from services.routing import clustering, domain, hotspot_news, hotspots, meaning, platforms, tickets
 from services.routing.classify import Classification, classify
 from services.routing.dispatch import Dispatcher
 from services.routing.models import GridPlatform, RoutingDecision
@@ -62,9 +63,14 @@ async def route_reports(runtime: Runtime, session: AsyncSession, batch: Sequence
         return
     scopes = await platforms.scopes(session)
     now = datetime.now(UTC)
+    # The model runs in a worker thread (it releases the GIL) while no lock is held yet.
+    meanings = (await asyncio.to_thread(meaning.encode, [report.content for _d, report in routed])
+                if runtime.settings.hotspot_meaning else [None] * len(routed))
     chosen: list[tuple[Delivered, events.ReportSubmitted, Classification, domain.Decision]] = []
-    for d, report in routed:
-        result = classify(report.content, report.category)
+    vectors: dict[str, bytes | None] = {}
+    for (d, report), vector in zip(routed, meanings, strict=True):
+        vectors[report.report_id] = vector
+        result = classify(report.content, report.category, vector)
         chosen.append((d, report, result, domain.choose_platform(report.region_code, result.category, scopes)))
     await session.execute(insert(RoutingDecision), [
         {"report_id": report.report_id, "region_code": report.region_code, "category": result.category,
@@ -94,7 +100,8 @@ async def route_reports(runtime: Runtime, session: AsyncSession, batch: Sequence
         with continuing(d.trace):
             await hotspots.place(runtime, session, report_id=report.report_id, region_code=report.region_code,
                                  category=result.category, content=report.content, received_at=report.received_at,
-                                 now=now, location=location, county_locked=True)
+                                 now=now, location=location, county_locked=True,
+                                 meaning=vectors[report.report_id])
 
 
 @contextmanager

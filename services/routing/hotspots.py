@@ -17,8 +17,8 @@ from shared.service import Runtime
 
 # States whose clusters still gather new reports.
 JOINABLE = ("open", "converted")
-# At most this many open clusters, the most recent, are scored against a new report; fewer when the
-# report names no kind of problem and so cannot be looked up by one.
+# At most this many open clusters sharing a search key with a new report, the most recent, are
+# scored against it, and the UNKEYED_CANDIDATES most recent of the county whatever they share.
 CANDIDATES = 300
 UNKEYED_CANDIDATES = 100
 # "Already reported?" answers while a citizen types: the most recent matters are the likely ones.
@@ -28,17 +28,20 @@ SIMILAR_CANDIDATES = 100
 async def open_clusters(session: AsyncSession, county: str, since: datetime,
                         sig: clustering.Signature, limit: int = CANDIDATES) -> list[Hotspot]:
     """Clusters of the county a new report may join: last report inside the window, not closed or
-    merged away (a converted one still gathers reports, which then join its supervision topic), and
-    sharing a kind of problem with the report, and a place character when it names one
+    merged away (a converted one still gathers reports, which then join its supervision topic).
+    Those sharing a kind of problem with the report, and a place character when it names one
     (`clustering.lookup_keys`, a GIN lookup, so a county with a hundred thousand open reports is
-    not read whole). A report naming no kind is compared with the most recent clusters only."""
-    query = select(Hotspot).where(Hotspot.county_code == county, Hotspot.last_at >= since,
-                                  Hotspot.state.in_(JOINABLE))
+    not read whole), and the most recent ones whatever they share: the same problem told in words
+    the dictionary does not list is found by its meaning (`meaning.py`), not by a key."""
+    joinable = (Hotspot.county_code == county, Hotspot.last_at >= since, Hotspot.state.in_(JOINABLE))
+    recent = select(Hotspot).where(*joinable).order_by(Hotspot.last_at.desc())
+    found = list((await session.scalars(recent.limit(min(limit, UNKEYED_CANDIDATES)))).all())
     keys = clustering.lookup_keys(sig)
     if keys:
-        query = query.where(Hotspot.search_keys.overlap(keys))
-    limit = limit if keys else min(limit, UNKEYED_CANDIDATES)
-    return list((await session.scalars(query.order_by(Hotspot.last_at.desc()).limit(limit))).all())
+        seen = {h.id for h in found}
+        keyed = recent.where(Hotspot.search_keys.overlap(keys), Hotspot.id.not_in(seen)).limit(limit)
+        found.extend((await session.scalars(keyed)).all())
+    return found
 
 
 def _views(clusters: list[Hotspot]) -> list[clustering.ClusterView]:
@@ -47,13 +50,15 @@ def _views(clusters: list[Hotspot]) -> list[clustering.ClusterView]:
 
 async def place(runtime: Runtime, session: AsyncSession, *, report_id: str, region_code: str, category: str,
                 content: str, received_at: datetime, now: datetime,
-                location: dict[str, Any] | None = None, county_locked: bool = False) -> Hotspot | None:
+                location: dict[str, Any] | None = None, county_locked: bool = False,
+                meaning: bytes | None = None) -> Hotspot | None:
     """Join the report to the cluster it belongs to, or start one. Returns the cluster.
-    `county_locked`: the caller holds the county's lock (`lock_county`) in this transaction."""
+    `county_locked`: the caller holds the county's lock (`lock_county`) in this transaction;
+    `meaning`: the text's vector (meaning.encode), encoded by the caller before any lock."""
     words = fingerprint(content)
     if not words or await session.get(HotspotReport, report_id) is not None:
         return None
-    sig = clustering.signature(content, words, region_code, category, clustering.point_of(location))
+    sig = clustering.signature(content, words, region_code, category, clustering.point_of(location), meaning)
     county = clustering.county_of(region_code)
     window = timedelta(days=runtime.settings.hotspot_window_days)
     # One placement at a time per county, or two replicas could each start a cluster for the same
@@ -109,12 +114,13 @@ def refresh(hotspot: Hotspot, profile: clustering.Profile) -> None:
 
 
 async def similar(runtime: Runtime, session: AsyncSession, *, region_code: str, content: str,
-                  location: dict[str, Any] | None, now: datetime, limit: int = 5) -> list[tuple[Hotspot, float]]:
+                  location: dict[str, Any] | None, now: datetime, limit: int = 5,
+                  meaning: bytes | None = None) -> list[tuple[Hotspot, float]]:
     """Open clusters an unsent report probably repeats (重复反映), best first. Reads only."""
     words = fingerprint(content)
     if not words:
         return []
-    sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location))
+    sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location), meaning)
     window = timedelta(days=runtime.settings.hotspot_window_days)
     candidates = await open_clusters(session, clustering.county_of(region_code), now - window, sig,
                                      SIMILAR_CANDIDATES)

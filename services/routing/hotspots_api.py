@@ -8,6 +8,7 @@ and words at least two of its reports name (`hotspot_life.shared_terms`).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -17,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import hotspot_corrections, hotspot_life, hotspots
+from services.routing import hotspot_corrections, hotspot_life, hotspots, meaning
 from services.routing.models import Hotspot, HotspotCorrection, HotspotReport
 from services.routing.taxonomy import BY_CODE
 from shared.auth import Principal, require_region, require_roles
@@ -290,9 +291,10 @@ async def _first_reports(session: AsyncSession, hotspot_ids: list[str]) -> dict[
 async def similar_hotspots(body: SimilarIn, request: Request, runtime: RuntimeDep) -> SimilarOut:
     await _flood(runtime).check("hotspots", source_of(request))
     location = {"lat": body.lat, "lon": body.lon} if body.lat is not None and body.lon is not None else None
+    vector = (await asyncio.to_thread(meaning.encode, [body.content]))[0] if runtime.settings.hotspot_meaning else None
     async with runtime.sessions()() as session:
         found = await hotspots.similar(runtime, session, region_code=body.region_code, content=body.content,
-                                       location=location, now=datetime.now(UTC))
+                                       location=location, now=datetime.now(UTC), meaning=vector)
         first = await _first_reports(session, [h.id for h, _ in found])
     return SimilarOut(matches=[SimilarMatch.model_validate({**_matter(h, first.get(h.id)), "hotspot_id": h.id,
                                                             "score": round(score, 3)}) for h, score in found])

@@ -40,6 +40,9 @@ _NOT_IN_NAMES = frozenset("的了在是有没都还把被给吧吗呢啊着过�
 _ALONE = frozenset({"路", "街", "村", "门", "楼", "站", "桥", "河", "湖", "塘", "组", "小区", "社区", "路口",
                     "单元", "大门", "市场", "公园", "医院", "学校", "马路", "道路", "公路", "小学", "中学",
                     "走路", "修路", "上楼", "下楼", "爬楼", "过桥"})
+# What may stand before 门 in a gate's name (南门, 3号门, 正门, 公园东门); 看门, 锁门, 关门, 敲了半天门
+# are things people do.
+_GATE_BEFORE = frozenset("东南西北正侧后前大小号0123456789") | frozenset("".join(_KINDS))
 _CUT = re.compile("[^\u4e00-\u9fff0-9A-Za-z]|[" + "".join(sorted(_NOT_IN_NAMES)) + "]")
 _KIND_ONLY = re.compile(rf"(?:{_KIND})+")
 _DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
@@ -73,6 +76,10 @@ def mentions(text: str) -> tuple[str, ...]:
                     if mention.startswith(lead) and len(mention) > len(lead):
                         mention = mention[len(lead):]
                         changed = True
+            if mention.endswith("门") and len(mention) >= 2 and mention[-2] not in _GATE_BEFORE:
+                mention = mention[:-2]
+                if not _KIND_ONLY.search(mention[-3:] if mention else ""):
+                    continue
             if mention in _ALONE or len(mention) < 2 or _KIND_ONLY.fullmatch(mention):
                 continue
             out.append(mention)
