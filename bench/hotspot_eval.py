@@ -140,7 +140,7 @@ def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
         # as `hotspots.open_clusters`: the most recent clusters, and those sharing a search key
         joinable = sorted((cid for cid in open_in[county] if state[cid][1] >= t - WINDOW),
                           key=lambda cid: state[cid][1], reverse=True)
-        recent = set(joinable[:UNKEYED_CANDIDATES])
+        recent = set(joinable[:UNKEYED_CANDIDATES]) if sig.meaning is not None or not keys else set()
         views = [clustering.ClusterView(cid, state[cid][0], state[cid][1]) for cid in joinable
                  if cid in recent or keys & set(clustering.search_keys(state[cid][0].members))]
         match = clustering.best_match(sig, views, t, WINDOW)

@@ -8,8 +8,11 @@ Starts its own PostgreSQL and NATS and the routing service in this process, fill
 itself folded), then measures:
 
 * placement: `hotspots.place` for `--reports` new reports of that county, each in its own
-  transaction as the handler runs it; p50/p99 per report. Baseline, same run: the same reports
-  placed into a county with no open report.
+  transaction as the handler runs it, with a meaning vector as the handler passes one (random unit
+  vectors here, in the filled clusters too: what placement costs does not depend on their values);
+  p50/p99 per report. Baseline, same run: the same reports placed into a county with no open report.
+* encoding: the meaning model (`meaning.encode`) on 50 of those texts one at a time, CPU ms p50/p99:
+  what routing spends on a report before placing it.
 * already reported: `POST /v1/public/hotspots/similar` at `--rate` requests/s for `--seconds`,
   anonymous, open loop; p50/p99. Baseline, same run: `GET /healthz` at the same rate.
 """
@@ -31,12 +34,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
 import nats  # noqa: E402
+import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
 from identity_stack import stack  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from minyi.servers import free_port  # noqa: E402
-from services.routing import clustering, hotspots  # noqa: E402
+from services.routing import clustering, hotspots, meaning  # noqa: E402
 from services.routing.classify import fingerprint  # noqa: E402
 from services.routing.models import Hotspot, HotspotReport  # noqa: E402
 from services.routing.problems import PROBLEMS  # noqa: E402
@@ -67,6 +71,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def random_meaning(rng: random.Random) -> bytes:
+    vector = np.array([rng.gauss(0.0, 1.0) for _ in range(meaning.DIM)], dtype=np.float32)
+    return (vector / np.linalg.norm(vector)).astype(np.float16).tobytes()
+
+
+def encoding_ms(n: int) -> tuple[list[float], list[int]]:
+    """CPU milliseconds of the meaning model per text, one text at a time, and the texts' lengths."""
+    rng = random.Random(13)
+    meaning.encode(["预热"])
+    times, lengths = [], []
+    for _ in range(n):
+        text = text_of(rng)
+        started = time.process_time()
+        meaning.encode([text])
+        times.append((time.process_time() - started) * 1000)
+        lengths.append(len(text))
+    return times, lengths
+
+
 async def fill(runtime: object, n: int, now: datetime) -> None:
     """`n` open reports in COUNTY: clusters of one to three reports, folded by clustering itself."""
     rng = random.Random(7)
@@ -78,7 +101,8 @@ async def fill(runtime: object, n: int, now: datetime) -> None:
         text = text_of(rng)
         size = min(n - made, rng.choice((1, 1, 1, 2, 3)))
         township = f"{COUNTY}{rng.randrange(1, 20):03d}"
-        sigs = [clustering.signature(text, fingerprint(text), township, "other") for _ in range(size)]
+        sigs = [clustering.signature(text, fingerprint(text), township, "other", None, random_meaning(rng))
+                for _ in range(size)]
         profile = clustering.fold(sigs)
         at = now - timedelta(days=rng.uniform(0, 29))
         hid = new_id()
@@ -109,7 +133,8 @@ async def placements(runtime: object, county: str, n: int, now: datetime) -> lis
         async with runtime.transaction() as session:  # type: ignore[attr-defined]
             region = f"{county}{rng.randrange(1, 20):03d}"
             await hotspots.place(runtime, session, report_id=new_id(), region_code=region,  # type: ignore[arg-type]
-                                 category="other", content=text, received_at=now, now=now)
+                                 category="other", content=text, received_at=now, now=now,
+                                 meaning=random_meaning(rng))
         times.append(time.perf_counter() - started)
         if i % 50 == 49:
             print(f"\r  placing into {county}: {i + 1}/{n}", end="", flush=True)
@@ -190,6 +215,9 @@ async def run(args: argparse.Namespace) -> None:
     print(f"  p50 {ms(statistics.median(similar))}, p99 {ms(percentile(similar, 0.99))} (target p99 < 50 ms)")
     print(f"  baseline GET /healthz same rate: p50 {ms(statistics.median(health))}, p99 {ms(percentile(health, 0.99))}")
     print(f"  ratio p99 {percentile(similar, 0.99) / percentile(health, 0.99):.1f}×")
+    encoding, lengths = encoding_ms(50)
+    print(f"\nthe meaning model, one text at a time (50 texts of {min(lengths)}–{max(lengths)} characters): "
+          f"CPU p50 {statistics.median(encoding):.1f} ms, p99 {percentile(encoding, 0.99):.1f} ms per report")
 
 
 def main() -> None:

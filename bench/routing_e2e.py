@@ -1,7 +1,7 @@
 """Reports end to end: submitted to intake → ticket received by the grid platform simulator.
 
     .venv/bin/python bench/routing_e2e.py [--seconds 60] [--rate 100] [--outage-seconds 600] [--outage-rate 5]
-                                          [--callbacks]
+                                          [--callbacks] [--no-meaning]
 
 Starts its own PostgreSQL and NATS, then identity, intake and routing as `minyi serve` runs them,
 and the grid platform simulator (deploy/gridsim) registered as the platform of region 320923.
@@ -190,7 +190,8 @@ async def run(args: argparse.Namespace) -> int:
         identity_port, intake_port, routing_port = free_port(), free_port(), free_port()
         flood = {"MINYI_FLOOD_LIMIT": "1000000/minute"}
         routing_env = {"MINYI_ROUTING_CALLBACK_URL": f"http://127.0.0.1:{routing_port}/v1/grid/callbacks",
-                       "MINYI_GRID_RETRY_MAX_SECONDS": str(args.retry_cap)}
+                       "MINYI_GRID_RETRY_MAX_SECONDS": str(args.retry_cap),
+                       "MINYI_HOTSPOT_MEANING": "false" if args.no_meaning else "true"}
         sim_proc, sim_url = start_simulator(s.root)
         try:
             with service(s, "identity", identity_port, identity_port), \
@@ -322,6 +323,8 @@ def main() -> int:
     parser.add_argument("--outage-seconds", type=float, default=600)
     parser.add_argument("--outage-rate", type=float, default=5)
     parser.add_argument("--retry-cap", type=float, default=60, help="MINYI_GRID_RETRY_MAX_SECONDS for routing")
+    parser.add_argument("--no-meaning", action="store_true",
+                        help="routing without the meaning model (MINYI_HOTSPOT_MEANING=false): words and kinds only")
     parser.add_argument("--callbacks", action="store_true",
                         help="the simulator calls back accepted → in_progress → resolved 200 ms after each ticket")
     return asyncio.run(run(parser.parse_args()))

@@ -158,8 +158,8 @@ class Settings(BaseSettings):
     nats_registry_sources: str = ""
     hotspot_threshold: int = Field(default=5, ge=2)
     hotspot_window_days: int = Field(default=30, ge=1)
-    # Routing compares reports by meaning too (services/routing/meaning.py: a sentence-embedding model
-    # run on CPU, a few milliseconds a report); off, by their words and kinds of problem only.
+    # Routing compares and classifies reports by meaning too (services/routing/meaning.py: a sentence-
+    # embedding model run on CPU, 15 to 70 ms a report); off, by their words and kinds of problem only.
     hotspot_meaning: bool = True
 
     migrate_on_start: bool = True

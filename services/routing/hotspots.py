@@ -31,12 +31,15 @@ async def open_clusters(session: AsyncSession, county: str, since: datetime,
     merged away (a converted one still gathers reports, which then join its supervision topic).
     Those sharing a kind of problem with the report, and a place character when it names one
     (`clustering.lookup_keys`, a GIN lookup, so a county with a hundred thousand open reports is
-    not read whole), and the most recent ones whatever they share: the same problem told in words
-    the dictionary does not list is found by its meaning (`meaning.py`), not by a key."""
+    not read whole); with them, when the report has a meaning vector or no key, the most recent
+    ones whatever they share: the same problem told in words the dictionary does not list is found
+    by its meaning (`meaning.py`), not by a key."""
     joinable = (Hotspot.county_code == county, Hotspot.last_at >= since, Hotspot.state.in_(JOINABLE))
     recent = select(Hotspot).where(*joinable).order_by(Hotspot.last_at.desc())
-    found = list((await session.scalars(recent.limit(min(limit, UNKEYED_CANDIDATES)))).all())
     keys = clustering.lookup_keys(sig)
+    found: list[Hotspot] = []
+    if sig.meaning is not None or not keys:
+        found = list((await session.scalars(recent.limit(min(limit, UNKEYED_CANDIDATES)))).all())
     if keys:
         seen = {h.id for h in found}
         keyed = recent.where(Hotspot.search_keys.overlap(keys), Hotspot.id.not_in(seen)).limit(limit)
@@ -114,13 +117,13 @@ def refresh(hotspot: Hotspot, profile: clustering.Profile) -> None:
 
 
 async def similar(runtime: Runtime, session: AsyncSession, *, region_code: str, content: str,
-                  location: dict[str, Any] | None, now: datetime, limit: int = 5,
-                  meaning: bytes | None = None) -> list[tuple[Hotspot, float]]:
-    """Open clusters an unsent report probably repeats (重复反映), best first. Reads only."""
+                  location: dict[str, Any] | None, now: datetime, limit: int = 5) -> list[tuple[Hotspot, float]]:
+    """Open clusters an unsent report probably repeats (重复反映), best first, by words and kinds of
+    problem (no meaning vector: see hotspots_api). Reads only."""
     words = fingerprint(content)
     if not words:
         return []
-    sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location), meaning)
+    sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location))
     window = timedelta(days=runtime.settings.hotspot_window_days)
     candidates = await open_clusters(session, clustering.county_of(region_code), now - window, sig,
                                      SIMILAR_CANDIDATES)

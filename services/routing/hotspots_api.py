@@ -8,7 +8,6 @@ and words at least two of its reports name (`hotspot_life.shared_terms`).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -18,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import hotspot_corrections, hotspot_life, hotspots, meaning
+from services.routing import hotspot_corrections, hotspot_life, hotspots
 from services.routing.models import Hotspot, HotspotCorrection, HotspotReport
 from services.routing.taxonomy import BY_CODE
 from shared.auth import Principal, require_region, require_roles
@@ -291,10 +290,12 @@ async def _first_reports(session: AsyncSession, hotspot_ids: list[str]) -> dict[
 async def similar_hotspots(body: SimilarIn, request: Request, runtime: RuntimeDep) -> SimilarOut:
     await _flood(runtime).check("hotspots", source_of(request))
     location = {"lat": body.lat, "lon": body.lon} if body.lat is not None and body.lon is not None else None
-    vector = (await asyncio.to_thread(meaning.encode, [body.content]))[0] if runtime.settings.hotspot_meaning else None
+    # Words and kinds only: this answers while a citizen types, 50 times a second in a busy county,
+    # and the meaning model costs 15 to 70 ms of CPU a text (meaning.py); the report, once sent,
+    # is placed by meaning too.
     async with runtime.sessions()() as session:
         found = await hotspots.similar(runtime, session, region_code=body.region_code, content=body.content,
-                                       location=location, now=datetime.now(UTC), meaning=vector)
+                                       location=location, now=datetime.now(UTC))
         first = await _first_reports(session, [h.id for h, _ in found])
     return SimilarOut(matches=[SimilarMatch.model_validate({**_matter(h, first.get(h.id)), "hotspot_id": h.id,
                                                             "score": round(score, 3)}) for h, score in found])

@@ -12,8 +12,11 @@ Place names are masked before encoding: where a problem is, is judged apart (`pl
 problems at one place must not look alike because both name it.
 
 The vectors are kept as float16 (768 bytes): the similarity needs two decimals, not seven.
-Encoding takes milliseconds of CPU per report, so callers run it in a worker thread (the C engine
-releases the GIL) and before taking any lock.
+Encoding is the dearest step of routing a report: 15 ms of CPU for a six-character text, 21 ms for
+a typical one of twenty characters, 70 ms for eighty (one core of the benchmark machine), so it runs
+once per report, in a worker thread (the C engine releases the GIL), before any lock is taken, and
+not for "already reported?" lookups made while a citizen types. `MINYI_HOTSPOT_MEANING=false` turns
+it off (words and kinds of problem only).
 """
 
 from __future__ import annotations
