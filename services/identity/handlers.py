@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.identity import registry
+from services.identity.registry_prep import PreparedFeed, preparer, source_of
 from services.identity.registry_store import store_rows_apart
 from shared.bus.consumer import Subscription, dead_letter_body
 from shared.bus.streams import dead_letter_stream, dead_letter_subject
@@ -77,7 +78,9 @@ async def consume_registry(runtime: Runtime) -> None:
             except (nats.errors.TimeoutError, TimeoutError):
                 # nats-py raises either, depending on where in the fetch the time ran out.
                 msgs = []
-            batch = prepare_feed_batch(runtime, msgs) if msgs else None
+            # Validated and encrypted in a worker process (registry_prep.py) while the last batch is written.
+            batch = FeedBatch(msgs, await preparer(runtime.state, runtime.settings.registry_load_workers).prepare_feed(
+                [(m.subject, m.data) for m in msgs], runtime.keyring, datetime.now(UTC))) if msgs else None
             if writing is not None:
                 ok = await writing
                 writing = None
@@ -102,50 +105,7 @@ def retry_delay(runtime: Runtime, failures: int) -> float:
 @dataclass
 class FeedBatch:
     msgs: Sequence[Msg]
-    # What each message carried (None where it was no JSON), for the reference of a refused one.
-    records: list[object]
-    rows: list[tuple[object, ...]]
-    valid: int
-    # Message numbers refused before the database, with the reason.
-    bad: list[tuple[int, str]]
-    # For each row, the numbers of the messages it stands for.
-    row_msgs: list[list[int]] = field(default_factory=list)
-
-
-def source_of(subject: str) -> str:
-    """The registry a message was published for: the subject decides, never the body. Each
-    provincial system's NATS user may publish on its own `registry.<source>.records` only."""
-    parts = subject.split(".")
-    return parts[1] if len(parts) == 3 else ""
-
-
-def prepare_feed_batch(runtime: Runtime, msgs: Sequence[Msg]) -> FeedBatch:
-    """Validate and encrypt a fetched batch; bad messages are set aside with their reasons."""
-    now = datetime.now(UTC)
-    by_source: dict[str, list[tuple[int, object]]] = {}
-    records: list[object] = [None] * len(msgs)
-    bad: list[tuple[int, str]] = []
-    for i, msg in enumerate(msgs):
-        source = source_of(msg.subject)
-        try:
-            records[i] = registry.record_of_message(msg.data)
-        except registry.RecordError as exc:
-            bad.append((i, exc.reason))
-            continue
-        if source not in registry.SOURCES:
-            bad.append((i, f"未知的数据来源：{source[:40]}"))
-            continue
-        by_source.setdefault(source, []).append((i, records[i]))
-    rows: list[tuple[object, ...]] = []
-    row_msgs: list[list[int]] = []
-    valid = 0
-    for source, items in by_source.items():
-        prepared = registry.prepare_batch(source, items, runtime.keyring, now=now)
-        rows.extend(prepared.rows)
-        row_msgs.extend(prepared.row_items)
-        valid += prepared.valid
-        bad.extend(prepared.rejected)
-    return FeedBatch(msgs, records, rows, valid, bad, row_msgs)
+    prepared: PreparedFeed
 
 
 async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) -> bool:
@@ -156,7 +116,7 @@ async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) 
     """
     try:
         async with runtime.transaction() as session:
-            stored = await store_rows_apart(session, batch.rows)
+            stored = await store_rows_apart(session, batch.prepared.rows)
     except Exception as exc:
         # When NATS itself is gone the nak fails too and the supervisor restarts the feed.
         log.warning("registry feed: batch of %d failed (%s: %s); retry in %.1fs",
@@ -164,21 +124,25 @@ async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) 
         for msg in batch.msgs:
             await msg.nak(delay=retry_in)
         return False
-    bad = list(batch.bad)
+    bad = list(batch.prepared.bad)
     for position, state in stored.refused:
-        bad.extend((i, f"数据库无法保存该记录（{state}）") for i in batch.row_msgs[position])
-    for index, reason in bad:
-        await dead_letter_record(runtime, batch.msgs[index], batch.records[index], reason)
+        # Rare: the message is read again here for the reference of the ID number it names.
+        bad.extend((i, f"数据库无法保存该记录（{state}）",
+                    registry.person_reference(runtime.keyring, registry.record_of_message(batch.msgs[i].data)))
+                   for i in batch.prepared.row_msgs[position])
+    for index, reason, reference in bad:
+        await dead_letter_record(runtime, batch.msgs[index], reference, reason)
     for msg in batch.msgs:
         await msg.ack()
     if bad:
         log.warning("registry feed: %d of %d records dead-lettered", len(bad), len(batch.msgs))
-    refused = sum(len(batch.row_msgs[p]) for p, _ in stored.refused)
-    log.debug("registry feed: %d accepted, %d unchanged", stored.changed, batch.valid - refused - stored.changed)
+    refused = sum(len(batch.prepared.row_msgs[p]) for p, _ in stored.refused)
+    log.debug("registry feed: %d accepted, %d unchanged", stored.changed,
+              batch.prepared.valid - refused - stored.changed)
     return True
 
 
-async def dead_letter_record(runtime: Runtime, msg: Msg, record: object, reason: str) -> None:
+async def dead_letter_record(runtime: Runtime, msg: Msg, person_ref: str | None, reason: str) -> None:
     """Park a refused record by reference, never by content.
 
     The dead letter keeps the reason, where the record was (source, stream position, time received) and
@@ -190,7 +154,7 @@ async def dead_letter_record(runtime: Runtime, msg: Msg, record: object, reason:
     seq = meta.sequence.stream if meta and meta.sequence else None
     received = meta.timestamp.isoformat() if meta and meta.timestamp else None
     reference = {"source": source_of(msg.subject)[:40], "stream_seq": seq, "received_at": received,
-                 "person_ref": registry.person_reference(runtime.keyring, record)}
+                 "person_ref": person_ref}
     body = dead_letter_body(consumer=FEED_DURABLE, subject=msg.subject, stream=meta.stream if meta else None,
                             stream_seq=seq, deliveries=(meta.num_delivered if meta else 1) or 1, error=reason,
                             raw=json.dumps(reference).encode(), headers={})

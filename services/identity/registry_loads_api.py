@@ -3,8 +3,8 @@
 A province's first load is tens of millions of lines. The file is read as it streams in and
 stored in chunks, each its own transaction that also records the last line it covers; a load
 broken off (network, restart) is re-sent whole with the same `load_id` and the committed lines are
-skipped unread. Each chunk is validated and encrypted in a worker thread while the previous one
-is written, so PostgreSQL and Python work at the same time.
+skipped unread. Each chunk is validated and encrypted in a worker process (registry_prep.py)
+while the previous one is written, so PostgreSQL and Python work at the same time.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from services.identity.registry_load_store import (
     get_load,
     rejections,
 )
+from services.identity.registry_prep import preparer
 from shared.errors import Problem
 from shared.problems import COMMON, problems
 from shared.service import Runtime
@@ -150,8 +151,8 @@ async def post_load(source: SourcePath, request: Request, who: Integration, runt
     async def flush() -> None:
         nonlocal writing, load, flushed
         flushed = last_line
-        prepared = await asyncio.to_thread(registry_lines.prepare_lines, source, header, list(chunk), last_line,
-                                           runtime.keyring, now=datetime.now(UTC))
+        prepared = await preparer(runtime.state, runtime.settings.registry_load_workers).prepare(
+            source, header, list(chunk), last_line, runtime.keyring, datetime.now(UTC))
         chunk.clear()
         if writing is not None:
             load = await writing
