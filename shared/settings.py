@@ -156,9 +156,9 @@ class Settings(BaseSettings):
     # `minyi nats-auth`, `minyi init-secrets` and `minyi up` make users for when not told on the command line.
     nats_grid_platforms: str = ""
     nats_registry_sources: str = ""
-    # Worker processes that validate and encrypt registry load files (services/identity/registry_prep.py);
-    # 0: a thread of the identity process.
-    registry_load_workers: int = Field(default=1, ge=0, le=64)
+    # Worker processes that validate and encrypt registry records (services/identity/registry_prep.py);
+    # 0: the identity process itself. On two cores the processes were slower (bench/README.md).
+    registry_load_workers: int = Field(default=0, ge=0, le=64)
     hotspot_threshold: int = Field(default=5, ge=2)
     hotspot_window_days: int = Field(default=30, ge=1)
     # Routing compares and classifies reports by meaning too (services/routing/meaning.py: a sentence-

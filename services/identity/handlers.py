@@ -78,7 +78,8 @@ async def consume_registry(runtime: Runtime) -> None:
             except (nats.errors.TimeoutError, TimeoutError):
                 # nats-py raises either, depending on where in the fetch the time ran out.
                 msgs = []
-            # Validated and encrypted in a worker process (registry_prep.py) while the last batch is written.
+            # Validated and encrypted (in worker processes when configured, registry_prep.py) while the
+            # last batch is written.
             batch = FeedBatch(msgs, await preparer(runtime.state, runtime.settings.registry_load_workers).prepare_feed(
                 [(m.subject, m.data) for m in msgs], runtime.keyring, datetime.now(UTC))) if msgs else None
             if writing is not None:

@@ -3,8 +3,8 @@
 A province's first load is tens of millions of lines. The file is read as it streams in and
 stored in chunks, each its own transaction that also records the last line it covers; a load
 broken off (network, restart) is re-sent whole with the same `load_id` and the committed lines are
-skipped unread. Each chunk is validated and encrypted in a worker process (registry_prep.py)
-while the previous one is written, so PostgreSQL and Python work at the same time.
+skipped unread. Each chunk is validated and encrypted in a worker thread, or worker processes
+(registry_prep.py), while the previous one is written, so PostgreSQL and Python work at the same time.
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 Validation, AES-GCM and the blind index are Python, about 20 µs a record (bench/README.md); in a
 thread of the service they share its one interpreter lock with the request's own reading of the
 body and with asyncpg writing the previous chunk, so a load used about one core however many the
-machine had. In worker processes (`MINYI_REGISTRY_LOAD_WORKERS`, default 1) they run beside it,
-for load files' chunks and for the NATS feed's fetched batches alike. 0 keeps them in the service
-(a thread for load files), for a machine with one core.
+machine had. In worker processes (`MINYI_REGISTRY_LOAD_WORKERS`) they run beside it, for load
+files' chunks and for the NATS feed's fetched batches alike. The default, 0, keeps them in the
+service (a thread for load files): on the two cores of the benchmark machine the processes were
+slower, not faster (bulk 27,000 against 39,000 records/s, feed 18,000 against 23,000), since the
+worker, the service and PostgreSQL then contend for two cores and every chunk is pickled twice.
+Give it workers where identity has cores to spare during a province's first load.
 
 Workers are started with `spawn` (a fresh interpreter): forking a process that runs an event loop
 and exporter threads copies their locks in whatever state they are. The keyring is sent with each
