@@ -137,10 +137,15 @@ def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
             continue
         county = clustering.county_of(str(row["region_code"]))
         keys = set(clustering.lookup_keys(sig))
-        # as `hotspots.open_clusters`: the most recent clusters, and those sharing a search key
+        # as `hotspots.open_clusters`: of the most recent clusters those near in meaning (all of them
+        # for a report with neither a key nor a vector), and those sharing a search key
         joinable = sorted((cid for cid in open_in[county] if state[cid][1] >= t - WINDOW),
                           key=lambda cid: state[cid][1], reverse=True)
-        recent = set(joinable[:UNKEYED_CANDIDATES]) if sig.meaning is not None or not keys else set()
+        recent = set(joinable[:UNKEYED_CANDIDATES])
+        if sig.meaning is not None:
+            recent = {cid for cid in recent if (clustering.meaning_agreement(sig, state[cid][0]) or 0.0) > 0.0}
+        elif keys:
+            recent = set()
         views = [clustering.ClusterView(cid, state[cid][0], state[cid][1]) for cid in joinable
                  if cid in recent or keys & set(clustering.search_keys(state[cid][0].members))]
         match = clustering.best_match(sig, views, t, WINDOW)

@@ -109,7 +109,8 @@ async def fill(runtime: object, n: int, now: datetime) -> None:
         batch_h.append(dict(id=hid, county_code=COUNTY, region_code=township, category="other",
                             category_counts=profile.categories, profile=profile.to_json(),
                             keywords=clustering.keywords(profile.words, size), places=clustering.top_places(profile),
-                            search_keys=clustering.search_keys(sigs), count=size, supporters=0, first_at=at,
+                            search_keys=clustering.search_keys(sigs), meaning_sum=clustering.summed_meaning(profile),
+                            meaning_n=profile.meaning_n, count=size, supporters=0, first_at=at,
                             last_at=at, state="open", version=1))
         batch_r.extend(dict(report_id=new_id(), hotspot_id=hid, region_code=township, category="other",
                             received_at=at, similarity=1.0, signature=s.to_json(), placed_by="auto") for s in sigs)

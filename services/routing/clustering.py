@@ -227,10 +227,20 @@ def pair(a: Signature, b: Signature) -> float:
 def meaning_agreement(sig: Signature, profile: Profile) -> float | None:
     """How far the model says the report means what the cluster's reports mean, 0–1; None when
     either has no vector (the model not installed, or reports placed before it was)."""
-    if sig.meaning is None or profile.meaning_sum is None or not profile.meaning_n:
+    return meaning_agreement_with(sig, profile.meaning_sum, profile.meaning_n)
+
+
+def meaning_agreement_with(sig: Signature, meaning_sum: np.ndarray | bytes | None, meaning_n: int) -> float | None:
+    """`meaning_agreement` against a cluster's stored sum (float32, as `summed_meaning` writes it)."""
+    if sig.meaning is None or meaning_sum is None or not meaning_n:
         return None
-    cosine = float(np.dot(_vector(sig.meaning), profile.meaning_sum)) / profile.meaning_n
+    summed = np.frombuffer(meaning_sum, dtype=np.float32) if isinstance(meaning_sum, bytes) else meaning_sum
+    cosine = float(np.dot(_vector(sig.meaning), summed)) / meaning_n
     return min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
+
+
+def summed_meaning(profile: Profile) -> bytes | None:
+    return profile.meaning_sum.astype(np.float32).tobytes() if profile.meaning_sum is not None else None
 
 
 def similarity(sig: Signature, profile: Profile) -> float:

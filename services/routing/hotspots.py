@@ -31,18 +31,28 @@ async def open_clusters(session: AsyncSession, county: str, since: datetime,
     merged away (a converted one still gathers reports, which then join its supervision topic).
     Those sharing a kind of problem with the report, and a place character when it names one
     (`clustering.lookup_keys`, a GIN lookup, so a county with a hundred thousand open reports is
-    not read whole); with them, when the report has a meaning vector or no key, the most recent
-    ones whatever they share: the same problem told in words the dictionary does not list is found
-    by its meaning (`meaning.py`), not by a key."""
+    not read whole); with them, of the county's most recent ones, those whose meaning is near the
+    report's (their stored sums are read first, the profiles of the near ones only after): the
+    same problem told in words the dictionary does not list is found by its meaning
+    (`meaning.py`), not by a key. A report with neither a key nor a vector is compared with the
+    most recent ones."""
     joinable = (Hotspot.county_code == county, Hotspot.last_at >= since, Hotspot.state.in_(JOINABLE))
-    recent = select(Hotspot).where(*joinable).order_by(Hotspot.last_at.desc())
     keys = clustering.lookup_keys(sig)
-    found: list[Hotspot] = []
-    if sig.meaning is not None or not keys:
-        found = list((await session.scalars(recent.limit(min(limit, UNKEYED_CANDIDATES)))).all())
+    recent_limit = min(limit, UNKEYED_CANDIDATES)
+    if not keys and sig.meaning is None:
+        recent = select(Hotspot).where(*joinable).order_by(Hotspot.last_at.desc()).limit(recent_limit)
+        return list((await session.scalars(recent)).all())
+    near: list[str] = []
+    if sig.meaning is not None:
+        sums = (await session.execute(select(Hotspot.id, Hotspot.meaning_sum, Hotspot.meaning_n).where(*joinable)
+                                      .order_by(Hotspot.last_at.desc()).limit(recent_limit))).all()
+        near = [row.id for row in sums
+                if (clustering.meaning_agreement_with(sig, row.meaning_sum, row.meaning_n) or 0.0) > 0.0]
+    found = list((await session.scalars(select(Hotspot).where(Hotspot.id.in_(near))
+                                        .order_by(Hotspot.last_at.desc()))).all()) if near else []
     if keys:
-        seen = {h.id for h in found}
-        keyed = recent.where(Hotspot.search_keys.overlap(keys), Hotspot.id.not_in(seen)).limit(limit)
+        keyed = (select(Hotspot).where(*joinable, Hotspot.search_keys.overlap(keys), Hotspot.id.not_in(near))
+                 .order_by(Hotspot.last_at.desc()).limit(limit))
         found.extend((await session.scalars(keyed)).all())
     return found
 
@@ -75,8 +85,9 @@ async def place(runtime: Runtime, session: AsyncSession, *, report_id: str, regi
         hotspot = Hotspot(id=new_id(), county_code=county, region_code=region_code, category=category,
                           category_counts=dict(profile.categories), profile=profile.to_json(),
                           keywords=clustering.keywords(profile.words, 1), places=clustering.top_places(profile),
-                          search_keys=clustering.search_keys([sig]),
-                          count=1, first_at=received_at, last_at=received_at, version=1, state="open", supporters=0)
+                          search_keys=clustering.search_keys([sig]), meaning_sum=clustering.summed_meaning(profile),
+                          meaning_n=profile.meaning_n, count=1, first_at=received_at, last_at=received_at, version=1,
+                          state="open", supporters=0)
         session.add(hotspot)
         session.add(HotspotReport(report_id=report_id, hotspot_id=hotspot.id, region_code=region_code,
                                   category=category, received_at=received_at, similarity=1.0,
@@ -113,6 +124,8 @@ def refresh(hotspot: Hotspot, profile: clustering.Profile) -> None:
     hotspot.keywords = clustering.keywords(profile.words, profile.count)
     hotspot.places = clustering.top_places(profile)
     hotspot.search_keys = clustering.search_keys(profile.members)
+    hotspot.meaning_sum = clustering.summed_meaning(profile)
+    hotspot.meaning_n = profile.meaning_n
     hotspot.version += 1
 
 

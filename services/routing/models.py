@@ -165,6 +165,9 @@ class Hotspot(Base):
     places: Mapped[list[str]] = mapped_column(ARRAY(String(60)), nullable=False, server_default=text("'{}'"))
     # what a new report is looked up by among many open clusters (clustering.search_keys)
     search_keys: Mapped[list[str]] = mapped_column(ARRAY(String(40)), nullable=False, server_default=text("'{}'"))
+    # The profile's meaning_sum (float32) and meaning_n, readable without the profile (hotspots.open_clusters).
+    meaning_sum: Mapped[bytes | None] = mapped_column(LargeBinary)
+    meaning_n: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     count: Mapped[int] = mapped_column(Integer, nullable=False)
     # citizens who said "me too" (我也遇到) on one of its reports instead of filing their own
     supporters: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
