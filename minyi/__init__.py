@@ -1,0 +1,3 @@
+"""The minyi command line and the embedded stack."""
+
+import shared  # noqa: F401  (its import settles the threads of numpy's BLAS first)
