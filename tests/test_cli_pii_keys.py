@@ -315,7 +315,8 @@ async def test_mistakes_are_clear_errors(env: Env) -> None:
 
 
 # Binary columns that hold no `encrypt` blob, with the reason.
-NOT_ENCRYPTED = {"routing.tickets.body": "the signed request body sent to a grid platform"}
+NOT_ENCRYPTED = {"routing.tickets.body": "the signed request body sent to a grid platform",
+                 "routing.hotspots.meaning_sum": "the sum of a hotspot's meaning vectors (float32), no text"}
 
 
 def test_the_catalog_names_every_encrypted_column_with_the_context_its_service_uses() -> None:
