@@ -397,11 +397,9 @@ def _is_wide(ch: str) -> bool:
 
 def _normalize_id_number(value: str) -> str:
     # NFKC turns full-width digits/letters (１２３Ｘ) into ASCII; the check character X is case-blind.
-    # ASCII is its own NFKC form, and a canonical number is already what this returns.
-    if value.isascii():
-        return value if len(value) == 18 and value.isalnum() and not value.islower() else "".join(
-            value.split()).upper()
-    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+    # ASCII text is its own NFKC form, so the usual number skips the Unicode tables.
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    return "".join(text.split()).upper()
 
 
 def _normalize_phone(value: str) -> str:
