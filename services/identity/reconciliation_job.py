@@ -2,8 +2,9 @@
 
 A job is a row: `pending` until a runner claims it, `running` while the runner's heartbeat is
 fresh, then `done` or `failed`. All SQL steps run in one transaction, so a crash leaves no partial
-results; a stale heartbeat (the replica died) lets another runner take the job over from scratch.
-Progress is written on a second connection so staff can watch it while the work is uncommitted.
+results (the job's findings are a table of its own, attached to `reconciliation_items` only at the
+end: migration 0011); a stale heartbeat (the replica died) lets another runner take the job over
+from scratch. Progress is written on a second connection so staff can watch it while the work is uncommitted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 from sqlalchemy import text
 
 from services.identity.reconciliation import KINDS, adult_cutoff
-from services.identity.reconciliation_sql import COUNTS, STEPS, region_end
+from services.identity.reconciliation_sql import (
+    ATTACH_FINDINGS,
+    BEGIN_FINDINGS,
+    COUNTS,
+    FINDINGS_TABLE,
+    STEPS,
+    region_end,
+)
 from shared.service import Runtime
 
 log = logging.getLogger("minyi.identity.reconciliation")
@@ -121,13 +129,19 @@ async def _run(runtime: Runtime, job_id: str, election_id: str) -> None:
                   "region": election.region_code, "region_end": region_end(election.region_code)}
         # The joins and sorts of a whole roll fit in memory rather than spilling to disk.
         await session.execute(text("SET LOCAL work_mem = '256MB'"))
-        await session.execute(text("DELETE FROM identity.reconciliation_items WHERE job_id = :job_id"), params)
+        findings = str(await session.scalar(text(BEGIN_FINDINGS), params))
+        if not FINDINGS_TABLE.fullmatch(findings):
+            raise ValueError(f"unexpected findings table name {findings!r}")
         for name, progress, statement in STEPS:
             await _update(runtime, job_id, step=name)
             started = asyncio.get_running_loop().time()
-            await session.execute(text(statement), params)
+            await session.execute(text(statement.replace("{findings}", findings)), params)
             log.info("reconciliation %s: %s took %.2fs", job_id, name, asyncio.get_running_loop().time() - started)
             await _update(runtime, job_id, progress=progress)
+        started = asyncio.get_running_loop().time()
+        await session.execute(text(ATTACH_FINDINGS), params)
+        log.info("reconciliation %s: indexing and attaching the findings took %.2fs", job_id,
+                 asyncio.get_running_loop().time() - started)
         counts = dict.fromkeys(KINDS, 0)
         counts.update({kind: int(n) for kind, n in (await session.execute(text(COUNTS), params)).all()})
         await session.execute(text(

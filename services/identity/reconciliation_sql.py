@@ -9,11 +9,13 @@ staff see.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # (step name, progress once done, statement). Parameters: :election_id, :region (the election's
 # region code, which every district's prefix starts with), :region_end (`region_end(region)`),
-# :cutoff, :job_id.
+# :cutoff, :job_id; `{findings}` is the job's own table of findings (`FINDINGS_TABLE`), not yet
+# indexed nor attached to `reconciliation_items` (identity migration 0011).
 STEPS: Final[tuple[tuple[str, float, str], ...]] = (
     # The distinct home regions come from the home-region index one probe each (a loose index
     # scan): a county has hundreds of villages but may have millions of persons. Codes are digits,
@@ -45,7 +47,7 @@ ORDER BY r.code, length(d.region_prefix) DESC, d.district_id
     # only counts and bounds are kept (no array of districts): the rare person on three rolls or more
     # is looked up again for the district to show.
     ("classify persons and registrations", 1.0, """
-INSERT INTO identity.reconciliation_items (job_id, kind, person_index, district_id, expected_district_id)
+INSERT INTO identity.{findings} (job_id, kind, person_index, district_id, expected_district_id)
 SELECT :job_id, kind, person_index, shown, expected
 FROM (
     SELECT person_index, e.district_id AS expected,
@@ -81,6 +83,13 @@ FROM (
 WHERE kind IS NOT NULL
 """),
 )
+
+# The name `reconciliation_items_begin` returns; checked before it is written into a statement.
+FINDINGS_TABLE: Final = re.compile(r"reconciliation_items_[0-9a-f]{32}")
+
+BEGIN_FINDINGS: Final = "SELECT identity.reconciliation_items_begin(:job_id)"
+ATTACH_FINDINGS: Final = "SELECT identity.reconciliation_items_attach(:job_id)"
+
 
 def region_end(region: str) -> str:
     """The least code after every code that starts with `region` (codes are digits): 320205 → 320206.
