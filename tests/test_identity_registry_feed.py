@@ -216,6 +216,51 @@ async def test_nats_feed_stores_records_dead_letters_bad_ones_and_ignores_replay
     await nc.close()
 
 
+async def test_a_message_may_carry_a_batch_and_a_bad_record_in_it_is_dead_lettered_alone(
+    identity: tuple[httpx.AsyncClient, Runtime], servers: Servers
+) -> None:
+    _, runtime = identity
+    bad = record("MB-bad", 802, id_number=with_wrong_check(id_number(REGION, date(1980, 1, 1), 802)))
+    batch = [record("MB-0", 800),
+             {"specversion": "1.0", "id": "ev-b1", "source": "province", "type": "registry.record",
+              "data": record("MB-1", 801)},
+             bad,
+             {"specversion": "1.0", "id": "ev-b3"},  # an envelope without data: refused alone
+             record("MB-4", 804)]
+    nc = await nats.connect(servers.nats_url)
+    js = nc.jetstream()
+    batch_seq = (await js.publish("registry.population.records", json.dumps(batch).encode())).seq
+    # More records than a message may carry: the whole message is refused, nothing of it stored.
+    too_many = [record(f"MB-many-{i}", 900) for i in range(1001)]
+    too_many_seq = (await js.publish("registry.population.records", json.dumps(too_many).encode())).seq
+
+    async def stored() -> bool:
+        return len(await rows(servers, "record_id LIKE 'MB-%'")) == 3
+
+    await eventually(stored, timeout=20, what="the three good records of the batch stored")
+
+    async def dead_letters() -> list[dict[str, Any]]:
+        msgs = await stream_messages(servers.nats_url, "DEADLETTER_IDENTITY")
+        found = [json.loads(body) for subject, _, body in msgs
+                 if subject == "deadletter.identity.registry.population.records"]
+        return [d for d in found if d["stream_seq"] in (batch_seq, too_many_seq)]
+
+    async def three_dead() -> bool:
+        return len(await dead_letters()) >= 3
+
+    await eventually(three_dead, timeout=10, what="two records of the batch and the oversized message dead-lettered")
+    seqs = sorted(d["stream_seq"] for d in await dead_letters())
+    by_error = {d["error"]: json.loads(d["original"]["text"]) for d in await dead_letters()}
+    wrong = by_error["id_number: 校验位不正确"]
+    assert wrong["item"] == 2
+    assert wrong["person_ref"] == blind_index(runtime.keyring, bad["id_number"], kind="id_number").hex()
+    assert by_error["CloudEvents 消息缺少 data 对象"]["item"] == 3
+    assert by_error["一条消息最多1000条记录，这条有1001条"].get("item") is None
+    assert seqs == [batch_seq, batch_seq, too_many_seq]
+    assert await rows(servers, "record_id LIKE 'MB-many-%'") == []
+    await nc.close()
+
+
 async def test_nothing_personal_is_stored_in_clear(
     identity: tuple[httpx.AsyncClient, Runtime], servers: Servers
 ) -> None:

@@ -81,11 +81,31 @@ async def test_a_feed_batch_prepared_in_a_worker_sets_the_bad_messages_aside_wit
     finally:
         preparer.close()
     assert prepared.valid == len(messages) - 3 == len(prepared.rows)
-    by_index = {i: (reason, ref) for i, reason, ref in prepared.bad}
+    assert all(position is None for (_, position), _, _ in prepared.bad)  # messages of one record
+    by_index = {i: (reason, ref) for (i, _), reason, ref in prepared.bad}
     assert sorted(by_index) == [3, 4, 5]
     assert by_index[3][1] is None  # no record, no reference
     assert by_index[4][0].startswith("未知的数据来源")
     assert by_index[4][1] == blind_index(keyring, json.loads(good[4][1])["id_number"], kind="id_number").hex()
     assert by_index[5][0].startswith("id_number:") and by_index[5][1] is not None
     assert all(str(wrong_check["id_number"]) not in reason for reason, _ in by_index.values())
-    assert [len(m) for m in prepared.row_msgs] == [1] * len(prepared.rows)
+    assert prepared.row_origins == [[(i, None)] for i in range(len(messages)) if i not in (3, 4, 5)]
+
+
+async def test_a_batch_message_gives_each_record_its_place_and_a_repeated_key_one_row() -> None:
+    keyring = Keyring.generate()
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    records = [json.loads(body) for _, body in lines() if b"broken" not in body][:4]
+    later = {**records[1], "updated_at": "2026-10-02T08:00:00+08:00"}
+    batch = [records[0], records[1], {"specversion": "1.0", "id": "e"}, 7, later,
+             {"specversion": "1.0", "id": "e2", "data": records[2]}]
+    messages = [("registry.population.records", json.dumps(batch, ensure_ascii=False).encode()),
+                ("registry.population.records", json.dumps(records[3], ensure_ascii=False).encode())]
+    prepared = await Preparer(0).prepare_feed(messages, keyring, now)
+    assert prepared.records == 7 and prepared.valid == 5 and len(prepared.rows) == 4
+    assert sorted((origin, reason) for origin, reason, _ in prepared.bad) == [
+        ((0, 2), "CloudEvents 消息缺少 data 对象"), ((0, 3), "记录应为 JSON 对象")]
+    assert sorted(prepared.row_origins) == [[(0, 0)], [(0, 1), (0, 4)], [(0, 5)], [(1, None)]]
+    updated = registry.ROW_COLUMNS.index("updated_at")
+    row_of_r1 = prepared.rows[prepared.row_origins.index([(0, 1), (0, 4)])]
+    assert row_of_r1[updated].day == 2  # the later version of the repeated record is the one kept

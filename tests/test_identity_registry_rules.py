@@ -16,6 +16,7 @@ import pytest
 
 from services.identity.registry import (
     ID_CONTEXT,
+    MAX_RECORDS_PER_MESSAGE,
     NAME_CONTEXT,
     ROW_COLUMNS,
     SOURCES,
@@ -25,7 +26,9 @@ from services.identity.registry import (
     parse_record,
     person_reference,
     prepare_batch,
+    record_at,
     record_of_message,
+    records_of_message,
     to_row,
 )
 from shared.idnumber import check_character
@@ -334,6 +337,30 @@ def test_bare_record_yields_itself() -> None:
 def test_bare_non_object_is_passed_on_for_parse_record_to_refuse() -> None:
     assert record_of_message(b"[1, 2]") == [1, 2]
     assert reason_of(record_of_message(b"[1, 2]")) == "记录应为 JSON 对象"
+
+
+def test_a_json_array_is_a_batch_whose_items_are_read_one_by_one() -> None:
+    envelope = {"specversion": "1.0", "id": "evt-1", "data": raw_record()}
+    items, batched = records_of_message(json.dumps([raw_record(), envelope, {"specversion": "1.0"}, 1]).encode())
+    assert batched and items[:2] == [raw_record(), raw_record()] and items[3] == 1
+    assert isinstance(items[2], RecordError) and items[2].reason == "CloudEvents 消息缺少 data 对象"
+    assert records_of_message(json.dumps(raw_record()).encode()) == ([raw_record()], False)
+    assert records_of_message(b"[]") == ([], True)
+
+
+def test_a_batch_longer_than_allowed_is_refused_whole() -> None:
+    with pytest.raises(RecordError) as info:
+        records_of_message(json.dumps([raw_record()] * (MAX_RECORDS_PER_MESSAGE + 1)).encode())
+    assert info.value.reason == f"一条消息最多{MAX_RECORDS_PER_MESSAGE}条记录，这条有{MAX_RECORDS_PER_MESSAGE + 1}条"
+    items, _ = records_of_message(json.dumps([raw_record()] * MAX_RECORDS_PER_MESSAGE).encode())
+    assert len(items) == MAX_RECORDS_PER_MESSAGE
+
+
+def test_record_at_finds_the_record_of_a_batch_or_of_a_single_message() -> None:
+    body = json.dumps([raw_record(record_id="A"), {"specversion": "1.0"}]).encode()
+    assert record_at(body, 0)["record_id"] == "A"
+    assert record_at(body, 1) is None and record_at(body, 5) is None and record_at(b"{not json", None) is None
+    assert record_at(json.dumps(raw_record(record_id="S")).encode(), None)["record_id"] == "S"
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ log = logging.getLogger("minyi.identity.registry")
 
 FEED_DURABLE = "identity-registry"
 FEED_SUBJECT = "registry.*.records"
-# Messages per fetch and per write. Each batch pays a pull request, a transaction and six statements
+# Records per fetch and per write. Each batch pays a pull request, a transaction and six statements
 # whatever its size; at 1,000 those fixed costs held the feed to about 9,000 records/s, at 10,000 it
 # ran at about 14,000 (bench/registry_ingest.py). A failed batch is retried whole, so not more.
 FEED_BATCH = 10_000
@@ -71,10 +71,14 @@ async def consume_registry(runtime: Runtime) -> None:
     # One batch is written while the next is fetched and validated: PostgreSQL works on its own core.
     writing: asyncio.Task[bool] | None = None
     failures = 0
+    # Messages are fetched by count while a write is sized in records: how many records a message
+    # carried lately (one, or a batch of up to MAX_RECORDS_PER_MESSAGE) sets the next fetch. The
+    # first fetch assumes full batches, so that it cannot bring a whole stream of them at once.
+    per_message = float(registry.MAX_RECORDS_PER_MESSAGE)
     try:
         while True:
             try:
-                msgs = await sub.fetch(batch=FEED_BATCH, timeout=2.0)
+                msgs = await sub.fetch(batch=max(1, min(FEED_BATCH, int(FEED_BATCH / per_message))), timeout=2.0)
             except (nats.errors.TimeoutError, TimeoutError):
                 # nats-py raises either, depending on where in the fetch the time ran out.
                 msgs = []
@@ -82,6 +86,8 @@ async def consume_registry(runtime: Runtime) -> None:
             # last batch is written.
             batch = FeedBatch(msgs, await preparer(runtime.state, runtime.settings.registry_load_workers).prepare_feed(
                 [(m.subject, m.data) for m in msgs], runtime.keyring, datetime.now(UTC))) if msgs else None
+            if batch is not None:
+                per_message = max(1.0, batch.prepared.records / len(msgs))
             if writing is not None:
                 ok = await writing
                 writing = None
@@ -126,41 +132,45 @@ async def store_feed_batch(runtime: Runtime, batch: FeedBatch, retry_in: float) 
             await msg.nak(delay=retry_in)
         return False
     bad = list(batch.prepared.bad)
-    for position, state in stored.refused:
+    for row, state in stored.refused:
         # Rare: the message is read again here for the reference of the ID number it names.
-        bad.extend((i, f"数据库无法保存该记录（{state}）",
-                    registry.person_reference(runtime.keyring, registry.record_of_message(batch.msgs[i].data)))
-                   for i in batch.prepared.row_msgs[position])
-    for index, reason, reference in bad:
-        await dead_letter_record(runtime, batch.msgs[index], reference, reason)
+        bad.extend(((i, position), f"数据库无法保存该记录（{state}）",
+                    registry.person_reference(runtime.keyring, registry.record_at(batch.msgs[i].data, position)))
+                   for i, position in batch.prepared.row_origins[row])
+    for (index, position), reason, reference in bad:
+        await dead_letter_record(runtime, batch.msgs[index], position, reference, reason)
     for msg in batch.msgs:
         await msg.ack()
     if bad:
-        log.warning("registry feed: %d of %d records dead-lettered", len(bad), len(batch.msgs))
-    refused = sum(len(batch.prepared.row_msgs[p]) for p, _ in stored.refused)
+        log.warning("registry feed: %d of %d records dead-lettered", len(bad), batch.prepared.records)
+    refused = sum(len(batch.prepared.row_origins[p]) for p, _ in stored.refused)
     log.debug("registry feed: %d accepted, %d unchanged", stored.changed,
               batch.prepared.valid - refused - stored.changed)
     return True
 
 
-async def dead_letter_record(runtime: Runtime, msg: Msg, person_ref: str | None, reason: str) -> None:
+async def dead_letter_record(runtime: Runtime, msg: Msg, position: int | None, person_ref: str | None,
+                             reason: str) -> None:
     """Park a refused record by reference, never by content.
 
-    The dead letter keeps the reason, where the record was (source, stream position, time received) and
-    the keyed reference of its ID number: enough to ask the source system for that record again
-    or to find the person's other records, nothing that names the person. It is kept far longer
-    than the stream keeps the record itself.
+    The dead letter keeps the reason, where the record was (source, stream position, its place in
+    the message when the message carried a batch, time received) and the keyed reference of its ID
+    number: enough to ask the source system for that record again or to find the person's other
+    records, nothing that names the person. It is kept far longer than the stream keeps the record
+    itself.
     """
     meta = msg.metadata
     seq = meta.sequence.stream if meta and meta.sequence else None
     received = meta.timestamp.isoformat() if meta and meta.timestamp else None
     reference = {"source": source_of(msg.subject)[:40], "stream_seq": seq, "received_at": received,
                  "person_ref": person_ref}
+    if position is not None:
+        reference["item"] = position
     body = dead_letter_body(consumer=FEED_DURABLE, subject=msg.subject, stream=meta.stream if meta else None,
                             stream_seq=seq, deliveries=(meta.num_delivered if meta else 1) or 1, error=reason,
                             raw=json.dumps(reference).encode(), headers={})
     headers = {
-        "Nats-Msg-Id": f"dlq.{FEED_DURABLE}.{seq}",
+        "Nats-Msg-Id": f"dlq.{FEED_DURABLE}.{seq}" + ("" if position is None else f".{position}"),
         "content-type": "application/json",
         "Minyi-Error": quote(reason[:300], safe=" :;,./-_()[]'=<>@"),
     }

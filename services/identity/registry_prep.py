@@ -5,7 +5,7 @@ thread of the service they share its one interpreter lock with the request's own
 body and with asyncpg writing the previous chunk, so a load used about one core however many the
 machine had. In worker processes (`MINYI_REGISTRY_LOAD_WORKERS`) they run beside it, for load
 files' chunks and for the NATS feed's fetched batches alike. The default, 0, keeps them in the
-service (a thread for load files): on the two cores of the benchmark machine the processes were
+service (a thread, for load files and the feed alike): on the two cores of the benchmark machine the processes were
 slower, not faster (bulk 27,000 against 39,000 records/s, feed 18,000 against 23,000), since the
 worker, the service and PostgreSQL then contend for two cores and every chunk is pickled twice.
 Give it workers where identity has cores to spare during a province's first load.
@@ -30,6 +30,10 @@ from services.identity import registry, registry_lines
 from services.identity.registry_lines import PreparedLines
 from shared.pii import Keyring
 
+# Where a record of the feed came from: the message's number in the fetched batch, and its place in
+# that message when the message carried a batch of records (None: a message of one record).
+Origin = tuple[int, int | None]
+
 
 @dataclass
 class PreparedFeed:
@@ -37,11 +41,14 @@ class PreparedFeed:
 
     rows: list[tuple[object, ...]]
     valid: int
-    # Message numbers refused before the database: the reason, and the keyed reference of the ID
-    # number the record names (registry.person_reference), never the record itself.
-    bad: list[tuple[int, str, str | None]]
-    # For each row, the numbers of the messages it stands for.
-    row_msgs: list[list[int]] = field(default_factory=list)
+    # Records refused before the database: the reason, and the keyed reference of the ID number the
+    # record names (registry.person_reference), never the record itself. A message that cannot be
+    # read at all is one entry, at its position None.
+    bad: list[tuple[Origin, str, str | None]]
+    # For each row, the records it stands for.
+    row_origins: list[list[Origin]] = field(default_factory=list)
+    # Records the messages carried, readable or not.
+    records: int = 0
 
 
 def source_of(subject: str) -> str:
@@ -52,31 +59,42 @@ def source_of(subject: str) -> str:
 
 
 def prepare_feed(messages: Sequence[tuple[str, bytes]], keyring: Keyring, *, now: datetime) -> PreparedFeed:
-    """(subject, body) of each fetched message to rows; bad messages are set aside with reasons."""
+    """(subject, body) of each fetched message to rows; bad records are set aside with reasons."""
     by_source: dict[str, list[tuple[int, object]]] = {}
-    records: dict[int, object] = {}
-    bad: list[tuple[int, str, str | None]] = []
+    records: list[object] = []
+    origins: list[Origin] = []
+    bad: list[tuple[Origin, str, str | None]] = []
+    total = 0
     for i, (subject, body) in enumerate(messages):
         source = source_of(subject)
         try:
-            records[i] = registry.record_of_message(body)
+            items, batched = registry.records_of_message(body)
         except registry.RecordError as exc:
-            bad.append((i, exc.reason, None))
+            bad.append(((i, None), exc.reason, None))
+            total += 1
             continue
-        if source not in registry.SOURCES:
-            bad.append((i, f"未知的数据来源：{source[:40]}", registry.person_reference(keyring, records[i])))
-            continue
-        by_source.setdefault(source, []).append((i, records[i]))
+        total += len(items)
+        for position, item in enumerate(items):
+            origin = (i, position if batched else None)
+            if isinstance(item, registry.RecordError):
+                bad.append((origin, item.reason, None))
+            elif source not in registry.SOURCES:
+                bad.append((origin, f"未知的数据来源：{source[:40]}", registry.person_reference(keyring, item)))
+            else:
+                by_source.setdefault(source, []).append((len(records), item))
+                records.append(item)
+                origins.append(origin)
     rows: list[tuple[object, ...]] = []
-    row_msgs: list[list[int]] = []
+    row_origins: list[list[Origin]] = []
     valid = 0
     for source, items in by_source.items():
         prepared = registry.prepare_batch(source, items, keyring, now=now)
         rows.extend(prepared.rows)
-        row_msgs.extend(prepared.row_items)
+        row_origins.extend([origins[n] for n in numbers] for numbers in prepared.row_items)
         valid += prepared.valid
-        bad.extend((i, reason, registry.person_reference(keyring, records[i])) for i, reason in prepared.rejected)
-    return PreparedFeed(rows, valid, bad, row_msgs)
+        bad.extend((origins[n], reason, registry.person_reference(keyring, records[n]))
+                   for n, reason in prepared.rejected)
+    return PreparedFeed(rows, valid, bad, row_origins, total)
 
 
 @lru_cache(maxsize=4)
@@ -111,7 +129,9 @@ class Preparer:
 
     async def prepare_feed(self, messages: list[tuple[str, bytes]], keyring: Keyring, now: datetime) -> PreparedFeed:
         if self.workers <= 0:
-            return prepare_feed(messages, keyring, now=now)
+            # In a thread, so that the event loop goes on sending the previous batch's statements
+            # while this one is prepared: PostgreSQL works on its own core meanwhile.
+            return await asyncio.to_thread(prepare_feed, messages, keyring, now=now)
         return await asyncio.get_running_loop().run_in_executor(self._executor(), _prepare_feed, messages,
                                                                 keyring.to_json(), now)
 
