@@ -547,8 +547,8 @@ class GridStatus(EventData):
 
 class RegistryRecord(EventData):
     """One registry record on `registry.<source>.records` (a bare JSON object, a CloudEvent with it as
-    `data`, or a JSON array of them). Identity checks each record itself, so that one bad record is
-    refused alone with its reason; this model documents the same fields."""
+    `data`, or a JSON array of up to 1,000 of them). Identity checks each record itself, so that one
+    bad record is refused alone with its reason; this model documents the same fields."""
 
     model_config = _example(record_id="P-000123", id_number="330102199001011234", name="张三",
                             hukou_region_code="330110", residence_region_code="330110", status="active",
