@@ -85,11 +85,14 @@ class Dispatcher:
         async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as client:
             while True:
                 try:
-                    busy = await self.dispatch_once(client)
+                    more = await self.dispatch_once(client)
                 except Exception as exc:
                     log.warning("dispatch pass failed (%s: %s); trying again shortly", type(exc).__name__, exc)
-                    busy = 0
-                if busy:
+                    more = False
+                # Another pass at once only when a platform had more due than one pass takes: a pass
+                # that found nothing more cost two transactions for every ticket sent alone (at an
+                # ordinary rate, every ticket). Tickets queued meanwhile have set the wake-up.
+                if more:
                     continue
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.grid_dispatch_poll_seconds)
@@ -97,23 +100,24 @@ class Dispatcher:
                     pass
                 self._wake.clear()
 
-    async def dispatch_once(self, client: httpx.AsyncClient) -> int:
-        """One pass over the platforms that may be tried now; returns how many tickets were sent."""
+    async def dispatch_once(self, client: httpx.AsyncClient) -> bool:
+        """One pass over the platforms that may be tried now; whether one of them may have more due
+        (it had as many as a pass takes)."""
         async with self.runtime.sessions()() as session:
             platforms = (await session.scalars(
                 select(GridPlatform).where(GridPlatform.transport == self.transport,
                                            or_(GridPlatform.retry_at.is_(None), GridPlatform.retry_at <= func.now()))
             )).all()
-        counts = await asyncio.gather(*(self._platform(client, p) for p in platforms))
-        return sum(counts)
+        return any(await asyncio.gather(*(self._platform(client, p) for p in platforms)))
 
-    async def _platform(self, client: httpx.AsyncClient, platform: GridPlatform) -> int:
-        probing = platform.failures > 0
+    async def _platform(self, client: httpx.AsyncClient, platform: GridPlatform) -> bool:
+        """Send what is due to one platform; whether it had as many as one pass takes."""
+        limit = 1 if platform.failures > 0 else BATCH
         async with self.runtime.transaction() as session:
-            rows = (await session.execute(_CLAIM, {"platform": platform.id, "limit": 1 if probing else BATCH,
+            rows = (await session.execute(_CLAIM, {"platform": platform.id, "limit": limit,
                                                    "lease": self.settings.grid_lease_seconds})).all()
         if not rows:
-            return 0
+            return False
         claimed = [Claimed(r.id, bytes(r.body), r.attempts) for r in rows]
         try:
             host, addresses = await destinations.allowed_addresses(self.policy, platform.url or "")
@@ -122,10 +126,10 @@ class Dispatcher:
             log.warning("grid platform %s: not sending to %s: %s", platform.id, platform.url, exc)
             answers = [Answer(Outcome.RETRY, f"目的地址不允许：{exc}")] * len(claimed)
             await self._record(platform, claimed, answers)
-            return len(claimed)
+            return False
         answers = await self.send(client, platform, claimed, host, addresses)
         await self._record(platform, claimed, answers)
-        return len(claimed)
+        return len(claimed) == limit
 
     async def send(self, client: httpx.AsyncClient, platform: GridPlatform, claimed: list[Claimed], host: str,
                    addresses: list[Address]) -> list[Answer]:
