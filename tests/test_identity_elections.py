@@ -238,6 +238,13 @@ async def test_reconciliation_finds_each_kind_of_problem(
     by_job = await findings_by_job()
     assert state["job_id"] not in by_job and by_job[latest] == len(items)
 
+    # Each job's findings are a partition of their own, and the superseded job's was dropped with it.
+    async with client_runtime.transaction() as session:
+        partitions = dict((await session.execute(text(
+            "SELECT j, to_regclass('identity.' || identity.reconciliation_items_partition(j)) IS NOT NULL "
+            "FROM unnest(CAST(:jobs AS text[])) AS j"), {"jobs": [state["job_id"], latest]})).all())
+    assert partitions == {state["job_id"]: False, latest: True}
+
 
 async def test_reconciliation_is_refused_outside_the_callers_region(
     identity: tuple[httpx.AsyncClient, Runtime],
