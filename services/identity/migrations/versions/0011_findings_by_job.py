@@ -32,13 +32,18 @@ COLUMNS = """
     expected_district_id varchar(64)"""
 
 
-def upgrade() -> None:
-    op.execute(f"ALTER TABLE {S}.reconciliation_items RENAME TO reconciliation_items_shared")
-    op.execute(f"ALTER INDEX {S}.pk_reconciliation_items RENAME TO pk_reconciliation_items_shared")
+def _replace_findings_table(old_name: str, partitioned: bool) -> None:
+    """`reconciliation_items` renamed to `old_name`, and a new one made in its place."""
+    op.execute(f"ALTER TABLE {S}.reconciliation_items RENAME TO {old_name}")
+    op.execute(f"ALTER INDEX {S}.pk_reconciliation_items RENAME TO pk_{old_name}")
     op.execute(f"""
 CREATE TABLE {S}.reconciliation_items ({COLUMNS},
     CONSTRAINT pk_reconciliation_items PRIMARY KEY (job_id, kind, person_index)
-) PARTITION BY LIST (job_id)""")
+){" PARTITION BY LIST (job_id)" if partitioned else ""}""")
+
+
+def upgrade() -> None:
+    _replace_findings_table("reconciliation_items_shared", partitioned=True)
     op.execute(f"""
 CREATE FUNCTION {S}.reconciliation_items_partition(job_id text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT 'reconciliation_items_' || md5(job_id) $$""")
@@ -83,12 +88,7 @@ END $$""")
 
 
 def downgrade() -> None:
-    op.execute(f"ALTER TABLE {S}.reconciliation_items RENAME TO reconciliation_items_by_job")
-    op.execute(f"ALTER INDEX {S}.pk_reconciliation_items RENAME TO pk_reconciliation_items_by_job")
-    op.execute(f"""
-CREATE TABLE {S}.reconciliation_items ({COLUMNS},
-    CONSTRAINT pk_reconciliation_items PRIMARY KEY (job_id, kind, person_index)
-)""")
+    _replace_findings_table("reconciliation_items_by_job", partitioned=False)
     op.execute(f"INSERT INTO {S}.reconciliation_items SELECT * FROM {S}.reconciliation_items_by_job")
     op.execute(f"DROP TABLE {S}.reconciliation_items_by_job")
     op.execute(f"""
