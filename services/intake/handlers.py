@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from services.intake import clock, hotspot_news, lifecycle, timers
 from services.intake.models import DeputyView, Report
 from shared import events
-from shared.bus.consumer import BadEvent, Subscription
+from shared.bus.consumer import BadEvent, Subscription, each
 from shared.bus.envelope import CloudEvent
 from shared.contracts import STREAMS
 from shared.service import Runtime
@@ -35,6 +35,8 @@ log = logging.getLogger("minyi.intake.handlers")
 
 # `failed`: the platform refused the ticket for good; like `returned`, it comes back to the deputy.
 GRID_STATUSES = frozenset({"accepted", "in_progress", "resolved", "returned", "failed"})
+# The most events one fetch brings and one transaction applies.
+BATCH = 32
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
@@ -107,17 +109,24 @@ def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
         await hotspot_news.apply(session, event)
 
     identity, routing = STREAMS["identity"].name, STREAMS["routing"].name
+    # Each fetch is applied in one transaction, event after event in stream order (`each`): routing
+    # sends three events for every report, and handled one by one in transactions of their own they
+    # cost intake more than accepting the report did.
     return (
         Subscription("identity.deputy.updated", identity, "intake-deputies", deputy_updated,
-                     "keeps each deputy's stations, for the deputy's own list"),
+                     "keeps each deputy's stations, for the deputy's own list",
+                     concurrency=BATCH, batch=each(deputy_updated)),
         Subscription("routing.report.classified", routing, "intake-classified", classified,
-                     "the category routing gave a report", concurrency=8),
+                     "the category routing gave a report", concurrency=BATCH, batch=each(classified)),
         Subscription("routing.ticket.created", routing, "intake-ticket-created", ticket_created,
-                     "the report went to a grid platform: status dispatched", concurrency=8),
+                     "the report went to a grid platform: status dispatched",
+                     concurrency=BATCH, batch=each(ticket_created)),
         Subscription("routing.ticket.updated", routing, "intake-ticket-updated", ticket_updated,
-                     "a grid platform's status: resolved answers the report, returned hands it back"),
+                     "a grid platform's status: resolved answers the report, returned hands it back",
+                     concurrency=BATCH, batch=each(ticket_updated)),
         Subscription("routing.hotspot.progressed", routing, "intake-hotspot-progressed", hotspot_progressed,
-                     "what became of the hotspot (共性事项) a report joined, on each member's receipt"),
+                     "what became of the hotspot (共性事项) a report joined, on each member's receipt",
+                     concurrency=BATCH, batch=each(hotspot_progressed)),
     )
 
 

@@ -35,6 +35,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -69,6 +70,25 @@ def one_by_one(batch: BatchHandler) -> Handler:
 
     async def handle(event: CloudEvent, session: AsyncSession) -> None:
         await batch([Delivered(event, current_trace())], session)
+
+    return handle
+
+
+def each(handler: Handler) -> BatchHandler:
+    """A batch handler applying `handler` to each event in turn, in the batch's one transaction,
+    with the event's own trace context current, so what it stages continues that event's trace.
+
+    For consumers whose work per event is small: a fetch of them then costs one transaction, one
+    inbox statement and no per-message machinery of FastStream, whose share was larger than the
+    handlers' own (intake's consumers, bench/README.md)."""
+
+    async def handle(batch: Sequence[Delivered], session: AsyncSession) -> None:
+        for delivered in batch:
+            token = otel_context.attach(propagate.extract(delivered.trace))
+            try:
+                await handler(delivered.event, session)
+            finally:
+                otel_context.detach(token)
 
     return handle
 
