@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +29,7 @@ from services.routing.open311_dispatch import Open311Dispatcher
 from services.routing.open311_poll import Open311Poller
 from services.routing.taxonomy import BY_CODE
 from shared import events
-from shared.bus.consumer import BadEvent, Delivered, Subscription, one_by_one
+from shared.bus.consumer import BadEvent, Delivered, Subscription, continuing, one_by_one
 from shared.bus.envelope import CloudEvent
 from shared.bus.outbox import Outgoing
 from shared.contracts import GRID_STREAM, STREAMS
@@ -102,16 +99,6 @@ async def route_reports(runtime: Runtime, session: AsyncSession, batch: Sequence
                                  category=result.category, content=report.content, received_at=report.received_at,
                                  now=now, location=location, county_locked=True,
                                  meaning=vectors[report.report_id])
-
-
-@contextmanager
-def continuing(trace_headers: dict[str, str]) -> Iterator[None]:
-    """What is staged inside continues the trace of the event that caused it, not the batch's."""
-    token = otel_context.attach(propagate.extract(trace_headers))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 async def grid_event(runtime: Runtime, session: AsyncSession, event: CloudEvent) -> None:

@@ -20,7 +20,8 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -84,13 +85,20 @@ def each(handler: Handler) -> BatchHandler:
 
     async def handle(batch: Sequence[Delivered], session: AsyncSession) -> None:
         for delivered in batch:
-            token = otel_context.attach(propagate.extract(delivered.trace))
-            try:
+            with continuing(delivered.trace):
                 await handler(delivered.event, session)
-            finally:
-                otel_context.detach(token)
 
     return handle
+
+
+@contextmanager
+def continuing(trace_headers: dict[str, str]) -> Iterator[None]:
+    """What is staged inside continues the trace of the event that caused it, not the batch's."""
+    token = otel_context.attach(propagate.extract(trace_headers))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 class BadEvent(ValueError):
