@@ -33,7 +33,11 @@ _MENTION = re.compile(rf"(?:[\u4e00-\u9fff0-9A-Za-z]{{1,6}}?(?:{_KIND}))+")
 _LEADING = ("再次反映", "又来反映", "反映一下", "反映", "请问", "想问", "建议", "希望", "麻烦", "尽快修复", "尽快",
             "修复", "再次", "您好", "你好", "靠近", "比", "我们", "咱们", "我家", "俺们", "这个", "那个", "这条",
             "那条", "这边", "那边", "就是", "还有", "在", "到", "从", "去", "的", "是", "我", "你", "他", "她",
-            "住", "家", "个", "条", "了", "与", "跟", "及")
+            "住", "家", "个", "条", "了", "与", "跟", "及", "关于")
+# An official request names the department before the place, and its 门 reads like a gate's:
+# 请相关部门疏通沩江路与春华路交叉口, 建议环卫部门增加青石桥菜市场…: the place starts after the verb.
+_DEPARTMENT = re.compile(r"^.*?部门(?:尽快|及时|合理|进一步)?"
+                         r"(?:疏通|核查|查处|处理|维修|修复|增加|调整|督促|安排|整治|清理|检查|排查|解决|协调|落实)?")
 # A run holding one of these is a clause, not a name: 一下雨街(上), 臭味飘到五六楼, 杀鱼的水全倒在路.
 _NOT_IN_NAMES = frozenset("的了在是有没都还把被给吧吗呢啊着过要能会就也很太又全上下来去到说做"
                           "那这些哪啥么咋让从跟往排不走骑")
@@ -69,6 +73,11 @@ def mentions(text: str) -> tuple[str, ...]:
     for chunk in _CUT.split(normal):
         for match in _MENTION.finditer(chunk):
             mention = match.group(0)
+            department = _DEPARTMENT.match(mention)
+            if department is not None:
+                mention = mention[department.end():]
+                if not _MENTION.fullmatch(mention):
+                    continue
             changed = True
             while changed:
                 changed = False
