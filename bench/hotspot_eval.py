@@ -10,7 +10,7 @@ its own, reports in `day` order (then id), as `handlers` and `hotspots.place` ch
 * clustering: `classify.fingerprint(content)`; an empty fingerprint is not placed (a singleton);
   otherwise the report's `clustering.signature` (text, place names, point, township, category) is
   offered the open clusters of its county (`clustering.county_of`), whatever their category, whose
-  last report is inside the window (`clustering.best_match`); the report joins the match
+  last report is inside the window (`match_model.best_match`); the report joins the match
   (`Profile.add`) or starts a cluster.
   This replays `hotspots.place` without the database: the same query conditions, the same pure
   functions, the window and hotspot threshold of `shared.settings.Settings` defaults (30 days, 5
@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.routing import clustering, meaning  # noqa: E402
+from services.routing import clustering, match_model, meaning  # noqa: E402
 from services.routing.classify import classify, fingerprint  # noqa: E402
 from services.routing.hotspots import UNKEYED_CANDIDATES  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -123,8 +123,13 @@ def signature_of(row: Row, category_of: Callable[[Row], str]) -> clustering.Sign
                                 meaning_of(row))
 
 
-def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
-    """`hotspots.place` without the database, report by report."""
+Matcher = Callable[[clustering.Signature, list[clustering.ClusterView], datetime, timedelta], tuple[str, float] | None]
+
+
+def replay_service(rows: list[Row], category_of: Callable[[Row], str],
+                   match_with: Matcher = match_model.best_match) -> Found:
+    """`hotspots.place` without the database, report by report; `match_with` decides the joins
+    (the service's learned matcher unless told otherwise)."""
     at = received(rows)
     found = Found()
     open_in: dict[str, list[str]] = defaultdict(list)
@@ -148,7 +153,7 @@ def replay_service(rows: list[Row], category_of: Callable[[Row], str]) -> Found:
             recent = set()
         views = [clustering.ClusterView(cid, state[cid][0], state[cid][1]) for cid in joinable
                  if cid in recent or keys & set(clustering.search_keys(state[cid][0].members))]
-        match = clustering.best_match(sig, views, t, WINDOW)
+        match = match_with(sig, views, t, WINDOW)
         if match is None:
             cid = f"k{n:04d}"
             open_in[county].append(cid)

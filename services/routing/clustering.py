@@ -194,19 +194,32 @@ def _kind_agreement(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return min(1.0, 2 * shared / total) if total else 0.0
 
 
-def _same_township(a: str, b: str) -> bool:
+def same_township(a: str, b: str) -> bool:
     level = min(len(a), len(b), 9)
     return a[:level] == b[:level]
 
 
-def agreement(a: Signature, b: Signature) -> tuple[float, float]:
-    """How far two reports agree on the problem and on the place, each 0–1. The place is 0 when
-    their points lie far apart or they name another building or gate."""
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Two reports side by side: how far they agree on the problem and on the place (each 0–1),
+    and what those were made of: the kinds of problem, the text's character pairs, the place names
+    (None when neither or only one names a place)."""
+
+    problem: float
+    place: float
+    kinds: float
+    text: float
+    named: float | None
+
+
+def compare(a: Signature, b: Signature) -> Comparison:
     distance = places.distance_m(a.point, b.point) if a.point is not None and b.point is not None else None
-    problem = min(1.0, max(_kind_agreement(a.kinds, b.kinds), TEXT_WEIGHT * _jaccard(a.grams, b.grams)))
-    if distance is not None and distance > FAR_M:
-        return problem, 0.0
+    kinds = _kind_agreement(a.kinds, b.kinds)
+    text = _jaccard(a.grams, b.grams)
+    problem = min(1.0, max(kinds, TEXT_WEIGHT * text))
     named = places.match(a.places, b.places)
+    if distance is not None and distance > FAR_M:
+        return Comparison(problem, 0.0, kinds, text, named)
     if named is None:
         # Neither names a place: nothing says they differ. One does: the other may be anywhere.
         unnamed = UNNAMED_PLACE if not a.places and not b.places else HALF_NAMED_PLACE
@@ -215,7 +228,15 @@ def agreement(a: Signature, b: Signature) -> tuple[float, float]:
         place = max(named, 1.0 if distance is not None and distance <= NEAR_M and named > 0 else 0.0)
     # Another township is less likely the same place, not impossible: a deputy's code names the
     # deputy's township, the problem may lie across the road in the next one.
-    return problem, place * (1.0 if _same_township(a.region_code, b.region_code) else OTHER_TOWNSHIP_FACTOR)
+    place *= 1.0 if same_township(a.region_code, b.region_code) else OTHER_TOWNSHIP_FACTOR
+    return Comparison(problem, place, kinds, text, named)
+
+
+def agreement(a: Signature, b: Signature) -> tuple[float, float]:
+    """How far two reports agree on the problem and on the place, each 0–1. The place is 0 when
+    their points lie far apart or they name another building or gate."""
+    compared = compare(a, b)
+    return compared.problem, compared.place
 
 
 def pair(a: Signature, b: Signature) -> float:
@@ -232,11 +253,16 @@ def meaning_agreement(sig: Signature, profile: Profile) -> float | None:
 
 def meaning_agreement_with(sig: Signature, meaning_sum: np.ndarray | bytes | None, meaning_n: int) -> float | None:
     """`meaning_agreement` against a cluster's stored sum (float32, as `summed_meaning` writes it)."""
+    cosine = meaning_cosine(sig, meaning_sum, meaning_n)
+    return None if cosine is None else min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
+
+
+def meaning_cosine(sig: Signature, meaning_sum: np.ndarray | bytes | None, meaning_n: int) -> float | None:
+    """The cosine of the report's vector with the mean of the cluster's; None when either has none."""
     if sig.meaning is None or meaning_sum is None or not meaning_n:
         return None
     summed = np.frombuffer(meaning_sum, dtype=np.float32) if isinstance(meaning_sum, bytes) else meaning_sum
-    cosine = float(np.dot(_vector(sig.meaning), summed)) / meaning_n
-    return min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
+    return float(np.dot(_vector(sig.meaning), summed)) / meaning_n
 
 
 def summed_meaning(profile: Profile) -> bytes | None:
@@ -250,8 +276,13 @@ def similarity(sig: Signature, profile: Profile) -> float:
     at least as far as the model's reading of the meanings says (`meaning_agreement`)."""
     if not profile.members:
         return 0.0
-    pairs = [agreement(sig, member) for member in profile.members]
-    meant = meaning_agreement(sig, profile)
+    return similarity_of([agreement(sig, member) for member in profile.members], meaning_agreement(sig, profile))
+
+
+def similarity_of(pairs: list[tuple[float, float]], meant: float | None) -> float:
+    """`similarity` from the report's agreements with the members kept and the meaning's."""
+    if not pairs:
+        return 0.0
     if meant is not None:
         pairs = [(max(p, meant), q) for p, q in pairs]
     problem = sum(p for p, _ in pairs) / len(pairs)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import clustering, hotspot_life
+from services.routing import clustering, hotspot_life, match_model
 from services.routing.classify import fingerprint
 from services.routing.models import Hotspot, HotspotReport
 from shared.ids import new_id
@@ -79,7 +79,7 @@ async def place(runtime: Runtime, session: AsyncSession, *, report_id: str, regi
     if not county_locked:
         await lock_county(session, county)
     candidates = await open_clusters(session, county, received_at - window, sig)
-    match = clustering.best_match(sig, _views(candidates), received_at, window)
+    match = match_model.best_match(sig, _views(candidates), received_at, window)
     if match is None:
         profile = clustering.fold([sig])
         hotspot = Hotspot(id=new_id(), county_code=county, region_code=region_code, category=category,
