@@ -4,12 +4,12 @@
     .venv/bin/python bench/train_categories.py [--write]
 
 Training data: every labelled file of tests/data/routing except the held-out hotspots_v2/heldout.jsonl
-(reports_dev, reports_eval, hotspots, hotspots_v2/dev, dev2, dev3 and dev4). Each file is then classified by a
-model and examples taken from the others ("out of fold"), so no figure below comes from a model that
+(reports_dev, reports_eval, hotspots, hotspots_v2/dev, dev2, dev3, dev4 and dev5). Each file is then
+classified by a model and examples taken from the others ("out of fold"), so no figure below comes from a model that
 saw the report it classifies; for each file it prints the accuracy of the dictionary alone (the
 baseline, same run), of the dictionary plus the model at several scales, and of the dictionary,
 the model (at the service's scale) and the nearest examples at several weights. `--write` writes
-services/routing/category_counts.json and category_examples.npz from all seven files; a test checks
+services/routing/category_counts.json and category_examples.npz from all eight files; a test checks
 the committed files are what this script writes.
 """
 
@@ -28,7 +28,8 @@ from services.routing.classify import EXAMPLES_WEIGHT, MODEL_SCALE, combine, sco
 
 DATA = ROOT / "tests" / "data" / "routing"
 FILES = ("reports_dev.jsonl", "reports_eval.jsonl", "hotspots.jsonl", "hotspots_v2/dev.jsonl",
-         "hotspots_v2/dev2.jsonl", "hotspots_v2/dev3.jsonl", "hotspots_v2/dev4.jsonl")
+         "hotspots_v2/dev2.jsonl", "hotspots_v2/dev3.jsonl", "hotspots_v2/dev4.jsonl",
+         "hotspots_v2/dev5.jsonl")
 SCALES = (4.0, 6.0, 8.0, 12.0)
 WEIGHTS = (3.0, 6.0, 12.0)
 

@@ -122,3 +122,18 @@ def test_the_shipped_trees_are_what_the_training_script_writes() -> None:
     # A change to the comparisons or to the development files must come with trees trained again.
     assert train_hotspot_matches.serialised(train_hotspot_matches.trained()) == \
         match_model.MODEL_FILE.read_text(encoding="utf-8")
+
+
+def test_the_same_problem_reported_from_the_next_township_still_joins() -> None:
+    # A deputy's code names the deputy's township; the market may lie across the boundary. Every
+    # labelled cluster lies in one township, so the township is kept out of the trees' features.
+    texts = ["新华路农贸市场门口的垃圾桶天天满出来，臭得很", "新华路农贸市场垃圾没人清运，苍蝇乱飞",
+             "新华路农贸市场门口垃圾桶又满了，环卫啥时候来"]
+    vectors = meaning.encode(texts)
+    here = [clustering.signature(t, fingerprint(t), TOWNSHIP, "sanitation_environment", None, v)
+            for t, v in zip(texts[:2], vectors[:2], strict=True)]
+    across = clustering.signature(texts[2], fingerprint(texts[2]), "330106002", "sanitation_environment", None,
+                                  vectors[2])
+    assert "same_township_share" not in match_features.FEATURES
+    joined = match_model.best_match(across, [view("market", here)], AT, WINDOW)
+    assert joined is not None and joined[0] == "market"

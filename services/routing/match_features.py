@@ -5,6 +5,10 @@ Each is a summary of the report's comparisons with the members the cluster keeps
 (how much it says). The hand-made score (`clustering.similarity_of`) is one of them: the model
 learns where to trust it and where not, from pairs labelled by people
 (bench/train_hotspot_matches.py). The order is the model's: a new feature means a new model.
+
+The township is not one of them: every labelled cluster lies in one township, so trees shown it
+would learn never to join across a boundary, which the service allows (a deputy's code names the
+deputy's township; the problem may lie across the road) at the cost the place agreement carries.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ FEATURES: tuple[str, ...] = (
     "kinds_agreeing_share", "kinds_named", "text_length", "names_place", "has_point",
     "problem_mean", "problem_max", "place_mean", "place_min", "apart_share", "meaning",
     "kinds_mean", "kinds_max", "text_mean", "text_max", "kinds_disjoint_share", "named_share", "named_mean",
-    "same_township_share", "category_share", "log_count", "similarity",
+    "category_share", "log_count", "similarity",
     "meaning_x_place", "kinds_x_place", "no_kind", "no_kind_x_meaning", "similarity_positive",
 )
 # Character pairs beyond this many say nothing more about how much a report says.
@@ -56,7 +60,6 @@ def features(sig: clustering.Signature, profile: clustering.Profile) -> list[flo
         _mean(problem), max(problem), place_mean, min(place), _mean([1.0 if q == 0.0 else 0.0 for q in place]),
         meaning, kinds_mean, max(kinds), _mean(text), max(text), _mean(disjoint),
         len(named) / len(compared), _mean(named) if named else 0.0,
-        _mean([1.0 if clustering.same_township(sig.region_code, m.region_code) else 0.0 for m in profile.members]),
         profile.categories.get(sig.category, 0) / max(1, sum(profile.categories.values())),
         math.log(max(1, profile.count)), similarity,
         meaning * place_mean, kinds_mean * place_mean, no_kind, no_kind * meaning, 1.0 if similarity > 0 else 0.0,
