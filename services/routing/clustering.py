@@ -194,7 +194,7 @@ def _kind_agreement(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return min(1.0, 2 * shared / total) if total else 0.0
 
 
-def same_township(a: str, b: str) -> bool:
+def _same_township(a: str, b: str) -> bool:
     level = min(len(a), len(b), 9)
     return a[:level] == b[:level]
 
@@ -228,7 +228,7 @@ def compare(a: Signature, b: Signature) -> Comparison:
         place = max(named, 1.0 if distance is not None and distance <= NEAR_M and named > 0 else 0.0)
     # Another township is less likely the same place, not impossible: a deputy's code names the
     # deputy's township, the problem may lie across the road in the next one.
-    place *= 1.0 if same_township(a.region_code, b.region_code) else OTHER_TOWNSHIP_FACTOR
+    place *= 1.0 if _same_township(a.region_code, b.region_code) else OTHER_TOWNSHIP_FACTOR
     return Comparison(problem, place, kinds, text, named)
 
 

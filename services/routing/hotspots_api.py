@@ -67,7 +67,10 @@ class MemberOut(BaseModel):
     region_code: str
     category: str
     received_at: datetime
-    similarity: float
+    similarity: float = Field(description=(
+        "how sure placement was that the report belongs here, 0–1: the matcher's probability (the hand-made "
+        "score where the report or the cluster had no meaning vector); 1 for the report that started the "
+        "cluster and for reports staff moved"))
     placed_by: Literal["auto", "staff"]
 
 
