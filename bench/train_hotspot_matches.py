@@ -20,8 +20,8 @@ never saw. The settings and the joining threshold were chosen by the mean F1 of 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,9 +32,6 @@ from typing import Any
 
 import numpy as np
 
-# One thread: the trees' histograms summed in another order can split elsewhere, and the shipped
-# file should be what this script writes on any machine.
-os.environ["OMP_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
@@ -107,10 +104,20 @@ def examples(rows: list[Row], category_of: Callable[[Row], str]) -> tuple[list[l
 
 def train(data: list[tuple[list[list[float]], list[int]]]) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     x = np.array([f for features, _ in data for f in features])
     y = np.array([label for _, labels in data for label in labels])
-    return HistGradientBoostingClassifier(**SETTINGS).fit(x, y)
+    # One thread: histograms summed in another order can split elsewhere, and the shipped file
+    # should be what this script writes on any machine.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return HistGradientBoostingClassifier(**SETTINGS).fit(x, y)
+
+
+def fingerprints() -> dict[str, str]:
+    """SHA-256 of each development file, so that a file changed without training again shows."""
+    folder = hotspot_eval.ROOT / "tests/data/routing/hotspots_v2"
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
 
 
 def exported(model: Any, trained_on: list[str], count: int) -> dict[str, Any]:
@@ -126,8 +133,9 @@ def exported(model: Any, trained_on: list[str], count: int) -> dict[str, Any]:
             "missing_left": [bool(v) for v in nodes["missing_go_to_left"]],
         })
     return {"features": list(match_features.FEATURES), "baseline": float(np.ravel(model._baseline_prediction)[0]),
-            "join": JOIN, "trained_on": trained_on, "examples": count,
-            "settings": {k: v for k, v in SETTINGS.items()}, "trees": trees}
+            "join": JOIN, "trained_on": trained_on,
+            "sha256": {n: h for n, h in fingerprints().items() if n in trained_on}, "examples": count,
+            "settings": dict(SETTINGS), "trees": trees}
 
 
 def f1(precision: float, recall: float) -> float:
@@ -160,9 +168,14 @@ def folds(joins: list[float]) -> None:
           + " (the hand-made score was tuned on these files, so its figures are not out of fold)")
 
 
-def trained() -> dict[str, Any]:
+def development_examples() -> list[tuple[list[list[float]], list[int]]]:
+    """Each development file's pairs (features, joined or not)."""
+    return [examples(*prepared(name)) for name in FILES]
+
+
+def trained(made: list[tuple[list[list[float]], list[int]]] | None = None) -> dict[str, Any]:
     """The trees learnt from every development file, as match_model.json holds them."""
-    made = [examples(*prepared(name)) for name in FILES]
+    made = made if made is not None else development_examples()
     return exported(train(made), list(FILES), sum(len(labels) for _, labels in made))
 
 

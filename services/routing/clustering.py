@@ -254,7 +254,12 @@ def meaning_agreement(sig: Signature, profile: Profile) -> float | None:
 def meaning_agreement_with(sig: Signature, meaning_sum: np.ndarray | bytes | None, meaning_n: int) -> float | None:
     """`meaning_agreement` against a cluster's stored sum (float32, as `summed_meaning` writes it)."""
     cosine = meaning_cosine(sig, meaning_sum, meaning_n)
-    return None if cosine is None else min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
+    return None if cosine is None else meaning_agreement_of(cosine)
+
+
+def meaning_agreement_of(cosine: float) -> float:
+    """A cosine of the model's read as agreement on the problem, 0–1."""
+    return min(1.0, max(0.0, (cosine - MEANING_LOW) / (MEANING_HIGH - MEANING_LOW)))
 
 
 def meaning_cosine(sig: Signature, meaning_sum: np.ndarray | bytes | None, meaning_n: int) -> float | None:

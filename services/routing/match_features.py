@@ -50,8 +50,7 @@ def features(sig: clustering.Signature, profile: clustering.Profile) -> list[flo
     # products below change sign there.
     meaning = (cosine - 0.9) * 10
     similarity = clustering.similarity_of(list(zip(problem, place, strict=True)),
-                                          clustering.meaning_agreement_with(sig, profile.meaning_sum,
-                                                                            profile.meaning_n))
+                                          clustering.meaning_agreement_of(cosine))
     no_kind = 0.0 if sig.kinds else 1.0
     place_mean, kinds_mean = _mean(place), _mean(kinds)
     return [

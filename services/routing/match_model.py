@@ -97,7 +97,7 @@ def scores(sig: clustering.Signature, candidates: list[clustering.ClusterView],
            trees: Trees | None = None) -> list[tuple[str, float, float]]:
     """(cluster id, score, how far past joining: score / its threshold) for each candidate: the
     trees' probability where both sides have a meaning vector, the hand-made score elsewhere."""
-    trees = trees or shipped()
+    trees = trees if trees is not None else shipped()
     out: list[tuple[str, float, float]] = []
     learned: list[tuple[str, list[float]]] = []
     for view in candidates:
