@@ -1,4 +1,5 @@
-"""Train the hotspot matcher (services/routing/match_model.json) on the development files.
+"""Train the hotspot matcher (services/routing/match_model.json and the problem space it reads,
+problem_space.npz) on the development files.
 
     .venv/bin/python bench/train_hotspot_matches.py          # train on every development file, write the model
     .venv/bin/python bench/train_hotspot_matches.py --folds  # each file matched by trees trained on the others
@@ -7,12 +8,16 @@ Examples: each development file (tests/data/routing/hotspots_v2, never heldout.j
 arrival order with its clusters as labelled, its reports' categories given by a classifier trained
 without the file; every report is compared with every open cluster of
 its county inside the window (`match_features.features`), labelled 1 when it is the report's own
-cluster. Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier, fixed settings,
-no random draws) learn P(joins) from them, and their nodes are written out as numbers for
-`match_model` to evaluate with numpy. scikit-learn is needed here only, not by the service.
+cluster; the problem space (`problem_space.learn`) that a file's features are computed in is
+learnt from the other files, as its categories are. Gradient-boosted trees (scikit-learn's
+HistGradientBoostingClassifier, fixed settings, no random draws) learn P(joins) from them, and
+their nodes are written out as numbers for `match_model` to evaluate with numpy; the shipped
+problem space is learnt from every file. scikit-learn is needed here only, not by the service.
 
 `--folds` prints, for each development file, the pairwise precision and recall of
-`bench/hotspot_eval.py`'s replay when the trees were trained on the other files only, beside the
+`bench/hotspot_eval.py`'s replay when the trees and the problem space were learnt from the other
+files only (and each other file's features in a space learnt without it and the measured one),
+beside the
 hand-made score (`clustering.best_match`) on the same file: how the matcher does on reports it
 never saw. The settings and the joining threshold were chosen by the mean F1 of these folds.
 """
@@ -26,7 +31,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import hotspot_eval  # noqa: E402
 import train_categories  # noqa: E402
 
-from services.routing import category_model, clustering, match_features, match_model  # noqa: E402
+from services.routing import category_model, clustering, match_features, match_model, problem_space  # noqa: E402
 from services.routing.classify import EXAMPLES_WEIGHT  # noqa: E402
 
 FILES = ("dev.jsonl", *hotspot_eval.DEVELOPMENT)
@@ -58,7 +63,7 @@ def prepared(name: str) -> tuple[list[Row], Callable[[Row], str]]:
     gives them (out of fold, `train_categories`): the shipped classifier learnt from every
     development file and would name these nearly all right, so trees trained on its categories
     would trust a category more than it deserves on a citizen's new report."""
-    rows = hotspot_eval.load(hotspot_eval.ROOT / "tests/data/routing/hotspots_v2" / name)
+    rows = _labelled(name)
     hotspot_eval.encode_all(rows)
     others = [f for f in train_categories.FILES if f != f"hotspots_v2/{name}"]
     counts = category_model.count(row for other in others for row in train_categories.rows(other))
@@ -70,8 +75,33 @@ def prepared(name: str) -> tuple[list[Row], Callable[[Row], str]]:
     return rows, lambda r: predicted[str(r["id"])]
 
 
-def examples(rows: list[Row], category_of: Callable[[Row], str]) -> tuple[list[list[float]], list[int]]:
-    """Every report against every open cluster of its county, clusters as labelled."""
+def space_without(*left_out: str) -> np.ndarray:
+    """The problem space learnt from the development files but `left_out`."""
+    return _space(frozenset(left_out))
+
+
+@cache
+def _space(left_out: frozenset[str]) -> np.ndarray:
+    names = [n for n in FILES if n not in left_out]
+    rows = [(name, row) for name in names for row in _labelled(name)]
+    for name in names:
+        hotspot_eval.encode_all(_labelled(name))
+    vectors = np.vstack([clustering.vector_of(hotspot_eval.meaning_of(row) or b"") for _, row in rows])
+    # Labels are a file's own: cluster "c1" of one file is not cluster "c1" of another.
+    return problem_space.learn(vectors, [f"{n}/{r['cluster']}" if r["cluster"] else None for n, r in rows],
+                               [str(r["region_code"]) for _, r in rows],
+                               [f"{n}/{r['place']}" if r.get("place") else None for n, r in rows])
+
+
+@cache
+def _labelled(name: str) -> list[Row]:
+    return hotspot_eval.load(hotspot_eval.ROOT / "tests/data/routing/hotspots_v2" / name)
+
+
+def examples(rows: list[Row], category_of: Callable[[Row], str],
+             space: np.ndarray) -> tuple[list[list[float]], list[int]]:
+    """Every report against every open cluster of its county, clusters as labelled, the features
+    computed in `space`."""
     at = hotspot_eval.received(rows)
     features: list[list[float]] = []
     labels: list[int] = []
@@ -88,7 +118,7 @@ def examples(rows: list[Row], category_of: Callable[[Row], str]) -> tuple[list[l
             profile, last = state[cid]
             if last < t - hotspot_eval.WINDOW:
                 continue
-            compared = match_features.features(sig, profile)
+            compared = match_features.features(sig, profile, space)
             if compared is not None:
                 features.append(compared)
                 labels.append(int(cid == label))
@@ -144,12 +174,12 @@ def f1(precision: float, recall: float) -> float:
 
 def folds(joins: list[float]) -> None:
     data = {name: prepared(name) for name in FILES}
-    made = {name: examples(*data[name]) for name in FILES}
     hand: dict[str, dict[str, Any]] = {}
     learned: dict[float, dict[str, dict[str, Any]]] = defaultdict(dict)
     for name in FILES:
         others = [n for n in FILES if n != name]
-        trees = match_model.trees_from(exported(train([made[n] for n in others]), others, 0))
+        made = [examples(*data[n], space_without(n, name)) for n in others]
+        trees = match_model.trees_from(exported(train(made), others, 0), space_without(name))
         rows, category_of = data[name]
         hand[name] = hotspot_eval.describe(rows, hotspot_eval.replay_service(rows, category_of, clustering.best_match))
         for join in joins:
@@ -169,8 +199,9 @@ def folds(joins: list[float]) -> None:
 
 
 def development_examples() -> list[tuple[list[list[float]], list[int]]]:
-    """Each development file's pairs (features, joined or not)."""
-    return [examples(*prepared(name)) for name in FILES]
+    """Each development file's pairs (features, joined or not), in a problem space learnt from the
+    other files."""
+    return [examples(*prepared(name), space_without(name)) for name in FILES]
 
 
 def trained(made: list[tuple[list[list[float]], list[int]]] | None = None) -> dict[str, Any]:
@@ -194,8 +225,9 @@ def main() -> None:
         return
     document = trained()
     match_model.MODEL_FILE.write_text(serialised(document), encoding="utf-8")
+    problem_space.save(space_without())
     print(f"{len(document['trees'])} trees from {document['examples']} pairs of {len(FILES)} files "
-          f"→ {match_model.MODEL_FILE}")
+          f"→ {match_model.MODEL_FILE}; the problem space → {problem_space.SPACE_FILE}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ the service's own placement code on the real database, and a hotspot forming fro
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -124,9 +125,9 @@ async def test_clustering_on_the_held_out_set_through_the_database(routing: Rout
     assert f1(precision, recall) >= 1.5 * f1(base_p, base_r)
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet: held-out P 0.80, R 0.83, category accuracy 0.91 "
-                                       "(bench/hotspot_eval.py); strict, so meeting them fails this marker")
-def test_the_held_out_targets_are_met() -> None:
+@functools.cache
+def held_out_figures() -> tuple[float, float, float]:
+    """Pairwise precision, recall and category accuracy on the held-out file, printed when read."""
     rows = load("heldout.jsonl")
     truth: dict[str, str | None] = {r["id"]: r["cluster"] for r in rows}
     category = categories(rows)
@@ -134,7 +135,19 @@ def test_the_held_out_targets_are_met() -> None:
     precision, recall = pairwise(truth, found)
     accuracy = sum(category[r["id"]] == r["category"] for r in rows) / len(rows)
     print(f"\nheld-out: precision {precision:.1%}, recall {recall:.1%}, category accuracy {accuracy:.1%}")
-    assert precision >= TARGET_PRECISION and recall >= TARGET_RECALL and accuracy >= TARGET_ACCURACY
+    return precision, recall, accuracy
+
+
+def test_the_held_out_recall_target_is_met() -> None:
+    _, recall, _ = held_out_figures()
+    assert recall >= TARGET_RECALL
+
+
+@pytest.mark.xfail(strict=True, reason="not met yet: held-out P 0.82, category accuracy 0.91 "
+                                       "(bench/hotspot_eval.py); strict, so meeting them fails this marker")
+def test_the_held_out_precision_and_category_targets_are_met() -> None:
+    precision, _, accuracy = held_out_figures()
+    assert precision >= TARGET_PRECISION and accuracy >= TARGET_ACCURACY
 
 
 async def test_six_paraphrases_at_one_crossroads_form_one_hotspot_whatever_their_categories(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.routing import clustering, match_features, match_model, meaning
+from services.routing import clustering, match_features, match_model, meaning, problem_space
 from services.routing.classify import fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_trees_with_other_features_are_refused() -> None:
     document = json.loads(match_model.MODEL_FILE.read_text(encoding="utf-8"))
     document["features"] = document["features"][:-1]
     with pytest.raises(ValueError, match="train it again"):
-        match_model.trees_from(document)
+        match_model.trees_from(document, match_model.shipped().space)
 
 
 def test_numpy_evaluates_the_exported_trees_as_the_library_that_trained_them() -> None:
@@ -65,7 +65,8 @@ def test_numpy_evaluates_the_exported_trees_as_the_library_that_trained_them() -
     x = rng.normal(size=(2000, width))
     y = (x[:, 0] + 0.5 * x[:, 5] * x[:, 7] - x[:, 10] > 0.3).astype(int)
     model = HistGradientBoostingClassifier(**{**train_hotspot_matches.SETTINGS, "max_iter": 40}).fit(x, y)
-    trees = match_model.trees_from(train_hotspot_matches.exported(model, ["synthetic"], len(y)))
+    trees = match_model.trees_from(train_hotspot_matches.exported(model, ["synthetic"], len(y)),
+                                   np.eye(meaning.DIM, problem_space.DIMENSIONS, dtype=np.float32))
     fresh = rng.normal(size=(500, width))
     fresh[::50, 3] = np.nan  # a missing value goes where the library sends it
     assert np.allclose(trees.probabilities(fresh), model.predict_proba(fresh)[:, 1], atol=1e-9)
@@ -98,7 +99,7 @@ def test_without_vectors_the_hand_made_score_decides() -> None:
     texts = ["凤起路和中河路交叉口下水道堵了，污水都漫到路上了", "凤起路中河路口下水道堵了，污水漫到路上"]
     bare = [sig(t, None) for t in texts]
     cluster = view("bare", bare[:1])
-    assert match_features.features(bare[1], cluster.profile) is None
+    assert match_features.features(bare[1], cluster.profile, match_model.shipped().space) is None
     expected = clustering.similarity(bare[1], cluster.profile)
     [(cid, score, margin)] = match_model.scores(bare[1], [cluster])
     assert cid == "bare" and score == expected and margin == pytest.approx(expected / clustering.JOIN_SIMILARITY)
@@ -118,6 +119,13 @@ def test_the_join_threshold_decides_and_the_best_margin_wins() -> None:
                                   replace(trees, join=min(1.0, probability + 1e-6))) is None
 
 
+def _cosines(vectors: np.ndarray, space: np.ndarray) -> np.ndarray:
+    """Each vector's cosine in `space` with the first 200."""
+    projected = vectors @ space
+    projected /= np.linalg.norm(projected, axis=1, keepdims=True)
+    return projected @ projected[:200].T
+
+
 def test_the_shipped_trees_are_what_the_training_script_learns_today() -> None:
     # A change to the comparisons or to the development files must come with trees trained again.
     # Sums of floating-point numbers come out a little apart on another CPU (the meaning vectors'
@@ -129,13 +137,20 @@ def test_the_shipped_trees_are_what_the_training_script_learns_today() -> None:
     retrained = train_hotspot_matches.trained(made)
     assert {k: retrained[k] for k in ("features", "trained_on", "examples", "settings", "join")} == \
         {k: document[k] for k in ("features", "trained_on", "examples", "settings", "join")}
+    # The shipped problem space and today's: the same cosines of the development reports' vectors.
+    vectors = np.vstack([clustering.vector_of(v) for name in train_hotspot_matches.FILES
+                         for v in meaning.encode([str(r["content"]) for r in train_hotspot_matches._labelled(name)])
+                         if v is not None])
+    space_drift = float(np.abs(_cosines(vectors, match_model.shipped().space)
+                               - _cosines(vectors, train_hotspot_matches.space_without())).max())
     rows = np.array([f for features, _ in made for f in features])
     shipped = match_model.shipped().probabilities(rows)
-    today = match_model.trees_from(retrained).probabilities(rows)
+    today = match_model.trees_from(retrained, train_hotspot_matches.space_without()).probabilities(rows)
     agree = float(np.mean((shipped >= document["join"]) == (today >= document["join"])))
     drift = float(np.mean(np.abs(shipped - today)))
-    print(f"retrained here: {agree:.3%} of {len(rows)} joining decisions as shipped, mean |Δp| {drift:.4f}")
-    assert agree >= 0.998 and drift < 0.01
+    print(f"retrained here: {agree:.3%} of {len(rows)} joining decisions as shipped, mean |Δp| {drift:.4f}; "
+          f"problem-space cosines at most {space_drift:.1e} apart")
+    assert agree >= 0.998 and drift < 0.01 and space_drift < 1e-3
 
 
 def test_the_same_problem_reported_from_the_next_township_still_joins() -> None:

@@ -113,7 +113,7 @@ def signature(text: str, words: Iterable[str], region_code: str, category: str,
                      point, region_code, category, meaning)
 
 
-def _vector(meaning: bytes) -> np.ndarray:
+def vector_of(meaning: bytes) -> np.ndarray:
     return np.frombuffer(meaning, dtype=np.float16).astype(np.float32)
 
 
@@ -135,7 +135,7 @@ class Profile:
     def add(self, sig: Signature) -> None:
         self.count += 1
         if sig.meaning is not None:
-            vector = _vector(sig.meaning)
+            vector = vector_of(sig.meaning)
             self.meaning_sum = vector if self.meaning_sum is None else self.meaning_sum + vector
             self.meaning_n += 1
         self.members = [*self.members, sig][-MAX_MEMBERS:]
@@ -267,7 +267,7 @@ def meaning_cosine(sig: Signature, meaning_sum: np.ndarray | bytes | None, meani
     if sig.meaning is None or meaning_sum is None or not meaning_n:
         return None
     summed = np.frombuffer(meaning_sum, dtype=np.float32) if isinstance(meaning_sum, bytes) else meaning_sum
-    return float(np.dot(_vector(sig.meaning), summed)) / meaning_n
+    return float(np.dot(vector_of(sig.meaning), summed)) / meaning_n
 
 
 def summed_meaning(profile: Profile) -> bytes | None:

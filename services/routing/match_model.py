@@ -1,7 +1,7 @@
 """The learned matcher: does a report join an open cluster? Gradient-boosted trees over
 `match_features`, trained on labelled development reports (bench/train_hotspot_matches.py) and
-shipped as plain numbers in match_model.json, evaluated here with numpy (no learning library
-at run time).
+shipped as plain numbers in match_model.json with the problem space they read
+(problem_space.npz), evaluated here with numpy (no learning library at run time).
 
 Hand-made rules (`clustering.similarity`) measured well on the files they were tuned on and
 worse on files written later: another problem at the same place, told with the same nouns, kept
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from services.routing import clustering, match_features
+from services.routing import clustering, match_features, problem_space
 
 MODEL_FILE = Path(__file__).with_name("match_model.json")
 
@@ -47,6 +47,7 @@ class Trees:
     baseline: float
     join: float
     features: tuple[str, ...]
+    space: np.ndarray  # the problem space the features were computed in (problem_space.py)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """P(joins) for each row of features (n × len(features))."""
@@ -63,7 +64,7 @@ class Trees:
         return 1.0 / (1.0 + np.exp(-raw))
 
 
-def trees_from(data: Mapping[str, Any]) -> Trees:
+def trees_from(data: Mapping[str, Any], space: np.ndarray) -> Trees:
     """Trees from the shipped document: {"features", "baseline", "join", "trees": [{"feature",
     "threshold", "left", "right", "leaf", "value", "missing_left"}, …]}, child indexes within a tree."""
     columns: dict[str, list[Any]] = {k: [] for k in ("feature", "threshold", "left", "right", "leaf", "value",
@@ -85,12 +86,15 @@ def trees_from(data: Mapping[str, Any]) -> Trees:
                  np.array(columns["left"], dtype=np.int64), np.array(columns["right"], dtype=np.int64),
                  np.array(columns["leaf"], dtype=bool), np.array(columns["value"], dtype=np.float64),
                  np.array(columns["missing_left"], dtype=bool), np.array(roots, dtype=np.int64), depth,
-                 float(data["baseline"]), float(data["join"]), features)
+                 float(data["baseline"]), float(data["join"]), features, space)
 
 
 @lru_cache(maxsize=1)
 def shipped() -> Trees:
-    return trees_from(json.loads(MODEL_FILE.read_text(encoding="utf-8")))
+    space = problem_space.shipped()
+    if space is None:
+        raise FileNotFoundError(f"{problem_space.SPACE_FILE} is missing: train it (bench/train_hotspot_matches.py)")
+    return trees_from(json.loads(MODEL_FILE.read_text(encoding="utf-8")), space)
 
 
 def scores(sig: clustering.Signature, candidates: list[clustering.ClusterView],
@@ -101,7 +105,7 @@ def scores(sig: clustering.Signature, candidates: list[clustering.ClusterView],
     out: list[tuple[str, float, float]] = []
     learned: list[tuple[str, list[float]]] = []
     for view in candidates:
-        row = match_features.features(sig, view.profile)
+        row = match_features.features(sig, view.profile, trees.space)
         if row is None:
             score = clustering.similarity(sig, view.profile)
             out.append((view.id, score, score / clustering.JOIN_SIMILARITY))
