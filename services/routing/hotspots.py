@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.routing import clustering, hotspot_life, match_model
 from services.routing.classify import fingerprint
 from services.routing.models import Hotspot, HotspotReport
+from services.routing.profile_cache import ProfileCache
 from shared.ids import new_id
 from shared.service import Runtime
 
@@ -23,6 +24,8 @@ CANDIDATES = 300
 UNKEYED_CANDIDATES = 100
 # "Already reported?" answers while a citizen types: the most recent matters are the likely ones.
 SIMILAR_CANDIDATES = 100
+# Parsed profiles "already reported?" keeps between requests (profile_cache.py).
+_PROFILES = ProfileCache()
 
 
 async def open_clusters(session: AsyncSession, county: str, since: datetime,
@@ -138,11 +141,28 @@ async def similar(runtime: Runtime, session: AsyncSession, *, region_code: str, 
         return []
     sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location))
     window = timedelta(days=runtime.settings.hotspot_window_days)
-    candidates = await open_clusters(session, clustering.county_of(region_code), now - window, sig,
-                                     SIMILAR_CANDIDATES)
-    found = clustering.ranked(sig, _views(candidates), now, window, clustering.SIMILAR)[:limit]
-    by_id = {h.id: h for h in candidates}
-    return [(by_id[i], score) for i, score in found]
+    joinable = (Hotspot.county_code == clustering.county_of(region_code), Hotspot.last_at >= now - window,
+                Hotspot.state.in_(JOINABLE))
+    keys = clustering.lookup_keys(sig)
+    # Only what ranking needs: ids, versions and dates first, profiles for those not kept, whole
+    # rows for the few answered.
+    light = select(Hotspot.id, Hotspot.version, Hotspot.last_at).where(*joinable)
+    light = (light.where(Hotspot.search_keys.overlap(keys)).limit(SIMILAR_CANDIDATES) if keys
+             else light.limit(min(SIMILAR_CANDIDATES, UNKEYED_CANDIDATES)))
+    rows = (await session.execute(light.order_by(Hotspot.last_at.desc()))).all()
+
+    async def load(ids: list[str]) -> list[tuple[str, int, dict[str, Any]]]:
+        read = await session.execute(select(Hotspot.id, Hotspot.version, Hotspot.profile).where(Hotspot.id.in_(ids)))
+        return [(r.id, r.version, r.profile) for r in read]
+
+    profiles = await _PROFILES.profiles(((r.id, r.version) for r in rows), load)
+    views = [clustering.ClusterView(r.id, profiles[r.id], r.last_at) for r in rows if r.id in profiles]
+    found = clustering.ranked(sig, views, now, window, clustering.SIMILAR)[:limit]
+    if not found:
+        return []
+    answered = await session.scalars(select(Hotspot).where(Hotspot.id.in_([i for i, _ in found])))
+    by_id = {h.id: h for h in answered.all()}
+    return [(by_id[i], score) for i, score in found if i in by_id]
 
 
 async def lock_county(session: AsyncSession, county: str) -> None:
