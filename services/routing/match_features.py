@@ -43,9 +43,9 @@ def features(sig: clustering.Signature, profile: clustering.Profile, space: np.n
     cosine = clustering.meaning_cosine(sig, profile.meaning_sum, profile.meaning_n)
     if cosine is None or sig.meaning is None or profile.meaning_sum is None or not profile.members:
         return None
-    # Centred like `meaning` below, where two reports' cosines of one problem and of two part there
-    # (about 0.6, out of fold on the development files), so that its product with the place's
-    # agreement changes sign there.
+    # Centred, like `meaning` below, where two reports' cosines in the problem space part between
+    # one problem and two (about 0.6, out of fold on the development files), so that its product
+    # with the place's agreement changes sign there.
     problem = (problem_space.cosine(space, clustering.vector_of(sig.meaning), profile.meaning_sum) - 0.6) * 5
     compared = [clustering.compare(sig, member) for member in profile.members]
     agreeing = [c.problem for c in compared]
