@@ -14,7 +14,10 @@ itself folded), then measures:
 * encoding: the meaning model (`meaning.encode`) on 50 of those texts one at a time, CPU ms p50/p99:
   what routing spends on a report before placing it.
 * already reported: `POST /v1/public/hotspots/similar` at `--rate` requests/s for `--seconds`,
-  anonymous, open loop; p50/p99. Baseline, same run: `GET /healthz` at the same rate.
+  anonymous, open loop; p50/p99; first every request a new text (the worst case: no cluster seen
+  before), then as the report form asks while a citizen types (each text three times, growing:
+  three fifths of it, four fifths, the whole; the same township). Baseline, same run:
+  `GET /healthz` at the same rate.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +68,14 @@ def text_of(rng: random.Random) -> str:
     where = rng.choice(("那边", "门口", "附近", ""))
     since = rng.choice(("好几天了", "一直没人管", "请尽快处理"))
     return f"{name}{where}{phrase}的问题{since}"
+
+
+def typing(rng: random.Random) -> Iterator[dict[str, str]]:
+    """Bodies as the report form sends them while a citizen types: each text three times, growing."""
+    while True:
+        where, text = f"{COUNTY}{rng.randrange(1, 20):03d}", text_of(rng)
+        for share in (0.6, 0.8, 1.0):
+            yield {"region_code": where, "content": text[:max(6, round(len(text) * share))]}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -202,6 +214,9 @@ async def run(args: argparse.Namespace) -> None:
                 similar = await open_loop(client, args.rate, args.seconds, lambda: client.post(
                     "/v1/public/hotspots/similar",
                     json={"region_code": f"{COUNTY}{rng.randrange(1, 20):03d}", "content": text_of(rng)}))
+                typed = typing(rng)
+                typing_latencies = await open_loop(client, args.rate, args.seconds, lambda: client.post(
+                    "/v1/public/hotspots/similar", json=next(typed)))
         finally:
             server.should_exit = True
             await task
@@ -216,6 +231,9 @@ async def run(args: argparse.Namespace) -> None:
     print(f"  p50 {ms(statistics.median(similar))}, p99 {ms(percentile(similar, 0.99))} (target p99 < 50 ms)")
     print(f"  baseline GET /healthz same rate: p50 {ms(statistics.median(health))}, p99 {ms(percentile(health, 0.99))}")
     print(f"  ratio p99 {percentile(similar, 0.99) / percentile(health, 0.99):.1f}×")
+    print("  as a citizen types (each text asked three times as it grows): "
+          f"p50 {ms(statistics.median(typing_latencies))}, p99 {ms(percentile(typing_latencies, 0.99))}; ratio p99 "
+          f"{percentile(typing_latencies, 0.99) / percentile(health, 0.99):.1f}×")
     encoding, lengths = encoding_ms(50)
     print(f"\nthe meaning model, one text at a time (50 texts of {min(lengths)}–{max(lengths)} characters): "
           f"CPU p50 {statistics.median(encoding):.1f} ms, p99 {percentile(encoding, 0.99):.1f} ms per report")
