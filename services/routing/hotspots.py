@@ -39,7 +39,7 @@ async def open_clusters(session: AsyncSession, county: str, since: datetime,
     same problem told in words the dictionary does not list is found by its meaning
     (`meaning.py`), not by a key. A report with neither a key nor a vector is compared with the
     most recent ones."""
-    joinable = (Hotspot.county_code == county, Hotspot.last_at >= since, Hotspot.state.in_(JOINABLE))
+    joinable = _joinable(county, since)
     keys = clustering.lookup_keys(sig)
     recent_limit = min(limit, UNKEYED_CANDIDATES)
     if not keys and sig.meaning is None:
@@ -58,6 +58,12 @@ async def open_clusters(session: AsyncSession, county: str, since: datetime,
                  .order_by(Hotspot.last_at.desc()).limit(limit))
         found.extend((await session.scalars(keyed)).all())
     return found
+
+
+def _joinable(county: str, since: datetime) -> tuple[Any, ...]:
+    """The conditions of a cluster a report may still join: its county, a report inside the
+    window, not closed or merged away."""
+    return Hotspot.county_code == county, Hotspot.last_at >= since, Hotspot.state.in_(JOINABLE)
 
 
 def _views(clusters: list[Hotspot]) -> list[clustering.ClusterView]:
@@ -141,8 +147,7 @@ async def similar(runtime: Runtime, session: AsyncSession, *, region_code: str, 
         return []
     sig = clustering.signature(content, words, region_code, "other", clustering.point_of(location))
     window = timedelta(days=runtime.settings.hotspot_window_days)
-    joinable = (Hotspot.county_code == clustering.county_of(region_code), Hotspot.last_at >= now - window,
-                Hotspot.state.in_(JOINABLE))
+    joinable = _joinable(clustering.county_of(region_code), now - window)
     keys = clustering.lookup_keys(sig)
     # Only what ranking needs: ids, versions and dates first, profiles for those not kept, whole
     # rows for the few answered.
