@@ -10,6 +10,7 @@ responders, and stops all of that in reverse order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import re
@@ -458,25 +459,55 @@ async def _housekeeping(runtime: Runtime) -> None:
         await asyncio.sleep(6 * 3600)
 
 
+# Once the stop's budget is spent, closing the NATS connection and the pool each still get this long.
+_LAST_STEPS_SECONDS = 2.0
+
+
 async def _stop(runtime: Runtime) -> None:
+    """Stops the workers, the consumers, the relay and the bus, then lets go of the database, all
+    within `stop_seconds`: a part that hangs is cut off with its name logged, and what comes after it
+    still runs, so a stopped service never keeps answering on the bus."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + runtime.settings.stop_seconds
+
+    async def within(what: str, step: Awaitable[object]) -> bool:
+        # Closing the connection and the pool must happen even when the budget is spent.
+        left = max(deadline - loop.time(), _LAST_STEPS_SECONDS)
+        try:
+            await asyncio.wait_for(step, left)
+            return True
+        except TimeoutError:
+            log.error("%s: %s did not finish within %.0f s of stopping; stopping without it",
+                      runtime.spec.name, what, runtime.settings.stop_seconds)
+            return False
+
     for task in runtime._tasks:
         task.cancel()
     # Workers may be inside a transaction; let them roll back before the pool closes.
-    await asyncio.gather(*runtime._tasks, return_exceptions=True)
-    await asyncio.gather(*(batches.stop() for batches in runtime.batch_consumers), return_exceptions=True)
+    await within("its workers", asyncio.gather(*runtime._tasks, return_exceptions=True))
+    await within("the batches in hand",
+                 asyncio.gather(*(batches.stop() for batches in runtime.batch_consumers), return_exceptions=True))
     # The relay drains while NATS is still connected; what consumers write after that stays in the
     # outbox, durable, for the next start to publish.
     if runtime.relay is not None:
-        await runtime.relay.stop()
+        await within("the outbox relay", runtime.relay.stop())
+    connection = None
+    with contextlib.suppress(Exception):  # never connected: nothing to close
+        connection = runtime.broker.config.connection_state.connection
     try:
-        await runtime.broker.stop()
+        drained = await within("draining the NATS connection", runtime.broker.stop())
     except Exception as exc:
         # Stopping while NATS is away (draining needs a connection): nothing is lost, unacknowledged
         # messages are delivered again; the database must still be let go of.
         log.warning("%s: NATS connection not drained on stopping: %s: %s", runtime.spec.name,
                     type(exc).__name__, exc)
+        drained = False
+    if not drained and connection is not None and not connection.is_closed:
+        # Undrained, the connection would keep this service's responders and subscriptions alive.
+        with contextlib.suppress(Exception):
+            await within("closing the NATS connection", connection.close())
     if runtime.db is not None:
-        await runtime.db.dispose()
+        await within("closing the database pool", runtime.db.dispose())
 
 
 async def readiness(runtime: Runtime) -> dict[str, str]:

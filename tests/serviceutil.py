@@ -60,7 +60,10 @@ async def served(spec: ServiceSpec, settings: Settings, port: int,
             yield Served(client, runtime, base_url)
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, timeout=60)
+        try:
+            await asyncio.wait_for(task, timeout=60)
+        except TimeoutError:
+            raise AssertionError(f"{spec.name} did not stop within 60 s") from None
 
 
 @asynccontextmanager

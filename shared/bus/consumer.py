@@ -273,8 +273,16 @@ class BatchConsumer:
     async def stop(self) -> None:
         """Finish the batch in hand, then stop fetching and leave no subscription behind."""
         self._stopping = True
-        if self._in_hand is not None:
-            await asyncio.gather(asyncio.shield(self._in_hand), return_exceptions=True)
+        try:
+            if self._in_hand is not None:
+                await asyncio.gather(asyncio.shield(self._in_hand), return_exceptions=True)
+        finally:
+            # The stop's time ran out with the batch still in hand: cut off, its transaction rolls
+            # back and its messages, unacknowledged, are delivered again.
+            if self._in_hand is not None and not self._in_hand.done():
+                self._in_hand.cancel()
+                if self._task is not None:
+                    self._task.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
