@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, require_roles
+from shared.instants import Instant
 from shared.problems import COMMON
 
 TABLE = "audit_log"
@@ -114,8 +115,8 @@ def audit_router() -> APIRouter:
         subject_type: Annotated[str | None, Query(max_length=32, pattern=NAME)] = None,
         subject_id: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
         actor: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
-        since: Annotated[datetime | None, Query(description="from this time on (RFC 3339 with offset)")] = None,
-        until: Annotated[datetime | None, Query(description="before this time")] = None,
+        since: Annotated[Instant | None, Query(description="from this time on (RFC 3339 with offset)")] = None,
+        until: Annotated[Instant | None, Query(description="before this time")] = None,
         before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="entries older than this `seq` "
                                                                              "(paging)")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -94,3 +94,17 @@ async def test_clock_rules_are_listed_within_the_callers_region_by_content(clien
     # The province sees both counties; a neighbour province none of them.
     assert {"369911", "369922"} <= await listed("36")
     assert not await listed("37") & {"369911", "369911001", "369911002", "369922"}
+
+
+@pytest.mark.parametrize(("name", "path"), [("until", "/v1/audit"), ("since", "/v1/audit"),
+                                             ("received_from", "/v1/reports"), ("received_to", "/v1/reports"),
+                                             ("start_date", "/open311/v2/requests.json")])
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-12:00", "0001-01-01T07:59:59+08:00"])
+async def test_a_time_past_what_utc_can_hold_is_refused_with_the_field_named(
+        client: httpx.AsyncClient, name: str, path: str, moment: str) -> None:
+    # Either one is a valid RFC 3339 time that leaves years 1–9999 once turned to UTC; it failed the
+    # query that compared it, a 500.
+    resp = await client.get(path, params={name: moment}, headers=STAFF)
+    assert resp.status_code in (400, 422), resp.text
+    assert "超出可处理的范围" in resp.text, resp.text
+    assert name in resp.text, resp.text

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ from shared.errors import FieldError, Problem, forbidden, not_found
 from shared.flood import FloodGuard
 from shared.ids import new_id
 from shared.inputs import StorableText
+from shared.instants import Instant
 from shared.pii import PiiError, blind_index, decrypt, encrypt
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
@@ -82,7 +83,7 @@ class ReportIn(Strict):
     reporter: ReporterIn | None = None
     attachment_ids: list[str] = Field(default_factory=list, max_length=9)
     location: LocationIn | None = None
-    received_at: AwareDatetime | None = Field(default=None, description="station staff only: when a paper, "
+    received_at: Instant | None = Field(default=None, description="station staff only: when a paper, "
                                                                         "hotline or kiosk report was really received")
 
 
@@ -428,8 +429,8 @@ async def list_reports(
     overdue: bool | None = None,
     open: Annotated[bool | None, Query(description="true: only reports still waiting for an answer "
                                                     "(submitted, acknowledged, dispatched)")] = None,
-    received_from: AwareDatetime | None = None,
-    received_to: AwareDatetime | None = None,
+    received_from: Instant | None = None,
+    received_to: Instant | None = None,
     sort: Annotated[Literal["due", "received", "-received"], Query(
         description="due: next deadline first (default); received: oldest first; -received: newest first")] = "due",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,

@@ -31,7 +31,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -56,6 +56,7 @@ from shared.client_source import source_of
 from shared.errors import DEFAULT_DETAIL, PROBLEM_JSON, Problem, field_path, validation_message
 from shared.ids import new_id
 from shared.inputs import storable
+from shared.instants import Instant
 from shared.problems import PROBLEM_REF
 from shared.service import Runtime
 
@@ -460,8 +461,8 @@ async def search_requests(
     service_request_id: Annotated[str | None, Query(max_length=4000, description="comma-separated ids; overrides "
                                                                                  "every other filter")] = None,
     service_code: Annotated[str | None, Query(max_length=1000, description="comma-separated")] = None,
-    start_date: Annotated[AwareDatetime | None, Query(description="received at or after")] = None,
-    end_date: Annotated[AwareDatetime | None, Query(description="received at or before; at most 90 days after "
+    start_date: Annotated[Instant | None, Query(description="received at or after")] = None,
+    end_date: Annotated[Instant | None, Query(description="received at or before; at most 90 days after "
                                                                 "start_date")] = None,
     status: Annotated[str | None, Query(max_length=100, description="open, closed or both, comma-separated")] = None,
 ) -> Response:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -21,6 +20,7 @@ from services.routing import domain, platforms, tickets
 from services.routing.models import GridPlatform
 from shared.errors import FieldError, Problem, field_path, validation_message
 from shared.inputs import StorableText
+from shared.instants import AnyInstant
 from shared.problems import problems
 from shared.service import Runtime, get_runtime
 
@@ -35,7 +35,7 @@ class CallbackIn(StorableText):
     ticket_id: str = Field(min_length=1, max_length=64)
     status: Literal["accepted", "in_progress", "resolved", "returned"]
     note: str | None = Field(default=None, max_length=2000)
-    at: datetime
+    at: AnyInstant
 
 
 class CallbackOut(BaseModel):

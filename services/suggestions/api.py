@@ -34,6 +34,7 @@ from shared import idempotency
 from shared.auth import Principal, require_roles
 from shared.errors import FieldError, Problem, conflict, forbidden, invalid, not_found
 from shared.inputs import StorableText
+from shared.instants import AnyInstant
 from shared.problems import COMMON, problems
 from shared.service import Runtime, get_runtime
 
@@ -278,7 +279,7 @@ class ExtensionRequestIn(Strict):
 
 class MeetingIn(Strict):
     stage: Literal["before", "during", "after"]
-    at: datetime
+    at: AnyInstant
     note: str = Field(min_length=1, max_length=4000)
 
 
