@@ -14,9 +14,13 @@ itself folded), then measures:
 * encoding: the meaning model (`meaning.encode`) on 50 of those texts one at a time, CPU ms p50/p99:
   what routing spends on a report before placing it.
 * already reported: `POST /v1/public/hotspots/similar` at `--rate` requests/s for `--seconds`,
-  anonymous, open loop; p50/p99; first every request a new text (the worst case: no cluster seen
-  before), then as the report form asks while a citizen types (each text three times, growing:
-  three fifths of it, four fifths, the whole; the same township). Baseline, same run:
+  anonymous, open loop; p50/p99 and routing's CPU per request; first every request a new text (the
+  worst case: no cluster seen before), then as the report form asks while a citizen types (each
+  text three times, growing: three fifths of it, four fifths, the whole; the same township).
+  Routing answers as it is deployed, `minyi serve routing` in a process of its own, and the
+  requests come from intake_submit's lean HTTP client in this one: with the generator in the
+  server's own event loop (`--in-process`, as this benchmark measured until 2026-12-06), each
+  request's client work queued behind and ahead of the server's. Baseline, same run:
   `GET /healthz` at the same rate.
 """
 
@@ -24,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +46,8 @@ import httpx  # noqa: E402
 import nats  # noqa: E402
 import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
-from identity_stack import stack  # noqa: E402
+from identity_stack import Stack, stack  # noqa: E402
+from intake_submit import CpuMeter, LeanClient, service  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from minyi.servers import free_port  # noqa: E402
@@ -155,15 +162,20 @@ async def placements(runtime: object, county: str, n: int, now: datetime) -> lis
     return times
 
 
-async def open_loop(client: httpx.AsyncClient, rate: float, seconds: float, request: object) -> list[float]:
+Request = Callable[[], Awaitable[int]]
+
+
+async def open_loop(rate: float, seconds: float, request: Request) -> list[float]:
+    """`rate` requests a second for `seconds`, each started on time whatever the others do; their
+    latencies. `request` answers the status code."""
     latencies: list[float] = []
     tasks = []
 
     async def one() -> None:
         started = time.perf_counter()
-        resp = await request()  # type: ignore[operator]
-        if resp.status_code >= 400:
-            raise SystemExit(f"{resp.request.method} {resp.request.url} answered {resp.status_code}: {resp.text[:200]}")
+        status = await request()
+        if status >= 400:
+            raise SystemExit(f"a request answered {status}")
         latencies.append(time.perf_counter() - started)
 
     start = time.perf_counter()
@@ -174,6 +186,85 @@ async def open_loop(client: httpx.AsyncClient, rate: float, seconds: float, requ
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
     return latencies
+
+
+@dataclass
+class Lookups:
+    health: list[float]
+    similar: list[float]
+    typing: list[float]
+    cpu_ms: dict[str, float]  # routing's CPU per request, by load; empty in-process
+
+
+async def lookups(rate: float, seconds: float, get: Callable[[str], Awaitable[int]],
+                  post: Callable[[str, bytes], Awaitable[int]], meter: CpuMeter | None) -> Lookups:
+    rng = random.Random(5)
+    path = "/v1/public/hotspots/similar"
+    cpu: dict[str, float] = {}
+
+    async def measured(name: str, request: Request) -> list[float]:
+        if meter is not None:
+            meter.start()
+        latencies = await open_loop(rate, seconds, request)
+        if meter is not None:
+            cpu[name] = meter.stop()["routing"] * 1000 / rate
+        return latencies
+
+    def body(value: dict[str, str]) -> bytes:
+        return json.dumps(value, ensure_ascii=False).encode()
+
+    health = await measured("health", lambda: get("/healthz"))
+    similar = await measured("similar", lambda: post(path, body(
+        {"region_code": f"{COUNTY}{rng.randrange(1, 20):03d}", "content": text_of(rng)})))
+    typed = typing(rng)
+    typing_latencies = await measured("typing", lambda: post(path, body(next(typed))))
+    return Lookups(health, similar, typing_latencies, cpu)
+
+
+async def own_process(s: Stack, settings: Settings, rate: float, seconds: float) -> Lookups:
+    """The lookups against `minyi serve routing` in a process of its own, on the same database."""
+    port = free_port()
+    env = {"MINYI_ROUTING_PORT": str(port), "MINYI_LOOKUP_LIMIT": settings.lookup_limit,
+           "MINYI_MIGRATE_ON_START": "false"}
+    with service(s, "routing", port, free_port(), env) as routing:
+        client = LeanClient(routing.url, 256)
+
+        async def get(path: str) -> int:
+            return (await client.get(path, {}))[0]
+
+        async def post(path: str, body: bytes) -> int:
+            return (await client.post(path, body))[0]
+
+        try:
+            return await lookups(rate, seconds, get, post, CpuMeter({"routing": routing.process.pid}))
+        finally:
+            await client.aclose()
+
+
+async def in_process(app: object, port: int, rate: float, seconds: float) -> Lookups:
+    """The lookups as this benchmark made them until 2026-12-06: the app served by uvicorn in this
+    process's event loop, asked by httpx from the same loop."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    task = asyncio.create_task(server.serve())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(100):  # the server listens a moment after it has started
+                try:
+                    await client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+
+            async def get(path: str) -> int:
+                return (await client.get(path)).status_code
+
+            async def post(path: str, body: bytes) -> int:
+                return (await client.post(path, content=body, headers={"Content-Type": "application/json"})).status_code
+
+            return await lookups(rate, seconds, get, post, None)
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -188,10 +279,7 @@ async def run(args: argparse.Namespace) -> None:
         await nc.close()
         app = build_app(SPEC, settings)
         runtime = app.state.runtime
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
-        await asyncio.wait_for(runtime.bus_started.wait(), timeout=120)
-        try:
+        async with app.router.lifespan_context(app):
             now = datetime.now(UTC)
             await fill(runtime, args.open, now)
             # As autovacuum would after such a load: without statistics the planner reads the
@@ -202,24 +290,10 @@ async def run(args: argparse.Namespace) -> None:
                 await conn.execute(text("VACUUM ANALYZE routing.hotspots"))
             empty = await placements(runtime, EMPTY, args.reports, now)
             full = await placements(runtime, COUNTY, args.reports, now)
-            rng = random.Random(5)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                for _ in range(100):  # the server listens a moment after its lifespan has started
-                    try:
-                        await client.get("/healthz")
-                        break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.1)
-                health = await open_loop(client, args.rate, args.seconds, lambda: client.get("/healthz"))
-                similar = await open_loop(client, args.rate, args.seconds, lambda: client.post(
-                    "/v1/public/hotspots/similar",
-                    json={"region_code": f"{COUNTY}{rng.randrange(1, 20):03d}", "content": text_of(rng)}))
-                typed = typing(rng)
-                typing_latencies = await open_loop(client, args.rate, args.seconds, lambda: client.post(
-                    "/v1/public/hotspots/similar", json=next(typed)))
-        finally:
-            server.should_exit = True
-            await task
+            if args.in_process:
+                found = await in_process(app, port, args.rate, args.seconds)
+        if not args.in_process:
+            found = await own_process(s, settings, args.rate, args.seconds)
     ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
     print(f"\nplacing a report (hotspots.place, one transaction each), {args.reports} reports:")
     print(f"  county with {args.open:,} open reports: p50 {ms(statistics.median(full))}, "
@@ -227,13 +301,19 @@ async def run(args: argparse.Namespace) -> None:
     print(f"  baseline, empty county:               p50 {ms(statistics.median(empty))}, "
           f"p99 {ms(percentile(empty, 0.99))}")
     print(f"  ratio p99 {percentile(full, 0.99) / percentile(empty, 0.99):.1f}×")
-    print(f"\nalready reported? POST /v1/public/hotspots/similar at {args.rate:g}/s for {args.seconds:g} s:")
-    print(f"  p50 {ms(statistics.median(similar))}, p99 {ms(percentile(similar, 0.99))} (target p99 < 50 ms)")
-    print(f"  baseline GET /healthz same rate: p50 {ms(statistics.median(health))}, p99 {ms(percentile(health, 0.99))}")
-    print(f"  ratio p99 {percentile(similar, 0.99) / percentile(health, 0.99):.1f}×")
+    where = "routing served in this process, httpx" if args.in_process else "minyi serve routing, lean client"
+    cpu = found.cpu_ms
+    note = (lambda name: f"; routing CPU {cpu[name]:.1f} ms a request") if cpu else (lambda name: "")
+    health_p99 = percentile(found.health, 0.99)
+    print(f"\nalready reported? POST /v1/public/hotspots/similar at {args.rate:g}/s for {args.seconds:g} s ({where}):")
+    print(f"  p50 {ms(statistics.median(found.similar))}, p99 {ms(percentile(found.similar, 0.99))} "
+          f"(target p99 < 50 ms){note('similar')}")
+    print(f"  baseline GET /healthz same rate: p50 {ms(statistics.median(found.health))}, p99 {ms(health_p99)}"
+          f"{note('health')}")
+    print(f"  ratio p99 {percentile(found.similar, 0.99) / health_p99:.1f}×")
     print("  as a citizen types (each text asked three times as it grows): "
-          f"p50 {ms(statistics.median(typing_latencies))}, p99 {ms(percentile(typing_latencies, 0.99))}; ratio p99 "
-          f"{percentile(typing_latencies, 0.99) / percentile(health, 0.99):.1f}×")
+          f"p50 {ms(statistics.median(found.typing))}, p99 {ms(percentile(found.typing, 0.99))}; ratio p99 "
+          f"{percentile(found.typing, 0.99) / health_p99:.1f}×{note('typing')}")
     encoding, lengths = encoding_ms(50)
     print(f"\nthe meaning model, one text at a time (50 texts of {min(lengths)}–{max(lengths)} characters): "
           f"CPU p50 {statistics.median(encoding):.1f} ms, p99 {percentile(encoding, 0.99):.1f} ms per report")
@@ -245,6 +325,8 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--in-process", action="store_true",
+                        help="serve routing in this process and ask it with httpx, as until 2026-12-06")
     asyncio.run(run(parser.parse_args()))
 
 

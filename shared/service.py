@@ -99,6 +99,10 @@ class ServiceSpec:
     # Loads the secrets the service cannot work without, before it connects to anything: a missing or
     # unreadable one stops the start with its name, instead of failing the first citizen's request.
     load_secrets: Callable[[Runtime], None] = lambda runtime: None
+    # Run once connected, before the service takes its first request or event: what would make the
+    # first ones slow (a dictionary loaded on first use, statements compiled), so that a replica
+    # enters service warm. A failure is logged, not fatal: it costs the first requests time only.
+    warm_up: Callable[[Runtime], Awaitable[None]] | None = None
 
     @property
     def produced_streams(self) -> list[streams.StreamSpec]:
@@ -346,6 +350,14 @@ async def _start(runtime: Runtime) -> None:
             data_converter=DATA_CONVERTER, interceptors=[TraceInterceptor()],
         )
 
+    if spec.warm_up is not None:
+        started = time.monotonic()
+        try:
+            await spec.warm_up(runtime)
+            log.info("%s: warmed up in %.0f ms", spec.name, (time.monotonic() - started) * 1000)
+        except Exception as exc:
+            log.warning("%s: warming up failed (%s: %s); the first requests will be slower", spec.name,
+                        type(exc).__name__, exc)
     _probe_metrics(runtime)
     consumed = sorted({sub.stream for sub in runtime.subscriptions})
     runtime._tasks.append(asyncio.create_task(_start_consumers(runtime, consumed), name="start-consumers"))

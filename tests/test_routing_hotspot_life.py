@@ -22,12 +22,12 @@ import pytest
 from busutil import consumer_state, event_body, eventually, publish
 from conftest import Servers
 from routingutil import STAFF, Routing, bearer, declare_intake_stream, routing_events, routing_service, submit
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from minyi.servers import Nats, free_port
-from services.routing import hotspots
+from services.routing import hotspots, warm_up
 from services.routing.classify import classify
-from services.routing.models import HotspotReport
+from services.routing.models import Hotspot, HotspotReport
 from services.routing.taxonomy import BY_CODE
 from shared.contracts import STREAMS
 from shared.errors import PROBLEM_JSON
@@ -457,3 +457,18 @@ async def test_the_checked_hotspots_export_as_a_labelled_set(routing: Routing, s
 
 async def _truthy(awaitable: Any) -> bool:
     return bool(await awaitable)
+
+
+async def test_the_warm_up_takes_a_lookup_s_steps_and_writes_nothing(routing: Routing) -> None:
+    async def counts() -> tuple[int, int]:
+        async with routing.runtime.sessions()() as session:
+            return (await session.scalar(select(func.count()).select_from(Hotspot)) or 0,
+                    await session.scalar(select(func.count()).select_from(HotspotReport)) or 0)
+
+    before = await counts()
+    await warm_up.warm_up(routing.runtime)
+    assert await counts() == before
+    # Its lookup is the public one's: the county it asks has nothing, whatever the text.
+    async with routing.runtime.sessions()() as session:
+        assert await hotspots.similar(routing.runtime, session, region_code=warm_up.REGION, content=warm_up.TEXT,
+                                      location=None, now=datetime.now(UTC)) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.routing import api, callbacks_api, categories_api, handlers, hotspots_api
+from services.routing import api, callbacks_api, categories_api, handlers, hotspots_api, warm_up
 from services.routing.models import Base
 from shared.contracts import EVENTS, GRID_STREAM, STREAMS
 from shared.service import ServiceSpec, load_keyring
@@ -24,5 +24,6 @@ SPEC = ServiceSpec(
     workers=handlers.workers,
     uses_temporal=False,
     load_secrets=load_keyring,
+    warm_up=warm_up.warm_up,
     default_body_limit=256 * 1024,
 )

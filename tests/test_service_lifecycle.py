@@ -1,10 +1,13 @@
-"""A stopping service keeps to its time budget against a real nats-server and PostgreSQL: an event
-that never finishes is cut off with its consumer named in the log, nothing of it is written, and the
-service's NATS connection is closed, so it no longer answers or consumes on the bus."""
+"""A service's start and stop against a real nats-server and PostgreSQL. Starting, its warm-up runs
+before it takes anything, and a warm-up that fails is logged without stopping the start. Stopping,
+it keeps to its time budget: an event that never finishes is cut off with its consumer named in the
+log, nothing of it is written, and the service's NATS connection is closed, so it no longer answers
+or consumes on the bus."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -13,9 +16,10 @@ import pytest
 from busutil import count_rows, event_body, eventually, unique_name
 from conftest import Servers
 from probe import attempts, create_schema, make_probe, probe_settings
+from sqlalchemy import text
 from test_bus_batches import _publish_all
 
-from shared.service import build_app
+from shared.service import Runtime, build_app
 
 STOP_SECONDS = 3.0
 
@@ -59,3 +63,28 @@ async def test_an_event_that_never_finishes_does_not_hold_the_stop(
     assert cut_off and all(probe.name in m for m in cut_off), caplog.text
     assert await count_rows(servers.database_url, probe.effects) == 0
     assert await _connections_named(servers, f"minyi-{probe.name}") == 0
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["warms", "fails"])
+async def test_the_warm_up_runs_before_the_bus_and_a_failing_one_does_not_stop_the_start(
+        servers: Servers, fails: bool, caplog: pytest.LogCaptureFixture) -> None:
+    probe = make_probe(unique_name())
+    await create_schema(probe, servers.database_url)
+    seen: list[bool] = []
+
+    async def warm_up(runtime: Runtime) -> None:
+        seen.append(runtime.bus_started.is_set())
+        async with runtime.sessions()() as session:  # connected by then
+            await session.execute(text("SELECT 1"))
+        if fails:
+            raise RuntimeError("no dictionary here")
+
+    spec = dataclasses.replace(probe.spec, warm_up=warm_up)
+    app = build_app(spec, probe_settings(servers.database_url, servers.nats_url))
+    with caplog.at_level(logging.INFO, logger="minyi.service"):
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app.state.runtime.bus_started.wait(), 30)
+    assert seen == [False]
+    logged = [r.getMessage() for r in caplog.records if probe.name in r.getMessage() and "warm" in r.getMessage()]
+    expected = "warming up failed (RuntimeError: no dictionary here)" if fails else "warmed up in"
+    assert any(expected in m for m in logged), logged
