@@ -218,6 +218,10 @@ def test_hotspot_forms() -> None:
         "supporters": 2, "members": [
             {"report_id": r, "region_code": REGION, "category": "city_management", "received_at": "2026-03-01",
              "similarity": 0.8, "placed_by": "auto"} for r in ("r1", "r2", "r3")]})
+    assert [hotspots.confidence(m, first=i == 0) for i, m in enumerate(detail.members)] == [
+        "", "归并把握 80%", "归并把握 80%"]
+    moved = detail.members[1].model_copy(update={"placed_by": "staff", "similarity": 1.0})
+    assert hotspots.confidence(moved, first=False) == ""
     assert hotspots.check_split(form(report_ids=["r2"], note="不同地点"), detail).body == {
         "report_ids": ["r2"], "note": "不同地点"}
     assert "report_ids" in hotspots.check_split(form(report_ids=["r1", "r2", "r3"]), detail).errors

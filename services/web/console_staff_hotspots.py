@@ -76,7 +76,7 @@ class MemberView:
 
     report_id: str
     received_at: str
-    similarity: str
+    confidence: str
     placed_by: str
     excerpt: str
     reporter: str
@@ -88,19 +88,27 @@ class MemberView:
 def members(detail: HotspotDetail, briefs: Mapping[str, ReportBrief | None],
             statuses: Mapping[str, str]) -> list[MemberView]:
     out: list[MemberView] = []
-    for m in detail.members:
+    for i, m in enumerate(detail.members):
         brief = briefs.get(m.report_id)
-        out.append(_member(m, brief, statuses))
+        out.append(_member(m, brief, statuses, confidence(m, first=i == 0)))
     return out
 
 
-def _member(m: Member, brief: ReportBrief | None, statuses: Mapping[str, str]) -> MemberView:
+def confidence(m: Member, *, first: bool) -> str:
+    """How sure placement was that the report belongs here, as staff read it; "" for the report
+    that started the hotspot and for one staff moved, whose 1 says nothing."""
+    if first or m.placed_by == "staff":
+        return ""
+    return f"归并把握 {round(m.similarity * 100)}%"
+
+
+def _member(m: Member, brief: ReportBrief | None, statuses: Mapping[str, str], sure: str) -> MemberView:
     if brief is None:
-        return MemberView(m.report_id, m.received_at, f"{m.similarity:.2f}", PLACED_BY.get(m.placed_by, m.placed_by),
+        return MemberView(m.report_id, m.received_at, sure, PLACED_BY.get(m.placed_by, m.placed_by),
                           "（无法读取这条反映：不在您的管辖范围内，或已被删除）", "", "", 0, False)
     reporter = "匿名" if brief.anonymous or brief.reporter is None else \
         f"{brief.reporter.name} {brief.reporter.phone}".strip()
-    return MemberView(m.report_id, brief.received_at, f"{m.similarity:.2f}", PLACED_BY.get(m.placed_by, m.placed_by),
+    return MemberView(m.report_id, brief.received_at, sure, PLACED_BY.get(m.placed_by, m.placed_by),
                       masked(brief.excerpt) or "（语音反映）", reporter, statuses.get(brief.status, brief.status),
                       brief.supporters, True)
 
