@@ -218,8 +218,11 @@ def test_hotspot_forms() -> None:
         "supporters": 2, "members": [
             {"report_id": r, "region_code": REGION, "category": "city_management", "received_at": "2026-03-01",
              "similarity": 0.8, "placed_by": "auto"} for r in ("r1", "r2", "r3")]})
-    assert [hotspots.confidence(m, first=i == 0) for i, m in enumerate(detail.members)] == [
-        "", "归并把握 80%", "归并把握 80%"]
+    assert [hotspots.confidence(m, first=i == 0) for i, m in enumerate(detail.members)] == ["", "匹配分 0.80",
+                                                                                              "匹配分 0.80"]
+    sure = detail.members[1].model_copy(update={"similarity": 0.996})
+    assert hotspots.confidence(sure, first=False) == "匹配分 0.99"
+    assert hotspots.confidence(sure.model_copy(update={"similarity": 0.29}), first=False) == "匹配分 0.29"
     moved = detail.members[1].model_copy(update={"placed_by": "staff", "similarity": 1.0})
     assert hotspots.confidence(moved, first=False) == ""
     assert hotspots.check_split(form(report_ids=["r2"], note="不同地点"), detail).body == {

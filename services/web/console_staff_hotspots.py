@@ -8,6 +8,7 @@ itself: split reports off into a new hotspot, or merge another one into it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,11 +96,14 @@ def members(detail: HotspotDetail, briefs: Mapping[str, ReportBrief | None],
 
 
 def confidence(m: Member, *, first: bool) -> str:
-    """How sure placement was that the report belongs here, as staff read it; "" for the report
-    that started the hotspot and for one staff moved, whose 1 says nothing."""
+    """How well the report matched the hotspot when it was placed, as staff read it: the matcher's
+    probability, or the hand-made score where there was no meaning vector, so a score and not a
+    percentage; cut, not rounded, so that nothing placed automatically reads as a certain 1.00.
+    "" for the report that started the hotspot and for one staff moved, whose 1 says nothing."""
     if first or m.placed_by == "staff":
         return ""
-    return f"归并把握 {round(m.similarity * 100)}%"
+    # round first: 0.29 * 100 is 28.999… in binary floating point.
+    return f"匹配分 {math.floor(round(m.similarity * 100, 6)) / 100:.2f}"
 
 
 def _member(m: Member, brief: ReportBrief | None, statuses: Mapping[str, str], sure: str) -> MemberView:
