@@ -154,7 +154,7 @@ def stop(name: str, proc: subprocess.Popen[bytes]) -> None:
     print(f"stopping {name} …", flush=True)
     proc.terminate()
     try:
-        proc.wait(30)  # the services finish in-flight requests within 25 s
+        proc.wait(30)  # a service stops within MINYI_STOP_SECONDS (20 s) and 4 s of closing
     except subprocess.TimeoutExpired:
         print(f"  {name} ignored SIGTERM for 30 s; killing it", flush=True)
         proc.kill()

@@ -174,8 +174,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 1.0
     outbox_poll_seconds: float = 0.5
     # How long a stopping service may take before it cuts off what still runs. Kubernetes kills a
-    # pod 30 s after asking it to stop (terminationGracePeriodSeconds), so this stays below that.
-    stop_seconds: float = Field(default=25.0, gt=0)
+    # pod 30 s after asking it to stop (terminationGracePeriodSeconds), the deployments' preStop
+    # pause takes 5 of those, and closing NATS and the pool may take 2 s each after this budget.
+    stop_seconds: float = Field(default=20.0, gt=0)
     # Production runs JetStream with three replicas; the embedded server has one.
     stream_replicas: int = 1
 
