@@ -267,6 +267,10 @@ def test_audit_filters_refuse_what_the_services_would() -> None:
     assert wrong.service == "all" and wrong.cursor == "" and set(errors) == {"since"}
     _, errors = audit.parse_filters({"since": "2026-03-05", "until": "2026-03-01"})
     assert set(errors) == {"until"}
+    # The day after 9999-12-31 overflowed building the services' query: a 500 for a typo.
+    edge, errors = audit.parse_filters({"since": "0001-01-01", "until": "9999-12-31"})
+    assert errors == {"since": "请填写 2000 年至 2099 年之间的日期。", "until": "请填写 2000 年至 2099 年之间的日期。"}
+    assert edge.params() == {}
     assert audit.parse_cursor("suggestions.12~routing.0", audit.AUDITED) == {"suggestions": 12, "routing": 0}
     assert audit.parse_cursor("suggestions.12~suggestions.3", audit.AUDITED) is None
     assert audit.cursor_text({"routing": 0, "intake": 5}) == "intake.5~routing.0"

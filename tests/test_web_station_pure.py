@@ -37,6 +37,9 @@ def test_filters_keep_only_known_choices_and_give_intake_whole_days() -> None:
     odd = station_lists.read_filters({"status": "closed", "overdue": "maybe", "region": "x; drop", "from": "2026-02-30",
                                       "page": "-1"})
     assert odd == station_lists.Filters()
+    # The day after 9999-12-31 does not exist: dropped as a slip, not a 500.
+    edge = station_lists.read_filters({"from": "0001-01-01", "to": "9999-12-31"})
+    assert edge == station_lists.Filters() and edge.intake_params() == {}
 
 
 def test_lateness_is_told_in_words_as_well_as_colour() -> None:
@@ -79,6 +82,9 @@ def test_registration_checks_the_channel_the_time_and_who_it_is_for() -> None:
     future = _registration(received_at=(NOW + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     assert "不能晚于现在" in station_register.check(future, now=NOW, region_choices={"330163"}, categories=None)[
         "received_at"]
+    for unreadable in ("0001-01-01T00:00+14:00", "9999-12-31T23:59-12:00"):  # no Beijing time: overflowed
+        assert "格式不对" in station_register.check(_registration(received_at=unreadable), now=NOW,
+                                                   region_choices={"330163"}, categories=None)["received_at"]
     old = _registration(received_at="2025-11-30T09:00")
     assert "一年前" in station_register.check(old, now=NOW, region_choices={"330163"}, categories=None)["received_at"]
     errors = station_register.check(_registration(channel="h5", region_code="110101"), now=NOW,

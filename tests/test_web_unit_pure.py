@@ -96,6 +96,9 @@ def test_meeting_time_as_typed_in_beijing_time() -> None:
     assert unit_view.parse_meeting_time("2027-01-01", now).year == 2027
     assert unit_view.parse_meeting_time("昨天下午", now) is None
     assert unit_view.parse_meeting_time("", now) is None
+    # No Beijing time exists for these: turning them into one overflowed, a 500 for a typo.
+    assert unit_view.parse_meeting_time("0001-01-01T00:00+14:00", now) is None
+    assert unit_view.parse_meeting_time("9999-12-31T23:59-12:00", now) is None
 
 
 def test_amounts_in_yuan_and_fen() -> None:

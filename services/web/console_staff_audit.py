@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from services.web.console_staff_calls import AUDITED, AuditEntry, AuditPage
-from services.web.words import SHANGHAI, parse_time
+from services.web.words import SHANGHAI, TYPED_YEARS_MESSAGE, parse_time, plausible
 
 PAGE_SIZE = 50
 SERVICE = {"suggestions": "建议办理", "routing": "分拨与共性事项", "intake": "群众反映", "identity": "名录与选举",
@@ -138,6 +138,9 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, dict[str, str]]:
         value = (query.get(name) or "").strip()
         if value and not _valid_day(value):
             errors[name] = "请按 2026-03-05 的格式填写日期。"
+            value = ""
+        elif value and not plausible(date.fromisoformat(value)):
+            errors[name] = TYPED_YEARS_MESSAGE
             value = ""
         days[name] = value
     if days["since"] and days["until"] and days["since"] > days["until"]:

@@ -86,10 +86,9 @@ def _valid_day(text: str) -> bool:
     if not _DAY.match(text):
         return False
     try:
-        datetime.fromisoformat(text)
+        return words.plausible(datetime.fromisoformat(text))
     except ValueError:
         return False
-    return True
 
 
 @dataclass(frozen=True)

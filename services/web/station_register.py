@@ -80,7 +80,10 @@ def received_time(text: str) -> datetime | None:
         at = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
+    try:
+        return at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no Beijing time
+        return None
 
 
 def check(reg: Registration, *, now: datetime, region_choices: set[str],

@@ -259,7 +259,10 @@ def parse_meeting_time(text: str, now: datetime) -> datetime | None:
             at = datetime.combine(day, time(9, 0))
     except ValueError:
         return None
-    at = at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
+    try:
+        at = at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no Beijing time
+        return None
     here = now.astimezone(SHANGHAI)
     if "T" not in text and at.date() == here.date() and at > here:
         at = here.replace(second=0, microsecond=0)

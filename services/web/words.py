@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -42,6 +42,18 @@ OUTCOME = {"A": "已解决或列入本年度计划解决", "B": "列入规划逐
 BOARD = {"red": "红榜", "yellow": "黄榜", "black": "黑榜"}
 GRADE = {"excellent": "优秀", "good": "良好", "competent": "称职", "basically_competent": "基本称职",
          "not_competent": "不称职"}
+
+
+# Years a date typed into a form may name. Outside them it is a slip (0206 for 2026), and at the
+# ends of what Python holds, the day after 9999-12-31 or 0001-01-01 in another time zone failed the
+# page with a 500 instead of saying what was wrong.
+FIRST_TYPED_YEAR, LAST_TYPED_YEAR = 2000, 2099
+TYPED_YEARS_MESSAGE = f"请填写 {FIRST_TYPED_YEAR} 年至 {LAST_TYPED_YEAR} 年之间的日期。"
+
+
+def plausible(day: date) -> bool:
+    """Whether a date (or time) typed into a form lies in the years a form may name."""
+    return FIRST_TYPED_YEAR <= day.year <= LAST_TYPED_YEAR
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
