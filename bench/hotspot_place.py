@@ -3,9 +3,9 @@
     .venv/bin/python bench/hotspot_place.py [--open 100000] [--reports 300] [--rate 50] [--seconds 30]
 
 Starts its own PostgreSQL and NATS and the routing service in this process (for the lookups, in a
-process of its own: see below), fills one county with `--open` open reports of the window (synthetic: place names × kinds of problem from
-`services/routing/problems.py`, written straight into routing's tables as clusters the service
-itself folded), then measures:
+process of its own: see below), fills one county with `--open` open reports of the window
+(synthetic: place names × kinds of problem from `services/routing/problems.py`, written straight
+into routing's tables as clusters the service itself folded), then measures:
 
 * placement: `hotspots.place` for `--reports` new reports of that county, each in its own
   transaction as the handler runs it, with a meaning vector as the handler passes one (random unit
