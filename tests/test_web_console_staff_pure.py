@@ -453,8 +453,14 @@ async def test_every_page_renders_and_passes_the_staff_token(client: httpx.Async
     page(await client.get("/console/suggestions/s3"))
     page(await client.get("/console/hotspots"))
     page(await client.get("/console/reports?overdue=yes"))
-    audited = text_of(page(await client.get("/console/audit")))
+    audit_html = page(await client.get("/console/audit"))
+    audited = text_of(audit_html)
     assert "拆分共性事项" in audited and "暂时无法读取：群众反映的日志" in audited
+    # The browser keeps days to the years the page takes, before anything is sent.
+    assert audit_html.count('min="2000-01-01" max="2099-12-31"') == 2
+    # A day past them, sent anyway (no browser check), is named on the page, not a 500.
+    refused = await client.get("/console/audit?until=9999-12-31")
+    assert refused.status_code == 200 and "请填写 2000 年至 2099 年之间的日期。" in text_of(page(refused))
     private = [c for c in services.calls if c.url.path not in ("/v1/public/units", "/v1/public/stats",
                                                                 "/v1/categories")]
     assert private and all(c.headers.get("authorization") == "Bearer token" for c in private)
