@@ -17,7 +17,7 @@ from typing import Any
 
 from services.web import report_form
 from services.web.report_form import Draft, Upload
-from services.web.words import SHANGHAI
+from services.web.words import SHANGHAI, beijing
 
 CHANNELS = {"paper": "纸质来信", "hotline": "电话", "kiosk": "一体机（代为录入）"}
 # The same bounds as intake's, with a minute's grace for a clock a little ahead.
@@ -80,10 +80,7 @@ def received_time(text: str) -> datetime | None:
         at = datetime.fromisoformat(text)
     except ValueError:
         return None
-    try:
-        return at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
-    except OverflowError:  # 0001-01-01T00:00+14:00 has no Beijing time
-        return None
+    return beijing(at)
 
 
 def check(reg: Registration, *, now: datetime, region_choices: set[str],

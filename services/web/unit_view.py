@@ -15,7 +15,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from services.web.unit_calls import Entry, Suggestion
-from services.web.words import SHANGHAI, date_cn, parse_time
+from services.web.words import SHANGHAI, beijing, date_cn, parse_time
 
 PAGE_SIZE = 20
 # An export holds at most this many suggestions; a unit's yearly list is far shorter.
@@ -259,10 +259,10 @@ def parse_meeting_time(text: str, now: datetime) -> datetime | None:
             at = datetime.combine(day, time(9, 0))
     except ValueError:
         return None
-    try:
-        at = at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
-    except OverflowError:  # 0001-01-01T00:00+14:00 has no Beijing time
+    in_beijing = beijing(at)
+    if in_beijing is None:
         return None
+    at = in_beijing
     here = now.astimezone(SHANGHAI)
     if "T" not in text and at.date() == here.date() and at > here:
         at = here.replace(second=0, microsecond=0)

@@ -56,6 +56,15 @@ def plausible(day: date) -> bool:
     return FIRST_TYPED_YEAR <= day.year <= LAST_TYPED_YEAR
 
 
+def beijing(at: datetime) -> datetime | None:
+    """A typed time in Beijing time, a naive one read as Beijing time; None when none exists for it
+    (0001-01-01T00:00+14:00 overflows)."""
+    try:
+        return at.replace(tzinfo=SHANGHAI) if at.tzinfo is None else at.astimezone(SHANGHAI)
+    except OverflowError:
+        return None
+
+
 def parse_time(value: str | datetime | None) -> datetime | None:
     if value is None or value == "":
         return None
