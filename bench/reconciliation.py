@@ -42,7 +42,8 @@ def population_row(s: Stack, n: int, now: datetime) -> tuple[Any, ...]:
     status = "deceased" if n % 50 == 0 else "active"
     record = registry.RegistryRecord(
         source="population", record_id=f"P{n}", id_number=person_id(n, birth_date(n, ELECTION_DAY)),
-        name=f"居民{n}", hukou_region_code=village(n), residence_region_code=village(n), status=status,
+        name=f"居民{n}", birth_date=birth_date(n, ELECTION_DAY), hukou_region_code=village(n),
+        residence_region_code=village(n), status=status,
         political_rights=n % 97 != 0, residence_certificate=None, updated_at=now)
     return registry.to_row(s.keyring, record)
 
@@ -50,15 +51,16 @@ def population_row(s: Stack, n: int, now: datetime) -> tuple[Any, ...]:
 def extra_rows(s: Stack, n: int, now: datetime) -> list[tuple[Any, ...]]:
     """Every tenth person also has a migrant record (half with a certificate), every 20th social security."""
     rows = []
-    id_number = person_id(n, birth_date(n, ELECTION_DAY))
+    born = birth_date(n, ELECTION_DAY)
+    id_number = person_id(n, born)
     if n % 10 == 3:
         rows.append(registry.to_row(s.keyring, registry.RegistryRecord(
-            source="migrant", record_id=f"M{n}", id_number=id_number, name=f"居民{n}",
+            source="migrant", record_id=f"M{n}", id_number=id_number, name=f"居民{n}", birth_date=born,
             hukou_region_code=village(n), residence_region_code=village(n + 7), status="active",
             political_rights=True, residence_certificate=n % 20 == 3, updated_at=now)))
     if n % 20 == 5:
         rows.append(registry.to_row(s.keyring, registry.RegistryRecord(
-            source="social_security", record_id=f"S{n}", id_number=id_number, name=f"居民{n}",
+            source="social_security", record_id=f"S{n}", id_number=id_number, name=f"居民{n}", birth_date=born,
             hukou_region_code=village(n), residence_region_code=village(n), status="active",
             political_rights=True, residence_certificate=None, updated_at=now)))
     return rows

@@ -147,10 +147,11 @@ def _check_region(digits: str) -> None:
         raise InvalidIdNumber("region")
 
 
-def _check_birth_date(yyyymmdd: str, today: date | None) -> None:
+def _check_birth_date(yyyymmdd: str, today: date | None) -> date:
     born = _parse_birth_date(yyyymmdd)
     if born > (date.today() if today is None else today):
         raise InvalidIdNumber("future_birth_date")
+    return born
 
 
 def normalize(raw: str, *, today: date | None = None) -> str:
@@ -165,6 +166,11 @@ def normalize(raw: str, *, today: date | None = None) -> str:
     error reported for a given input never depends on anything but the input and ``today``
     (default: ``date.today()``, used to reject birth dates in the future).
     """
+    return normalize_born(raw, today=today)[0]
+
+
+def normalize_born(raw: str, *, today: date | None = None) -> tuple[str, date]:
+    """:func:`normalize`, and the birth date it checked: registry loads need both for every record."""
     text = raw.strip()
     if len(text) == 15:
         return _upgrade_first_generation(text, today)
@@ -176,19 +182,19 @@ def normalize(raw: str, *, today: date | None = None) -> str:
     if not _is_ascii_digits(body) or last not in _LAST_CHARACTERS:
         raise InvalidIdNumber("characters")
     _check_region(body)
-    _check_birth_date(body[6:14], today)
+    born = _check_birth_date(body[6:14], today)
     if check_character(body) != last:
         raise InvalidIdNumber("check_digit")
-    return body + last
+    return body + last, born
 
 
-def _upgrade_first_generation(text: str, today: date | None) -> str:
+def _upgrade_first_generation(text: str, today: date | None) -> tuple[str, date]:
     if not _is_ascii_digits(text):
         raise InvalidIdNumber("characters")
     _check_region(text)
     body = text[:6] + "19" + text[6:]
-    _check_birth_date(body[6:14], today)
-    return body + check_character(body)
+    born = _check_birth_date(body[6:14], today)
+    return body + check_character(body), born
 
 
 def is_valid(raw: str, *, today: date | None = None) -> bool:

@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -482,3 +482,12 @@ def blind_index(keyring: Keyring, value: str, *, kind: str) -> bytes:
     message = _INDEX_PREFIX + kind.encode("ascii") + b"\x00" + normalized.encode("utf-8")
     # The one-shot C function: no HMAC object per value (registry loads index tens of millions).
     return hmac.digest(keyring._index_key, message, "sha256")
+
+
+_ID_NUMBER_INDEX_PREFIX: Final = _INDEX_PREFIX + b"id_number\x00"
+
+
+def id_number_index(keyring: Keyring, canonical: str) -> bytes:
+    """`blind_index(kind="id_number")` of a number already in `idnumber.normalize`'s form, which
+    is its own normalization (ASCII digits and an upper-case X): registry loads skip doing it twice."""
+    return hmac.digest(keyring._index_key, _ID_NUMBER_INDEX_PREFIX + canonical.encode("ascii"), "sha256")

@@ -200,8 +200,8 @@ async def test_a_value_the_driver_cannot_encode_is_set_aside_and_the_transaction
     def row(record_id: str, seq: int, updated_at: datetime) -> tuple[Any, ...]:
         return to_row(runtime.keyring, RegistryRecord(
             source="population", record_id=record_id, id_number=id_number(REGION, date(1982, 1, 1), seq),
-            name="编码", hukou_region_code=REGION, residence_region_code=REGION, status="active",
-            political_rights=True, residence_certificate=None, updated_at=updated_at))
+            name="编码", birth_date=date(1982, 1, 1), hukou_region_code=REGION, residence_region_code=REGION,
+            status="active", political_rights=True, residence_certificate=None, updated_at=updated_at))
 
     rows = [row("E1-1", 401, datetime(2026, 1, 1, tzinfo=SHANGHAI)),
             row("E1-2", 402, datetime(1, 1, 1, tzinfo=SHANGHAI)),

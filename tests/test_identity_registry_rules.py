@@ -31,6 +31,7 @@ from services.identity.registry import (
     records_of_message,
     to_row,
 )
+from shared import idnumber
 from shared.idnumber import check_character
 from shared.pii import Keyring, PiiError, blind_index, decrypt
 
@@ -101,7 +102,8 @@ def test_a_valid_record_of_each_source(source: str) -> None:
     changes = {"residence_certificate": certificate} if certificate is not None else {}
     record = parse(raw_record(**changes), source)
     assert record == RegistryRecord(
-        source=source, record_id="P-0001", id_number=ID_18, name=NAME, hukou_region_code="320923101",
+        source=source, record_id="P-0001", id_number=ID_18, name=NAME, birth_date=idnumber.birth_date(ID_18),
+        hukou_region_code="320923101",
         residence_region_code="320923101201", status="active", political_rights=True,
         residence_certificate=certificate, updated_at=datetime(2026, 4, 30, 1, 30, tzinfo=UTC),
     )
@@ -433,7 +435,8 @@ def test_status_of_the_wrong_json_type_is_a_record_error(status: Any) -> None:
 def record(record_id: str = "P-0001", *, source: str = "population", at: datetime = NOW, status: str = "active",
            id_number: str = ID_18) -> RegistryRecord:
     return RegistryRecord(
-        source=source, record_id=record_id, id_number=id_number, name=NAME, hukou_region_code="320923",
+        source=source, record_id=record_id, id_number=id_number, name=NAME,
+        birth_date=idnumber.birth_date(id_number), hukou_region_code="320923",
         residence_region_code="320923", status=status, political_rights=True, residence_certificate=None,
         updated_at=at,
     )

@@ -26,6 +26,7 @@ from shared.idnumber import (
     is_valid,
     mask,
     normalize,
+    normalize_born,
 )
 
 TODAY = date(2026, 5, 1)
@@ -129,6 +130,22 @@ def test_leap_days() -> None:
         with pytest.raises(InvalidIdNumber) as info:
             normalize(build("320923", bad, "001"), today=date(2200, 1, 1))
         assert info.value.code == "birth_date", bad
+
+
+@pytest.mark.parametrize("raw", [build("320923", "20000229", "001"), " 11010119900307109x", "320923851120452"])
+def test_normalize_born_is_normalize_and_the_birth_date(raw: str) -> None:
+    number, born = normalize_born(raw, today=TODAY)
+    assert number == normalize(raw, today=TODAY)
+    assert born == birth_date(number)
+
+
+def test_normalize_born_refuses_what_normalize_refuses() -> None:
+    for bad in (build("320923", "20260502", "001"), "32092319851120452", build("990923", "19851120", "452")):
+        with pytest.raises(InvalidIdNumber) as expected:
+            normalize(bad, today=TODAY)
+        with pytest.raises(InvalidIdNumber) as got:
+            normalize_born(bad, today=TODAY)
+        assert got.value.code == expected.value.code, bad
 
 
 def test_birth_date_today_and_earliest_are_accepted() -> None:

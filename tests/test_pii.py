@@ -17,6 +17,7 @@ from shared.pii import (
     decrypt,
     encrypt,
     ensure_dev_keyring,
+    id_number_index,
     key_id_of,
     normalize_for_index,
     reencrypt,
@@ -218,6 +219,14 @@ def test_foreign_phone_does_not_collide_with_domestic(keyring: Keyring) -> None:
 def test_blind_index_equal_for_equivalent_id_numbers(keyring: Keyring, variant: str) -> None:
     expected = blind_index(keyring, "11010119900307777X", kind="id_number")
     assert blind_index(keyring, variant, kind="id_number") == expected
+
+
+@pytest.mark.parametrize("canonical", ["11010119900307777X", "320923199001010019", "110101800101001"])
+def test_id_number_index_of_a_canonical_number_is_its_blind_index(keyring: Keyring, canonical: str) -> None:
+    # Registry loads index the number idnumber.normalize returned without normalizing it again;
+    # the stored index must be the one a lookup by any spelling computes.
+    assert id_number_index(keyring, canonical) == blind_index(keyring, canonical, kind="id_number")
+    assert id_number_index(keyring, canonical) != id_number_index(Keyring.generate(), canonical)
 
 
 @pytest.mark.parametrize("variant", ["张三", " 张三 ", "张 三", "张\u3000三"])

@@ -28,13 +28,15 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
 """
 
 AFFECTED = "registry_affected"
-CREATE_AFFECTED = f"CREATE TEMP TABLE IF NOT EXISTS {AFFECTED} (person_index bytea) ON COMMIT DELETE ROWS"
-
-# A record that now names another ID number leaves its former person to be merged again too.
-_MOVED = f"""
-INSERT INTO {AFFECTED}
-SELECT r.person_index FROM identity.registry_records r JOIN {_STAGING} s USING (source, record_id)
-WHERE r.person_index <> s.person_index AND s.updated_at > r.updated_at
+# The persons to merge again; the applied record's values beside them, so that a person the upsert
+# just created can be merged from here alone. A person left by a moved record has only its index.
+_APPLIED = ("source", "birth_date", "hukou_region_code", "residence_region_code", "status", "political_rights",
+            "residence_certificate", "updated_at")
+CREATE_AFFECTED = f"""
+CREATE TEMP TABLE IF NOT EXISTS {AFFECTED} (
+    person_index bytea, source text, birth_date date, hukou_region_code text, residence_region_code text,
+    status text, political_rights boolean, residence_certificate boolean, updated_at timestamptz
+) ON COMMIT DELETE ROWS
 """
 
 MERGE = f"""
@@ -68,15 +70,51 @@ ON CONFLICT (person_index) DO UPDATE SET
 
 _COLS = ", ".join(ROW_COLUMNS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c in ROW_COLUMNS if c not in ("source", "record_id"))
+# Each applied record's person is merged again, and so is the person a record now naming another
+# ID number leaves (`old` is the row before the update; PostgreSQL 18's RETURNING OLD saves reading
+# the records a second time to find those). Answers how many records changed and how many rows
+# went to AFFECTED.
 _UPSERT = f"""
 WITH changed AS (
     INSERT INTO identity.registry_records AS r ({_COLS})
     SELECT {_COLS} FROM {_STAGING}
     ON CONFLICT (source, record_id) DO UPDATE SET {_UPDATES}, received_at = now()
     WHERE excluded.updated_at > r.updated_at
-    RETURNING r.person_index
+    RETURNING old.person_index AS former, new.person_index, {", ".join("new." + c for c in _APPLIED)}
+), affected AS (
+    INSERT INTO {AFFECTED} (person_index, {", ".join(_APPLIED)})
+    SELECT person_index, {", ".join(_APPLIED)} FROM changed
+    UNION ALL
+    SELECT former, {", ".join("NULL" for _ in _APPLIED)} FROM changed WHERE former <> person_index
+    RETURNING source
 )
-INSERT INTO {AFFECTED} SELECT person_index FROM changed
+SELECT count(source) AS changed, count(*) AS affected FROM affected
+"""
+
+# A person with no row in registry_persons had no records before this statement's upsert, so its
+# records are exactly the applied ones above: it is merged from them, without reading the records
+# table (three index probes a person, half of a first load's merging). The rest, and anyone the
+# insert finds already there, are left in AFFECTED for MERGE. A separate statement from MERGE on
+# purpose: when another transaction creates the same person first, the insert waits for it, and
+# MERGE's fresh snapshot then sees that transaction's records.
+_NEWEST = "(array_agg({value} ORDER BY updated_at DESC) FILTER (WHERE source = '{source}'))[1]"
+_FRESH = f"""
+WITH fresh AS (
+    INSERT INTO identity.registry_persons (person_index, birth_date, in_population, hukou_region_code, status,
+                                           political_rights, certified_residence, deceased)
+    SELECT person_index, min(birth_date), bool_or(source = 'population'),
+           {_NEWEST.format(value="hukou_region_code", source="population")},
+           {_NEWEST.format(value="status", source="population")},
+           {_NEWEST.format(value="political_rights", source="population")},
+           {_NEWEST.format(value="CASE WHEN residence_certificate THEN residence_region_code END", source="migrant")},
+           coalesce(bool_or(status = 'deceased'), false)
+    FROM {AFFECTED} a
+    WHERE NOT EXISTS (SELECT FROM identity.registry_persons p WHERE p.person_index = a.person_index)
+    GROUP BY person_index HAVING bool_and(source IS NOT NULL)
+    ON CONFLICT (person_index) DO NOTHING
+    RETURNING person_index
+)
+DELETE FROM {AFFECTED} a USING fresh WHERE a.person_index = fresh.person_index
 """
 
 
@@ -89,6 +127,11 @@ async def _driver(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+def _count(status: str) -> int:
+    """The row count of a command's status, such as `INSERT 0 42` or `DELETE 7`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def store_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> int:
     """Upsert rows (at most one per key) in the session's transaction; how many changed anything."""
     if not rows:
@@ -97,10 +140,8 @@ async def store_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> 
     await driver.execute(_CREATE_STAGING)
     await driver.execute(CREATE_AFFECTED)
     await driver.copy_records_to_table(_STAGING, records=rows, columns=list(ROW_COLUMNS))
-    await driver.execute(_MOVED)
-    status: str = await driver.execute(_UPSERT)
-    changed = int(status.rsplit(" ", 1)[-1])
-    if changed:
+    changed, affected = await driver.fetchrow(_UPSERT)
+    if changed and _count(await driver.execute(_FRESH)) < affected:
         await driver.execute(MERGE)
     # Several batches may share one transaction (a streamed HTTP body); each starts from empty.
     await driver.execute(f"TRUNCATE {_STAGING}, {AFFECTED}")
