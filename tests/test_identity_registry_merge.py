@@ -7,6 +7,7 @@ module is merged again from the records table alone (`MERGE`), and the two must 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
@@ -131,3 +132,23 @@ async def test_people_seen_first_are_merged_as_a_merge_from_scratch_would(
     # 4. The same batch again changes nothing.
     assert await store(runtime, [row(runtime, "population", "MG-C2", 7, day=8, born=born)]) == 0
     assert await persons(runtime) == third
+
+
+async def test_two_batches_writing_one_known_person_at_once_both_count(
+    identity: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    # A population feed and a migrant load running side by side, each with a record of one person.
+    _, runtime = identity
+    assert await store(runtime, [row(runtime, "population", "MG-H", 8, day=1)]) == 1
+    async with runtime.transaction() as first:
+        assert await store_rows(first, [row(runtime, "migrant", "MG-H-m", 8, day=2, residence=OTHER,
+                                            certificate=True)]) == 1
+        second = asyncio.create_task(store(runtime, [row(runtime, "population", "MG-H", 8, day=3,
+                                                         hukou=f"{REGION}004")]))
+        await asyncio.sleep(0.5)
+        assert not second.done(), "the second batch should wait for the first, which holds the person"
+    assert await second == 1
+    merged = await persons(runtime)
+    assert merged == await merged_from_scratch(runtime)
+    assert (merged[index(runtime, 8)]["certified_residence"], merged[index(runtime, 8)]["hukou_region_code"]) == (
+        OTHER, f"{REGION}004")

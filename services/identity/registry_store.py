@@ -126,6 +126,16 @@ async def _driver(session: AsyncSession) -> Any:
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 
+# The known persons to merge, locked first, in one order so that two batches cannot wait on each
+# other. A transaction writing records of the same person commits before it lets go, and MERGE's
+# snapshot, taken after, then holds that transaction's records too: without the lock, MERGE would
+# wait only at its own write and then overwrite the person with what it read before the wait.
+_LOCK_KNOWN = f"""
+SELECT FROM identity.registry_persons
+WHERE person_index IN (SELECT person_index FROM {AFFECTED})
+ORDER BY person_index FOR UPDATE
+"""
+
 
 def _count(status: str) -> int:
     """The row count of a command's status, such as `INSERT 0 42` or `DELETE 7`."""
@@ -142,6 +152,7 @@ async def store_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> 
     await driver.copy_records_to_table(_STAGING, records=rows, columns=list(ROW_COLUMNS))
     changed, affected = await driver.fetchrow(_UPSERT)
     if changed and _count(await driver.execute(_FRESH)) < affected:
+        await driver.execute(_LOCK_KNOWN)
         await driver.execute(MERGE)
     # Several batches may share one transaction (a streamed HTTP body); each starts from empty.
     await driver.execute(f"TRUNCATE {_STAGING}, {AFFECTED}")
