@@ -126,8 +126,9 @@ async def _driver(session: AsyncSession) -> Any:
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 
-# The known persons to merge, locked first, in one order so that two batches cannot wait on each
-# other. A transaction writing records of the same person commits before it lets go, and MERGE's
+
+# The known persons to merge, locked first, in one order so that two batches locking the same
+# persons cannot deadlock. A transaction writing records of the same person commits before it lets go, and MERGE's
 # snapshot, taken after, then holds that transaction's records too: without the lock, MERGE would
 # wait only at its own write and then overwrite the person with what it read before the wait.
 _LOCK_KNOWN = f"""
