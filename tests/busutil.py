@@ -54,6 +54,17 @@ async def publish(nats_url: str, subject: str, body: bytes, msg_id: str | None =
         await nc.close()
 
 
+async def publish_all(nats_url: str, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    """Publish at once (pipelined on one connection), so they are in the stream together."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await asyncio.gather(*(js.publish(subject, body, headers=headers, timeout=10)
+                               for subject, body, headers in messages))
+    finally:
+        await nc.close()
+
+
 async def consumer_state(nats_url: str, stream: str, durable: str) -> Any:
     nc = await nats.connect(nats_url)
     try:

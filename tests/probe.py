@@ -146,3 +146,17 @@ async def _main(name: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_main(sys.argv[1]))
+
+
+async def hold_in_hand(nats_url: str, probe: Probe, event_id: str, *, sleep: float) -> None:
+    """Publish one event whose handler sleeps `sleep` seconds, and return once the probe holds it."""
+    from busutil import event_body, eventually, publish_all
+
+    await publish_all(nats_url, [(probe.subject, event_body(event_id, probe.subject,
+                                                            {"value": event_id, "sleep": sleep}),
+                                  {"Nats-Msg-Id": event_id})])
+
+    async def in_hand() -> bool:
+        return attempts[event_id] == 1
+
+    await eventually(in_hand, timeout=10, what=f"event {event_id} in hand")

@@ -4,27 +4,14 @@ and what each event causes continues that event's own trace."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
-import nats
-from busutil import consumer_state, count_rows, event_body, eventually, stream_messages, unique_name
+from busutil import consumer_state, count_rows, event_body, eventually, publish_all, stream_messages, unique_name
 from conftest import Servers
-from probe import attempts, batches, create_schema, make_probe, probe_settings
+from probe import attempts, batches, create_schema, hold_in_hand, make_probe, probe_settings
 
 from shared.service import build_app
-
-
-async def _publish_all(nats_url: str, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
-    """Publish at once (pipelined on one connection), so they are in the stream together."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await asyncio.gather(*(js.publish(subject, body, headers=headers, timeout=10)
-                               for subject, body, headers in messages))
-    finally:
-        await nc.close()
 
 
 async def _all_acked(nats_url: str, stream: str, durable: str) -> bool:
@@ -42,12 +29,12 @@ async def test_events_in_hand_together_are_written_in_batches_each_exactly_once(
         # The first event holds its batch up for a moment, so the others pile up behind it.
         first = [(probe.subject, event_body(ids[0], probe.subject, {"value": "0", "sleep": 0.5}),
                   {"Nats-Msg-Id": ids[0]})]
-        await _publish_all(servers.nats_url, first)
+        await publish_all(servers.nats_url, first)
         rest = [(probe.subject, event_body(i, probe.subject, {"value": i}), {"Nats-Msg-Id": i}) for i in ids[1:]]
         # The same event again under another message id, as a publisher that retried would send it.
         again = [(probe.subject, event_body(i, probe.subject, {"value": i}), {"Nats-Msg-Id": f"again-{i}"})
                  for i in ids[1:50]]
-        await _publish_all(servers.nats_url, rest + again)
+        await publish_all(servers.nats_url, rest + again)
 
         async def all_applied() -> bool:
             return await count_rows(servers.database_url, probe.effects) == len(ids)
@@ -78,14 +65,14 @@ async def test_a_failing_event_is_taken_out_of_its_batch_and_the_others_are_appl
     failing, bad = f"{probe.name}-failing", f"{probe.name}-bad"
     async with app.router.lifespan_context(app):
         await app.state.runtime.bus_started.wait()
-        await _publish_all(servers.nats_url, [(probe.subject, event_body(
+        await publish_all(servers.nats_url, [(probe.subject, event_body(
             f"{probe.name}-slow", probe.subject, {"value": "slow", "sleep": 0.5}), {"Nats-Msg-Id": "slow"})])
         messages = [(probe.subject, event_body(i, probe.subject, {"value": i}), {"Nats-Msg-Id": i}) for i in good]
         messages.insert(10, (probe.subject, event_body(failing, probe.subject, {"value": "poison", "fail": True}),
                              {"Nats-Msg-Id": failing}))
         messages.insert(25, (probe.subject, event_body(bad, probe.subject, {"value": "bad", "bad": True}),
                              {"Nats-Msg-Id": bad}))
-        await _publish_all(servers.nats_url, messages)
+        await publish_all(servers.nats_url, messages)
         dead_stream = f"DEADLETTER_{probe.name.upper()}"
 
         async def both_dead() -> bool:
@@ -112,9 +99,9 @@ async def test_what_a_batched_event_causes_continues_that_events_own_trace(serve
     traces = {f"{probe.name}-{n}": uuid.uuid4().int & (2**128 - 1) for n in range(30)}
     async with app.router.lifespan_context(app):
         await app.state.runtime.bus_started.wait()
-        await _publish_all(servers.nats_url, [(probe.subject, event_body(
+        await publish_all(servers.nats_url, [(probe.subject, event_body(
             f"{probe.name}-slow", probe.subject, {"value": "slow", "sleep": 0.5}), {"Nats-Msg-Id": "slow"})])
-        await _publish_all(servers.nats_url, [
+        await publish_all(servers.nats_url, [
             (probe.subject, event_body(i, probe.subject, {"value": i}),
              {"Nats-Msg-Id": i, "traceparent": f"00-{t:032x}-{uuid.uuid4().int & (2**64 - 1):016x}-01"})
             for i, t in traces.items()])
@@ -141,14 +128,7 @@ async def test_a_stop_finishes_the_batch_in_hand_and_acknowledges_it(servers: Se
     slow = f"{probe.name}-slow"
     async with app.router.lifespan_context(app):
         await app.state.runtime.bus_started.wait()
-        await _publish_all(servers.nats_url, [(probe.subject, event_body(slow, probe.subject,
-                                                                         {"value": "slow", "sleep": 1.0}),
-                                               {"Nats-Msg-Id": slow})])
-
-        async def in_hand() -> bool:
-            return attempts[slow] == 1
-
-        await eventually(in_hand, timeout=10, what="the slow event in hand")
+        await hold_in_hand(servers.nats_url, probe, slow, sleep=1.0)
     # The lifespan has ended: the service stopped while the event was being applied.
     assert await count_rows(servers.database_url, probe.effects) == 1
     info = await consumer_state(servers.nats_url, probe.stream, probe.durable)

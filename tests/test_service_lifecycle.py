@@ -13,11 +13,10 @@ import time
 
 import httpx
 import pytest
-from busutil import count_rows, event_body, eventually, unique_name
+from busutil import count_rows, unique_name
 from conftest import Servers
-from probe import attempts, create_schema, make_probe, probe_settings
+from probe import create_schema, hold_in_hand, make_probe, probe_settings
 from sqlalchemy import text
-from test_bus_batches import _publish_all
 
 from shared.service import Runtime, build_app
 
@@ -43,14 +42,7 @@ async def test_an_event_that_never_finishes_does_not_hold_the_stop(
         await lifespan.__aenter__()
         await app.state.runtime.bus_started.wait()
         assert await _connections_named(servers, f"minyi-{probe.name}") == 1
-        await _publish_all(servers.nats_url, [(probe.subject, event_body(stuck, probe.subject,
-                                                                         {"value": "stuck", "sleep": 600}),
-                                               {"Nats-Msg-Id": stuck})])
-
-        async def in_hand() -> bool:
-            return attempts[stuck] == 1
-
-        await eventually(in_hand, timeout=10, what="the stuck event in hand")
+        await hold_in_hand(servers.nats_url, probe, stuck, sleep=600)
         started = time.monotonic()
         try:
             await asyncio.wait_for(lifespan.__aexit__(None, None, None), STOP_SECONDS + 20)
